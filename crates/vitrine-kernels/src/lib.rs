@@ -1,0 +1,202 @@
+//! Distance kernels and exact top-k selection: the innermost loops of vitrine's search.
+//!
+//! Everything here works on plain `f32` slices laid out row-major (`rows × dim`). The store
+//! hands memory-mapped segment data straight to these functions.
+//!
+//! * [`scores_block`] computes every dot product between a block of queries and a block of rows.
+//!   It is the one hot kernel: a single query is a batch of one, and a batch of many queries
+//!   reads each row from memory once per batch (the row block stays in cache while all queries
+//!   pass over it).
+//! * [`scalar`] holds the reference implementations that define what the SIMD versions must
+//!   compute; tests compare the two on random shapes, tails included.
+//! * The SIMD level (AVX-512, AVX2+FMA or scalar) is detected once at run time ([`simd_level`]),
+//!   so one binary runs everywhere and uses the widest units the CPU has.
+//! * [`Collector`] keeps the best candidates of one query. It keeps a *margin* below the k-th
+//!   score so that the f32 scores computed here can be re-ranked in f64 afterwards without losing
+//!   any row that the exact (f64) ranking would put in the top k: see [`dot_error_bound`].
+#![deny(missing_docs)]
+
+mod collector;
+pub mod scalar;
+mod simd;
+
+pub use collector::{Candidate, Collector};
+
+use std::sync::OnceLock;
+
+/// The instruction set the kernels use on this machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SimdLevel {
+    /// AVX-512F (16 f32 lanes), with masked loads for dimension tails.
+    Avx512,
+    /// AVX2 with FMA (8 f32 lanes).
+    Avx2Fma,
+    /// Portable scalar code.
+    Scalar,
+}
+
+impl SimdLevel {
+    /// A short name for logs and benchmark reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            SimdLevel::Avx512 => "avx512",
+            SimdLevel::Avx2Fma => "avx2+fma",
+            SimdLevel::Scalar => "scalar",
+        }
+    }
+}
+
+/// The SIMD level detected on this CPU (once; later calls are free).
+///
+/// Setting the environment variable `VITRINE_SIMD=scalar` (or `avx2`) caps the level, which
+/// is how benchmarks and tests exercise the fallbacks on a machine that has AVX-512.
+pub fn simd_level() -> SimdLevel {
+    static LEVEL: OnceLock<SimdLevel> = OnceLock::new();
+    *LEVEL.get_or_init(|| {
+        let cap = std::env::var("VITRINE_SIMD").unwrap_or_default();
+        detect(&cap)
+    })
+}
+
+#[cfg(target_arch = "x86_64")]
+fn detect(cap: &str) -> SimdLevel {
+    if cap == "scalar" {
+        return SimdLevel::Scalar;
+    }
+    if cap != "avx2" && std::arch::is_x86_feature_detected!("avx512f") {
+        return SimdLevel::Avx512;
+    }
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        return SimdLevel::Avx2Fma;
+    }
+    SimdLevel::Scalar
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn detect(_cap: &str) -> SimdLevel {
+    SimdLevel::Scalar
+}
+
+/// `out[q * nr + r] = dot(queries[q], rows[r])` for `nq` queries and `nr` rows of `dim` floats.
+///
+/// # Panics
+/// If a slice is shorter than its stated shape (a caller bug, never user input).
+pub fn scores_block(queries: &[f32], rows: &[f32], dim: usize, out: &mut [f32]) {
+    scores_block_at(simd_level(), queries, rows, dim, out)
+}
+
+/// [`scores_block`] at an explicit SIMD level (falls back to scalar if the CPU lacks it).
+pub fn scores_block_at(level: SimdLevel, queries: &[f32], rows: &[f32], dim: usize, out: &mut [f32]) {
+    assert!(dim > 0, "dimension must be positive");
+    let nq = queries.len() / dim;
+    let nr = rows.len() / dim;
+    assert_eq!(queries.len(), nq * dim, "queries are not a whole number of rows");
+    assert_eq!(rows.len(), nr * dim, "rows are not a whole number of rows");
+    assert!(out.len() >= nq * nr, "output buffer too small");
+    match level {
+        #[cfg(target_arch = "x86_64")]
+        SimdLevel::Avx512 if std::arch::is_x86_feature_detected!("avx512f") => {
+            // SAFETY: the CPU supports AVX-512F (checked just above); shapes were checked.
+            unsafe { simd::avx512::scores_block(queries, nq, rows, nr, dim, out) }
+        }
+        #[cfg(target_arch = "x86_64")]
+        SimdLevel::Avx2Fma
+            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") =>
+        {
+            // SAFETY: the CPU supports AVX2 and FMA (checked just above); shapes were checked.
+            unsafe { simd::avx2::scores_block(queries, nq, rows, nr, dim, out) }
+        }
+        _ => scalar::scores_block(queries, rows, dim, out),
+    }
+}
+
+/// Dot product in f32 with the detected SIMD level.
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut out = [0f32];
+    scores_block(a, b, a.len(), &mut out);
+    out[0]
+}
+
+/// Dot product accumulated in f64: the exact re-ranking step uses it.
+pub fn dot_f64(a: &[f32], b: &[f32]) -> f64 {
+    a.iter().zip(b).map(|(&x, &y)| x as f64 * y as f64).sum()
+}
+
+/// Squared Euclidean distance accumulated in f64.
+pub fn l2sq_f64(a: &[f32], b: &[f32]) -> f64 {
+    a.iter()
+        .zip(b)
+        .map(|(&x, &y)| {
+            let d = x as f64 - y as f64;
+            d * d
+        })
+        .sum()
+}
+
+/// Euclidean norm accumulated in f64.
+pub fn norm_f64(a: &[f32]) -> f64 {
+    dot_f64(a, a).sqrt()
+}
+
+/// An upper bound on `|dot_f32(q, x) - dot_exact(q, x)|` for any row `x` with `‖x‖ ≤ norm_x`.
+///
+/// Any summation order of `dim` products has a relative error of at most γ(dim+1) times
+/// `Σ|qᵢxᵢ| ≤ ‖q‖‖x‖` (Cauchy–Schwarz), with γ(n) = n·u/(1−n·u) and u = 2⁻²⁴. The bound is
+/// doubled to cover the few extra roundings around the dot product (normalisation, conversions).
+pub fn dot_error_bound(dim: usize, norm_q: f64, norm_x: f64) -> f64 {
+    let u = f32::EPSILON as f64 / 2.0;
+    let n = (dim + 8) as f64;
+    let gamma = n * u / (1.0 - n * u);
+    2.0 * gamma * norm_q * norm_x + f32::MIN_POSITIVE as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    fn random(rng: &mut rand::rngs::StdRng, n: usize) -> Vec<f32> {
+        (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect()
+    }
+
+    #[test]
+    fn simd_levels_agree_with_scalar_on_random_shapes_and_tails() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        for &dim in &[1usize, 3, 7, 8, 15, 16, 17, 31, 33, 64, 100, 512, 515] {
+            for &(nq, nr) in &[(1usize, 1usize), (1, 9), (3, 5), (4, 4), (5, 13), (9, 7), (64, 37)] {
+                let q = random(&mut rng, nq * dim);
+                let x = random(&mut rng, nr * dim);
+                let mut want = vec![0f32; nq * nr];
+                scalar::scores_block(&q, &x, dim, &mut want);
+                for level in [SimdLevel::Avx512, SimdLevel::Avx2Fma, SimdLevel::Scalar] {
+                    let mut got = vec![f32::NAN; nq * nr];
+                    scores_block_at(level, &q, &x, dim, &mut got);
+                    for i in 0..nq * nr {
+                        let (qi, ri) = (i / nr, i % nr);
+                        let exact = dot_f64(&q[qi * dim..][..dim], &x[ri * dim..][..dim]);
+                        let bound = dot_error_bound(
+                            dim,
+                            norm_f64(&q[qi * dim..][..dim]),
+                            norm_f64(&x[ri * dim..][..dim]),
+                        );
+                        assert!(
+                            (got[i] as f64 - exact).abs() <= bound,
+                            "{level:?} dim={dim} nq={nq} nr={nr} i={i}: {} vs exact {exact} (bound {bound})",
+                            got[i]
+                        );
+                        assert!((got[i] - want[i]).abs() <= 2.0 * bound as f32);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn dot_matches_f64_reference() {
+        let a = [1.0f32, 2.0, 3.0];
+        let b = [4.0f32, -5.0, 6.0];
+        assert_eq!(dot(&a, &b), 12.0);
+        assert_eq!(dot_f64(&a, &b), 12.0);
+        assert_eq!(l2sq_f64(&a, &b), 9.0 + 49.0 + 9.0);
+    }
+}
