@@ -1,1 +1,63 @@
-//! placeholder
+//! vitrine's embedded vector store.
+//!
+//! A **store** is a directory of **collections**. A collection has a [`Schema`] (dimension,
+//! metric, user fields) and rows (`id`, `uri`, `source`, `timestamp`, fields, vector) grouped
+//! into **partitions** keyed by (source, UTC day). Each partition is a set of immutable,
+//! memory-mapped **segments**; deletes are bitmaps beside them; a manifest names the live files.
+//!
+//! ```text
+//! Store ─▶ collection (manifest.json) ─▶ partition (source, day) ─▶ segment (.vseg + .del)
+//! ```
+//!
+//! * **Writes** go through the store's single [`Writer`] (an `flock`ed `LOCK` file naming its
+//!   holder). Each write is one commit: new files are written and fsync'd, then a new manifest
+//!   is atomically published (write, fsync, rename, fsync directory). An acknowledged commit
+//!   survives `kill -9` and power loss; an interrupted one leaves only orphan files that the next
+//!   writer removes. Re-inserting an id replaces its row in the same commit (upsert).
+//! * **Reads** open a [`Snapshot`] of the current manifest without any lock.
+//! * **Search** is exact: f32 SIMD scan over the selected partitions, then an f64 re-rank of the
+//!   candidates within the kernels' error bound, so results equal a float64 brute force with
+//!   ties broken by id (see [`search`](crate::SearchRequest)). Partitions outside the requested
+//!   sources, days or filter are pruned before any vector is read.
+//! * **Retention** drops whole partitions; **compaction** rewrites partitions with deleted rows.
+//!
+//! ```
+//! use vitrine_store::{Batch, Metric, Row, Schema, SearchRequest, Selection, Store};
+//! let dir = tempfile::tempdir().unwrap();
+//! let w = Store::open_writer(dir.path()).unwrap();
+//! w.create_collection("images", Schema::new(2, Metric::Cosine).unwrap()).unwrap();
+//! let mut c = w.collection("images").unwrap();
+//! let row = |id: &str| Row { id: id.into(), uri: String::new(), source: "products".into(),
+//!                            timestamp: 1_700_000_000, fields: vec![] };
+//! c.insert(&Batch { field_names: vec![], rows: vec![row("a"), row("b")],
+//!                   vectors: vec![1.0, 0.0, 0.6, 0.8] }).unwrap();
+//! let snap = w.snapshot("images").unwrap();
+//! let res = snap.search(&SearchRequest { queries: vec![0.0, 1.0], k: Some(1), threshold: None,
+//!                                        selection: Selection::default() }).unwrap();
+//! assert_eq!(res.hits[0][0].id, "b");
+//! ```
+#![deny(missing_docs)]
+
+#[cfg(target_endian = "big")]
+compile_error!("vitrine's file formats are little-endian");
+
+mod collection;
+mod day;
+mod deletes;
+mod error;
+pub mod filter;
+mod lock;
+mod manifest;
+mod schema;
+mod search;
+mod segment;
+mod store;
+
+pub use collection::{Batch, CollectionWriter, CompactReport, InsertReport, PartitionInfo, Row, Snapshot, MAX_SEGMENT_ROWS};
+pub use day::{parse_age, parse_timestamp, Day};
+pub use error::{Error, Result};
+pub use filter::{Expr, FilterError};
+pub use manifest::{Manifest, SegmentEntry};
+pub use schema::{check_name, Field, FieldType, Metric, Schema, Value, RESERVED_FIELDS};
+pub use search::{Hit, SearchRequest, SearchResults, SearchStats, Selection};
+pub use store::{Store, Writer};

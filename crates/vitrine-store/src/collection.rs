@@ -1,0 +1,669 @@
+//! Collections: a manifest plus its segments. [`Snapshot`] reads, [`CollectionWriter`] writes.
+
+use crate::deletes::Bitmap;
+use crate::error::{invalid, IoContext, Result};
+use crate::manifest::{sync_dir, Manifest, SegmentEntry};
+use crate::schema::{check_name, FieldType, Schema, Value};
+use crate::search::{self, SearchRequest, SearchResults, SegRef, Selection};
+use crate::segment::{write_segment, RowRef, Segment};
+use crate::{Day, Error};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Rows per segment file at most (about 256 MB at 512 dimensions).
+pub const MAX_SEGMENT_ROWS: usize = 131_072;
+
+pub(crate) fn seg_file(dir: &Path, id: u64) -> PathBuf {
+    dir.join("segments").join(format!("seg-{id:08}.vseg"))
+}
+
+/// Statistics of one (source, day) partition.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PartitionInfo {
+    /// Source.
+    pub source: String,
+    /// Day.
+    pub day: Day,
+    /// Segment files.
+    pub segments: usize,
+    /// Live rows (not deleted).
+    pub rows: u64,
+    /// Deleted rows whose space `compact` would reclaim.
+    pub deleted: u64,
+    /// Bytes on disk.
+    pub bytes: u64,
+}
+
+fn partitions_of(m: &Manifest) -> Vec<PartitionInfo> {
+    let mut map: BTreeMap<(String, Day), PartitionInfo> = BTreeMap::new();
+    for e in &m.segments {
+        let p = map.entry((e.source.clone(), e.day)).or_insert_with(|| PartitionInfo {
+            source: e.source.clone(),
+            day: e.day,
+            segments: 0,
+            rows: 0,
+            deleted: 0,
+            bytes: 0,
+        });
+        p.segments += 1;
+        p.rows += e.rows - e.deleted;
+        p.deleted += e.deleted;
+        p.bytes += e.bytes;
+    }
+    map.into_values().collect()
+}
+
+/// A consistent, read-only view of a collection as of one manifest version.
+///
+/// Opening maps every segment file; nothing is copied. Writers publishing later versions
+/// never disturb a snapshot (removed files stay readable while mapped).
+#[derive(Debug)]
+pub struct Snapshot {
+    name: String,
+    manifest: Manifest,
+    segments: Vec<(SegmentEntry, Arc<Segment>, Option<Bitmap>)>,
+}
+
+impl Snapshot {
+    pub(crate) fn open(name: &str, dir: &Path) -> Result<Snapshot> {
+        // A writer may remove files between our reading the manifest and opening them;
+        // then a newer manifest exists, so read it again.
+        let mut attempt = 0;
+        loop {
+            let manifest = Manifest::load(dir)?;
+            match Self::open_files(dir, &manifest) {
+                Ok(segments) => return Ok(Snapshot { name: name.to_string(), manifest, segments }),
+                Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound && attempt < 5 => {
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn open_files(dir: &Path, m: &Manifest) -> Result<Vec<(SegmentEntry, Arc<Segment>, Option<Bitmap>)>> {
+        let mut out = Vec::with_capacity(m.segments.len());
+        for e in &m.segments {
+            let seg = Segment::open(&seg_file(dir, e.id))?;
+            check_entry(e, &seg, m.schema.dim)?;
+            let del = match &e.deletes {
+                Some(f) => Some(Bitmap::read(&dir.join("segments").join(f), seg.rows())?),
+                None => None,
+            };
+            out.push((e.clone(), Arc::new(seg), del));
+        }
+        Ok(out)
+    }
+
+    /// The collection's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The schema.
+    pub fn schema(&self) -> &Schema {
+        &self.manifest.schema
+    }
+
+    /// The manifest this snapshot reads.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// Live rows in the collection.
+    pub fn rows(&self) -> u64 {
+        self.manifest.segments.iter().map(|e| e.rows - e.deleted).sum()
+    }
+
+    /// Partitions with their statistics, sorted by (source, day).
+    pub fn partitions(&self) -> Vec<PartitionInfo> {
+        partitions_of(&self.manifest)
+    }
+
+    /// Runs an exact search.
+    pub fn search(&self, req: &SearchRequest) -> Result<SearchResults> {
+        let segs: Vec<SegRef<'_>> =
+            self.segments.iter().map(|(e, s, d)| SegRef { id: e.id, seg: s, deletes: d.as_ref() }).collect();
+        let parts = self.partitions().len();
+        search::search(self.manifest.schema.metric, self.manifest.schema.dim, &segs, parts, req)
+    }
+
+    /// User fields of the row at `location` (from a [`crate::Hit`]).
+    pub fn fields_at(&self, location: (u64, u32)) -> Vec<(String, Value)> {
+        self.segments
+            .iter()
+            .find(|(e, ..)| e.id == location.0)
+            .map(|(_, s, _)| s.user_fields(location.1 as usize))
+            .unwrap_or_default()
+    }
+
+    /// Live rows matching `selection`, as (id, vector) pairs, in storage order.
+    pub fn rows_where(&self, selection: &Selection) -> Vec<(String, Vec<f32>)> {
+        let mut out = Vec::new();
+        for (_, seg, del) in &self.segments {
+            if !selection.includes_partition(&seg.footer().source, seg.footer().day) {
+                continue;
+            }
+            let (mask, ..) = selection.excluded(seg, del.as_ref());
+            for r in 0..seg.rows() {
+                if !mask.as_ref().is_some_and(|m| m.contains(r)) {
+                    out.push((seg.id(r).to_string(), seg.vector(r).to_vec()));
+                }
+            }
+        }
+        out
+    }
+
+    /// Reads every byte of every segment and checks the checksums.
+    pub fn verify(&self) -> Result<()> {
+        self.segments.iter().try_for_each(|(_, s, _)| s.verify())
+    }
+}
+
+fn check_entry(e: &SegmentEntry, seg: &Segment, dim: usize) -> Result<()> {
+    let f = seg.footer();
+    if f.rows != e.rows || f.dim as usize != dim || f.source != e.source || f.day != e.day {
+        return Err(Error::Corrupt {
+            path: seg.path().to_path_buf(),
+            reason: "segment does not match its manifest entry".into(),
+        });
+    }
+    Ok(())
+}
+
+/// Rows to insert: flat vectors plus per-row metadata.
+#[derive(Debug, Clone, Default)]
+pub struct Batch {
+    /// Names of the user fields that `rows[i].fields` follow.
+    pub field_names: Vec<String>,
+    /// Row metadata.
+    pub rows: Vec<Row>,
+    /// `rows.len() × dim` floats.
+    pub vectors: Vec<f32>,
+}
+
+/// One row's metadata.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    /// Primary key; re-inserting it replaces the old row.
+    pub id: String,
+    /// Where the image lives.
+    pub uri: String,
+    /// Data source (partition key, with the day).
+    pub source: String,
+    /// Unix seconds; its UTC day is the other half of the partition key.
+    pub timestamp: i64,
+    /// User field values aligned with [`Batch::field_names`].
+    pub fields: Vec<Value>,
+}
+
+/// What an insert did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InsertReport {
+    /// Rows written.
+    pub inserted: u64,
+    /// Of those, rows that replaced an existing id (or an earlier duplicate in the batch).
+    pub replaced: u64,
+    /// Partitions touched.
+    pub partitions: usize,
+}
+
+/// What a compaction did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CompactReport {
+    /// Partitions rewritten.
+    pub partitions: usize,
+    /// Deleted rows whose space was reclaimed.
+    pub rows_reclaimed: u64,
+    /// Bytes before and after.
+    pub bytes_before: u64,
+    /// Bytes after.
+    pub bytes_after: u64,
+}
+
+/// The single writer of one collection. Every method is one atomic, durable commit.
+pub struct CollectionWriter {
+    name: String,
+    dir: PathBuf,
+    manifest: Manifest,
+    segs: HashMap<u64, Arc<Segment>>,
+    deletes: HashMap<u64, Bitmap>,
+    ids: Option<HashMap<String, (u64, u32)>>,
+    max_segment_rows: usize,
+}
+
+impl CollectionWriter {
+    pub(crate) fn open(name: &str, dir: &Path) -> Result<CollectionWriter> {
+        let manifest = Manifest::load(dir)?;
+        let mut w = CollectionWriter {
+            name: name.to_string(),
+            dir: dir.to_path_buf(),
+            manifest,
+            segs: HashMap::new(),
+            deletes: HashMap::new(),
+            ids: None,
+            max_segment_rows: MAX_SEGMENT_ROWS,
+        };
+        for e in &w.manifest.segments {
+            if let Some(f) = &e.deletes {
+                w.deletes.insert(e.id, Bitmap::read(&dir.join("segments").join(f), e.rows as usize)?);
+            }
+        }
+        w.remove_orphans()?;
+        Ok(w)
+    }
+
+    /// Limits segment size (tests use small segments to exercise multi-segment paths).
+    pub fn set_max_segment_rows(&mut self, n: usize) {
+        self.max_segment_rows = n.max(1);
+    }
+
+    /// The schema as of the last commit.
+    pub fn schema(&self) -> &Schema {
+        &self.manifest.schema
+    }
+
+    /// The manifest as of the last commit.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// Sets a provenance entry (e.g. the model that produced the vectors), committed at once.
+    pub fn set_info(&mut self, key: &str, value: serde_json::Value) -> Result<()> {
+        let mut m = self.manifest.clone();
+        m.info.insert(key.to_string(), value);
+        self.publish(m, HashMap::new(), &[])
+    }
+
+    /// Files in `segments/` that no manifest names are leftovers of a crashed commit.
+    fn remove_orphans(&self) -> Result<()> {
+        let segdir = self.dir.join("segments");
+        let mut live: HashSet<String> = HashSet::new();
+        for e in &self.manifest.segments {
+            live.insert(format!("seg-{:08}.vseg", e.id));
+            if let Some(d) = &e.deletes {
+                live.insert(d.clone());
+            }
+        }
+        for ent in std::fs::read_dir(&segdir).at(&segdir)? {
+            let ent = ent.at(&segdir)?;
+            let name = ent.file_name().to_string_lossy().to_string();
+            if !live.contains(&name) {
+                tracing::info!(file = %name, "removing file left by an interrupted commit");
+                let _ = std::fs::remove_file(ent.path());
+            }
+        }
+        Ok(())
+    }
+
+    fn segment(&mut self, id: u64) -> Result<Arc<Segment>> {
+        if let Some(s) = self.segs.get(&id) {
+            return Ok(s.clone());
+        }
+        let s = Arc::new(Segment::open(&seg_file(&self.dir, id))?);
+        self.segs.insert(id, s.clone());
+        Ok(s)
+    }
+
+    fn id_index(&mut self) -> Result<&mut HashMap<String, (u64, u32)>> {
+        if self.ids.is_none() {
+            let mut ids = HashMap::new();
+            let entries = self.manifest.segments.clone();
+            for e in &entries {
+                let seg = self.segment(e.id)?;
+                let del = self.deletes.get(&e.id);
+                for r in 0..seg.rows() {
+                    if !del.is_some_and(|d| d.contains(r)) {
+                        ids.insert(seg.id(r).to_string(), (e.id, r as u32));
+                    }
+                }
+            }
+            self.ids = Some(ids);
+        }
+        Ok(self.ids.as_mut().expect("just built"))
+    }
+
+    /// Validates a batch against the schema; returns the schema extended by new fields.
+    fn validate(&self, batch: &Batch) -> Result<Schema> {
+        let mut schema = self.manifest.schema.clone();
+        let dim = schema.dim;
+        if batch.vectors.len() != batch.rows.len() * dim {
+            return Err(invalid(format!(
+                "batch has {} rows but {} vector values; the collection {:?} has dimension {dim}, so {} were expected",
+                batch.rows.len(),
+                batch.vectors.len(),
+                self.name,
+                batch.rows.len() * dim
+            )));
+        }
+        let mut types: Vec<Option<FieldType>> = batch.field_names.iter().map(|f| schema.field_type(f)).collect();
+        for (i, row) in batch.rows.iter().enumerate() {
+            let v = &batch.vectors[i * dim..(i + 1) * dim];
+            if let Some(j) = v.iter().position(|x| !x.is_finite()) {
+                return Err(invalid(format!("row {i} (id {:?}): vector value {j} is {}", row.id, v[j])));
+            }
+            if schema.metric == crate::Metric::Cosine && v.iter().all(|x| *x == 0.0) {
+                return Err(invalid(format!(
+                    "row {i} (id {:?}): zero vector, which has no cosine similarity",
+                    row.id
+                )));
+            }
+            if row.id.is_empty() {
+                return Err(invalid(format!("row {i}: empty id")));
+            }
+            check_name("source", &row.source).map_err(|e| invalid(format!("row {i} (id {:?}): {e}", row.id)))?;
+            if row.fields.len() != batch.field_names.len() {
+                return Err(invalid(format!("row {i}: {} field values for {} fields", row.fields.len(), batch.field_names.len())));
+            }
+            for (f, val) in row.fields.iter().enumerate() {
+                let Some(t) = val.field_type() else { continue };
+                match types[f] {
+                    None => types[f] = Some(t),
+                    Some(FieldType::Float) if t == FieldType::Int => {}
+                    Some(FieldType::Int) if t == FieldType::Float => types[f] = Some(FieldType::Float),
+                    Some(have) if have != t => {
+                        return Err(invalid(format!(
+                            "row {i} (id {:?}): field {:?} is {t} here but {have} elsewhere",
+                            row.id, batch.field_names[f]
+                        )))
+                    }
+                    _ => {}
+                }
+            }
+        }
+        for (name, t) in batch.field_names.iter().zip(&types) {
+            if let Some(t) = t {
+                schema.ensure_field(name, *t)?;
+            }
+        }
+        Ok(schema)
+    }
+
+    /// Inserts (upserts) a batch as one commit: all rows become visible together or none do.
+    pub fn insert(&mut self, batch: &Batch) -> Result<InsertReport> {
+        let schema = self.validate(batch)?;
+        let dim = schema.dim;
+        // Last occurrence of an id within the batch wins.
+        let mut last: HashMap<&str, usize> = HashMap::with_capacity(batch.rows.len());
+        for (i, r) in batch.rows.iter().enumerate() {
+            last.insert(&r.id, i);
+        }
+        let mut report = InsertReport { replaced: (batch.rows.len() - last.len()) as u64, ..Default::default() };
+        let mut groups: BTreeMap<(&str, Day), Vec<usize>> = BTreeMap::new();
+        for (i, r) in batch.rows.iter().enumerate() {
+            if last[r.id.as_str()] == i {
+                groups.entry((&r.source, Day::from_timestamp(r.timestamp))).or_default().push(i);
+            }
+        }
+        report.partitions = groups.len();
+        // Map batch field order onto schema order.
+        let fields: Vec<(String, FieldType)> = schema.fields.iter().map(|f| (f.name.clone(), f.ty)).collect();
+        let pos: Vec<Option<usize>> =
+            fields.iter().map(|(n, _)| batch.field_names.iter().position(|b| b == n)).collect();
+        let aligned: Vec<Vec<Value>> = batch
+            .rows
+            .iter()
+            .map(|r| pos.iter().map(|p| p.map_or(Value::Null, |p| r.fields[p].clone())).collect())
+            .collect();
+
+        let mut next = self.manifest.next_segment;
+        let mut new_entries = Vec::new();
+        let mut placed: Vec<(usize, u64, u32)> = Vec::new();
+        for ((source, day), idx) in &groups {
+            for chunk in idx.chunks(self.max_segment_rows) {
+                let id = next;
+                next += 1;
+                let rows: Vec<RowRef<'_>> = chunk
+                    .iter()
+                    .map(|&i| RowRef {
+                        id: &batch.rows[i].id,
+                        uri: &batch.rows[i].uri,
+                        timestamp: batch.rows[i].timestamp,
+                        fields: &aligned[i],
+                        vector: &batch.vectors[i * dim..(i + 1) * dim],
+                    })
+                    .collect();
+                let bytes = write_segment(&seg_file(&self.dir, id), source, *day, dim, &fields, &rows)?;
+                for (r, &i) in chunk.iter().enumerate() {
+                    placed.push((i, id, r as u32));
+                }
+                new_entries.push(SegmentEntry {
+                    id,
+                    source: source.to_string(),
+                    day: *day,
+                    rows: chunk.len() as u64,
+                    deleted: 0,
+                    deletes: None,
+                    bytes,
+                });
+            }
+        }
+        report.inserted = placed.len() as u64;
+        // Upsert: the rows these ids had before are deleted in the same commit.
+        let mut changed: HashMap<u64, Bitmap> = HashMap::new();
+        let old: Vec<(u64, u32)> = {
+            let ids = self.id_index()?;
+            placed.iter().filter_map(|(i, ..)| ids.get(batch.rows[*i].id.as_str()).copied()).collect()
+        };
+        report.replaced += old.len() as u64;
+        for (seg, row) in old {
+            self.mark(&mut changed, seg, row);
+        }
+        let mut m = self.manifest.clone();
+        m.schema = schema;
+        m.next_segment = next;
+        m.segments.extend(new_entries);
+        self.publish(m, changed, &[])?;
+        let ids = self.ids.as_mut().expect("built above");
+        for (i, seg, row) in placed {
+            ids.insert(batch.rows[i].id.clone(), (seg, row));
+        }
+        Ok(report)
+    }
+
+    fn mark(&self, changed: &mut HashMap<u64, Bitmap>, seg: u64, row: u32) {
+        let rows = self.manifest.segments.iter().find(|e| e.id == seg).map_or(0, |e| e.rows as usize);
+        changed
+            .entry(seg)
+            .or_insert_with(|| self.deletes.get(&seg).cloned().unwrap_or_else(|| Bitmap::new(rows)))
+            .insert(row as usize);
+    }
+
+    /// Writes changed bitmaps and the new manifest, then updates memory and removes dead files.
+    fn publish(&mut self, mut m: Manifest, changed: HashMap<u64, Bitmap>, removed: &[u64]) -> Result<()> {
+        m.version += 1;
+        let segdir = self.dir.join("segments");
+        let mut dead: Vec<PathBuf> = Vec::new();
+        for e in m.segments.iter_mut() {
+            if let Some(b) = changed.get(&e.id) {
+                let name = format!("seg-{:08}.del-{:08}", e.id, m.version);
+                b.write(&segdir.join(&name))?;
+                if let Some(old) = e.deletes.replace(name) {
+                    dead.push(segdir.join(old));
+                }
+                e.deleted = b.count() as u64;
+            }
+        }
+        for id in removed {
+            if let Some(e) = self.manifest.segments.iter().find(|e| e.id == *id) {
+                dead.push(seg_file(&self.dir, *id));
+                if let Some(d) = &e.deletes {
+                    dead.push(segdir.join(d));
+                }
+            }
+        }
+        m.segments.retain(|e| !removed.contains(&e.id));
+        sync_dir(&segdir)?;
+        m.publish(&self.dir)?;
+        self.manifest = m;
+        for (id, b) in changed {
+            self.deletes.insert(id, b);
+        }
+        for id in removed {
+            self.deletes.remove(id);
+            self.segs.remove(id);
+        }
+        for p in dead {
+            let _ = std::fs::remove_file(p);
+        }
+        Ok(())
+    }
+
+    /// Deletes rows by id; returns how many existed.
+    pub fn delete_ids(&mut self, ids: &[String]) -> Result<u64> {
+        let locs: Vec<(u64, u32)> = {
+            let index = self.id_index()?;
+            ids.iter().filter_map(|id| index.get(id).copied()).collect()
+        };
+        let mut changed = HashMap::new();
+        for &(seg, row) in &locs {
+            self.mark(&mut changed, seg, row);
+        }
+        if locs.is_empty() {
+            return Ok(0);
+        }
+        self.publish(self.manifest.clone(), changed, &[])?;
+        let index = self.ids.as_mut().expect("built");
+        for id in ids {
+            index.remove(id);
+        }
+        Ok(locs.len() as u64)
+    }
+
+    /// Deletes every live row in `selection`; returns how many.
+    pub fn delete_where(&mut self, selection: &Selection) -> Result<u64> {
+        let mut changed = HashMap::new();
+        let mut n = 0;
+        let entries = self.manifest.segments.clone();
+        for e in &entries {
+            if !selection.includes_partition(&e.source, e.day) {
+                continue;
+            }
+            let seg = self.segment(e.id)?;
+            let del = self.deletes.get(&e.id);
+            let (mask, deleted, _) = selection.excluded(&seg, del);
+            let _ = deleted;
+            for r in 0..seg.rows() {
+                let gone = del.is_some_and(|d| d.contains(r));
+                if !gone && !mask.as_ref().is_some_and(|m| m.contains(r)) {
+                    self.mark(&mut changed, e.id, r as u32);
+                    n += 1;
+                }
+            }
+        }
+        if n > 0 {
+            self.publish(self.manifest.clone(), changed, &[])?;
+            self.ids = None;
+        }
+        Ok(n)
+    }
+
+    /// Drops whole partitions for which `pred(source, day)` holds; cost grows with the number of
+    /// segments dropped, not rows. Returns what was dropped.
+    pub fn drop_partitions(&mut self, pred: impl Fn(&str, Day) -> bool) -> Result<Vec<PartitionInfo>> {
+        let dropped: Vec<PartitionInfo> =
+            partitions_of(&self.manifest).into_iter().filter(|p| pred(&p.source, p.day)).collect();
+        if dropped.is_empty() {
+            return Ok(dropped);
+        }
+        let removed: Vec<u64> =
+            self.manifest.segments.iter().filter(|e| pred(&e.source, e.day)).map(|e| e.id).collect();
+        self.publish(self.manifest.clone(), HashMap::new(), &removed)?;
+        self.ids = None;
+        Ok(dropped)
+    }
+
+    /// Drops one partition, or fails with [`Error::UnknownPartition`].
+    pub fn drop_partition(&mut self, source: &str, day: Day) -> Result<PartitionInfo> {
+        let mut d = self.drop_partitions(|s, d| s == source && d == day)?;
+        d.pop().ok_or_else(|| Error::UnknownPartition {
+            collection: self.name.clone(),
+            source_name: source.to_string(),
+            day: day.to_string(),
+        })
+    }
+
+    /// Partitions and their statistics as of the last commit.
+    pub fn partitions(&self) -> Vec<PartitionInfo> {
+        partitions_of(&self.manifest)
+    }
+
+    /// Rewrites partitions that have deleted rows or several small segments, reclaiming space.
+    pub fn compact(&mut self) -> Result<CompactReport> {
+        let mut report = CompactReport::default();
+        let mut by_part: BTreeMap<(String, Day), Vec<SegmentEntry>> = BTreeMap::new();
+        for e in &self.manifest.segments {
+            by_part.entry((e.source.clone(), e.day)).or_default().push(e.clone());
+        }
+        let dim = self.manifest.schema.dim;
+        let fields: Vec<(String, FieldType)> =
+            self.manifest.schema.fields.iter().map(|f| (f.name.clone(), f.ty)).collect();
+        let mut next = self.manifest.next_segment;
+        let mut new_entries = Vec::new();
+        let mut removed = Vec::new();
+        for ((source, day), entries) in by_part {
+            let small = entries.iter().filter(|e| (e.rows as usize) < self.max_segment_rows / 2).count();
+            let deleted: u64 = entries.iter().map(|e| e.deleted).sum();
+            if deleted == 0 && small < 2 {
+                continue;
+            }
+            report.partitions += 1;
+            report.rows_reclaimed += deleted;
+            let mut segs = Vec::new();
+            for e in &entries {
+                report.bytes_before += e.bytes;
+                segs.push((self.segment(e.id)?, self.deletes.get(&e.id).cloned()));
+                removed.push(e.id);
+            }
+            let mut live: Vec<(usize, usize, Vec<Value>)> = Vec::new();
+            for (si, (s, d)) in segs.iter().enumerate() {
+                for r in 0..s.rows() {
+                    if !d.as_ref().is_some_and(|d| d.contains(r)) {
+                        let user = s.user_fields(r);
+                        let vals = fields
+                            .iter()
+                            .map(|(n, _)| user.iter().find(|(u, _)| u == n).map_or(Value::Null, |(_, v)| v.clone()))
+                            .collect();
+                        live.push((si, r, vals));
+                    }
+                }
+            }
+            for chunk in live.chunks(self.max_segment_rows) {
+                let rows: Vec<RowRef<'_>> = chunk
+                    .iter()
+                    .map(|(si, r, vals)| {
+                        let s = &segs[*si].0;
+                        RowRef { id: s.id(*r), uri: s.uri(*r), timestamp: s.timestamp(*r), fields: vals, vector: s.vector(*r) }
+                    })
+                    .collect();
+                let id = next;
+                next += 1;
+                let bytes = write_segment(&seg_file(&self.dir, id), &source, day, dim, &fields, &rows)?;
+                report.bytes_after += bytes;
+                new_entries.push(SegmentEntry {
+                    id,
+                    source: source.clone(),
+                    day,
+                    rows: chunk.len() as u64,
+                    deleted: 0,
+                    deletes: None,
+                    bytes,
+                });
+            }
+        }
+        if report.partitions > 0 {
+            let mut m = self.manifest.clone();
+            m.next_segment = next;
+            m.segments.extend(new_entries);
+            self.publish(m, HashMap::new(), &removed)?;
+            self.ids = None;
+        }
+        Ok(report)
+    }
+
+    /// The collection's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}

@@ -1,0 +1,451 @@
+//! Immutable segment files: the vectors and fields of one batch of rows of one partition.
+//!
+//! A segment is written once, fsync'd, and only then referenced by a manifest; it is never
+//! modified afterwards (deletes live in separate bitmap files). Readers memory-map it and hand
+//! the vector section straight to the kernels, so a search holds no second copy of the data.
+//!
+//! Layout (all integers little-endian, every section 64-byte aligned):
+//!
+//! ```text
+//! [0, 64)              zero padding (keeps the vector section aligned)
+//! vectors              rows × dim f32
+//! norms                rows f32: ‖x‖ of each vector (cosine divides by it; l2 uses its square)
+//! timestamp            rows i64
+//! id, uri              string columns: (rows+1) u64 offsets, then UTF-8 bytes
+//! user fields          per field: rows validity bytes (1 = present), then values
+//!                      (i64 / f64 / u8, or a string column)
+//! footer               JSON [`SegmentFooter`]
+//! trailer (16 bytes)   u64 footer length, u32 CRC-32 of the footer, b"VSG1"
+//! ```
+//!
+//! The footer carries a CRC-32 of everything before it, checked by `vitrine check` (a full read);
+//! opening a segment checks the trailer, the footer's own CRC and every section's bounds.
+
+use crate::error::{IoContext, Result};
+use crate::filter::ValueRef;
+use crate::schema::{FieldType, Value};
+use crate::{Day, Error};
+use memmap2::Mmap;
+use serde::{Deserialize, Serialize};
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+const MAGIC: &[u8; 4] = b"VSG1";
+const ALIGN: u64 = 64;
+
+/// Where one column lives in the file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ColumnLayout {
+    /// Field name.
+    pub name: String,
+    /// Field type.
+    #[serde(rename = "type")]
+    pub ty: FieldType,
+    /// Offset of the validity bytes (user fields only).
+    pub validity: Option<u64>,
+    /// Offset of the values (for strings: of the offsets array).
+    pub values: u64,
+    /// Strings only: offset of the UTF-8 bytes.
+    pub bytes: Option<u64>,
+    /// Strings only: length of the UTF-8 bytes.
+    pub bytes_len: Option<u64>,
+}
+
+/// A segment's self-description, stored at its end.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SegmentFooter {
+    /// Format version (1).
+    pub version: u32,
+    /// Rows.
+    pub rows: u64,
+    /// Vector dimension.
+    pub dim: u64,
+    /// Partition source.
+    pub source: String,
+    /// Partition day.
+    pub day: Day,
+    /// Largest vector norm in the segment (bounds the kernels' rounding error).
+    pub max_norm: f32,
+    /// Offset of the norms.
+    pub norms: u64,
+    /// Columns: `timestamp`, `id`, `uri`, then user fields.
+    pub columns: Vec<ColumnLayout>,
+    /// CRC-32 of every byte before the footer.
+    pub body_crc: u32,
+}
+
+/// One row to be written.
+#[derive(Debug, Clone)]
+pub struct RowRef<'a> {
+    /// Primary key.
+    pub id: &'a str,
+    /// Where the image lives.
+    pub uri: &'a str,
+    /// Unix seconds.
+    pub timestamp: i64,
+    /// User field values, aligned with the writer's field list.
+    pub fields: &'a [Value],
+    /// The vector.
+    pub vector: &'a [f32],
+}
+
+struct CrcWriter<W: Write> {
+    inner: W,
+    crc: crc32fast::Hasher,
+    pos: u64,
+}
+
+impl<W: Write> CrcWriter<W> {
+    fn put(&mut self, b: &[u8]) -> std::io::Result<()> {
+        self.crc.update(b);
+        self.pos += b.len() as u64;
+        self.inner.write_all(b)
+    }
+    fn align(&mut self) -> std::io::Result<u64> {
+        let pad = (ALIGN - self.pos % ALIGN) % ALIGN;
+        self.put(&vec![0u8; pad as usize])?;
+        Ok(self.pos)
+    }
+}
+
+/// Writes a segment file and fsyncs it. `fields` names the user fields (with types) that the
+/// rows' `fields` slices follow.
+pub fn write_segment(
+    path: &Path,
+    source: &str,
+    day: Day,
+    dim: usize,
+    fields: &[(String, FieldType)],
+    rows: &[RowRef<'_>],
+) -> Result<u64> {
+    let file = File::create(path).at(path)?;
+    let mut w = CrcWriter { inner: BufWriter::with_capacity(1 << 20, file), crc: crc32fast::Hasher::new(), pos: 0 };
+    let io = |e| Error::Io { path: path.to_path_buf(), source: e };
+    w.put(&[0u8; ALIGN as usize]).map_err(io)?;
+    let mut max_norm = 0f32;
+    for r in rows {
+        debug_assert_eq!(r.vector.len(), dim);
+        w.put(as_bytes(r.vector)).map_err(io)?;
+    }
+    let norms_at = w.align().map_err(io)?;
+    for r in rows {
+        let n = vitrine_kernels::norm_f64(r.vector) as f32;
+        max_norm = max_norm.max(n);
+        w.put(&n.to_le_bytes()).map_err(io)?;
+    }
+    let mut columns = Vec::new();
+    let at = w.align().map_err(io)?;
+    for r in rows {
+        w.put(&r.timestamp.to_le_bytes()).map_err(io)?;
+    }
+    columns.push(ColumnLayout {
+        name: "timestamp".into(),
+        ty: FieldType::Int,
+        validity: None,
+        values: at,
+        bytes: None,
+        bytes_len: None,
+    });
+    for (name, get) in [("id", 0), ("uri", 1)] {
+        let strs = rows.iter().map(|r| if get == 0 { r.id } else { r.uri });
+        let mut col = write_strings(&mut w, strs).map_err(io)?;
+        col.name = name.into();
+        columns.push(col);
+    }
+    for (fi, (name, ty)) in fields.iter().enumerate() {
+        let validity = w.align().map_err(io)?;
+        let present: Vec<u8> = rows.iter().map(|r| u8::from(!matches!(r.fields[fi], Value::Null))).collect();
+        w.put(&present).map_err(io)?;
+        let mut col = match ty {
+            FieldType::String => write_strings(
+                &mut w,
+                rows.iter().map(|r| match &r.fields[fi] {
+                    Value::Str(s) => s.as_str(),
+                    _ => "",
+                }),
+            )
+            .map_err(io)?,
+            _ => {
+                let values = w.align().map_err(io)?;
+                for r in rows {
+                    let bytes: [u8; 8] = match (ty, &r.fields[fi]) {
+                        (FieldType::Int, Value::Int(i)) => i.to_le_bytes(),
+                        (FieldType::Float, Value::Float(f)) => f.to_le_bytes(),
+                        (FieldType::Float, Value::Int(i)) => (*i as f64).to_le_bytes(),
+                        (FieldType::Bool, Value::Bool(b)) => (*b as u64).to_le_bytes(),
+                        _ => [0; 8],
+                    };
+                    w.put(&bytes).map_err(io)?;
+                }
+                ColumnLayout { name: String::new(), ty: *ty, validity: None, values, bytes: None, bytes_len: None }
+            }
+        };
+        col.name = name.clone();
+        col.ty = *ty;
+        col.validity = Some(validity);
+        columns.push(col);
+    }
+    let body_end = w.align().map_err(io)?;
+    let footer = SegmentFooter {
+        version: 1,
+        rows: rows.len() as u64,
+        dim: dim as u64,
+        source: source.to_string(),
+        day,
+        max_norm,
+        norms: norms_at,
+        columns,
+        body_crc: w.crc.clone().finalize(),
+    };
+    let json = serde_json::to_vec(&footer).expect("footer serializes");
+    w.put(&json).map_err(io)?;
+    w.put(&(json.len() as u64).to_le_bytes()).map_err(io)?;
+    w.put(&crc32fast::hash(&json).to_le_bytes()).map_err(io)?;
+    w.put(MAGIC).map_err(io)?;
+    let file = w.inner.into_inner().map_err(|e| io(e.into_error()))?;
+    file.sync_all().map_err(io)?;
+    let _ = body_end;
+    Ok(w.pos)
+}
+
+fn write_strings<'s, W: Write>(
+    w: &mut CrcWriter<W>,
+    strs: impl Iterator<Item = &'s str> + Clone,
+) -> std::io::Result<ColumnLayout> {
+    let values = w.align()?;
+    let mut off = 0u64;
+    w.put(&off.to_le_bytes())?;
+    for s in strs.clone() {
+        off += s.len() as u64;
+        w.put(&off.to_le_bytes())?;
+    }
+    let bytes = w.align()?;
+    for s in strs {
+        w.put(s.as_bytes())?;
+    }
+    Ok(ColumnLayout {
+        name: String::new(),
+        ty: FieldType::String,
+        validity: None,
+        values,
+        bytes: Some(bytes),
+        bytes_len: Some(off),
+    })
+}
+
+fn as_bytes(v: &[f32]) -> &[u8] {
+    // SAFETY: f32 has no padding and any byte pattern is a valid u8.
+    unsafe { std::slice::from_raw_parts(v.as_ptr().cast(), std::mem::size_of_val(v)) }
+}
+
+/// A memory-mapped segment.
+#[derive(Debug)]
+pub struct Segment {
+    path: PathBuf,
+    map: Mmap,
+    footer: SegmentFooter,
+}
+
+impl Segment {
+    /// Maps a segment file and validates its footer and section bounds.
+    pub fn open(path: &Path) -> Result<Segment> {
+        let file = File::open(path).at(path)?;
+        // SAFETY: segment files are immutable once published; the store never writes to them.
+        let map = unsafe { Mmap::map(&file) }.at(path)?;
+        let corrupt = |reason: String| Error::Corrupt { path: path.to_path_buf(), reason };
+        let n = map.len();
+        if n < 16 + ALIGN as usize || &map[n - 4..] != MAGIC {
+            return Err(corrupt(format!("not a vitrine segment (length {n}, bad trailer)")));
+        }
+        let flen = u64::from_le_bytes(map[n - 16..n - 8].try_into().unwrap()) as usize;
+        let fcrc = u32::from_le_bytes(map[n - 8..n - 4].try_into().unwrap());
+        if flen > n - 16 {
+            return Err(corrupt(format!("footer length {flen} exceeds the file")));
+        }
+        let fbytes = &map[n - 16 - flen..n - 16];
+        if crc32fast::hash(fbytes) != fcrc {
+            return Err(corrupt("footer checksum mismatch".into()));
+        }
+        let footer: SegmentFooter =
+            serde_json::from_slice(fbytes).map_err(|e| corrupt(format!("unreadable footer: {e}")))?;
+        let body = (n - 16 - flen) as u64;
+        let rows = footer.rows;
+        let need = |off: u64, len: u64| off.checked_add(len).is_some_and(|end| end <= body) && off % 8 == 0;
+        let mut ok = need(ALIGN, rows * footer.dim * 4) && need(footer.norms, rows * 4);
+        for c in &footer.columns {
+            ok &= c.validity.is_none_or(|v| need(v, rows));
+            ok &= match c.ty {
+                FieldType::String => need(c.values, (rows + 1) * 8) && need(c.bytes.unwrap_or(0), c.bytes_len.unwrap_or(0)),
+                _ => need(c.values, rows * 8),
+            };
+        }
+        if !ok || footer.version != 1 {
+            return Err(corrupt("a section lies outside the file or is misaligned".into()));
+        }
+        let seg = Segment { path: path.to_path_buf(), map, footer };
+        // Validate string offsets once so later accesses cannot go out of bounds.
+        for c in seg.footer.columns.iter().filter(|c| c.ty == FieldType::String) {
+            let offs = seg.u64s(c.values, rows + 1);
+            if offs[0] != 0 || offs.windows(2).any(|w| w[0] > w[1]) || offs[rows as usize] != c.bytes_len.unwrap_or(0) {
+                return Err(corrupt(format!("string column {:?} has invalid offsets", c.name)));
+            }
+        }
+        Ok(seg)
+    }
+
+    /// Re-reads the whole file and checks the body checksum.
+    pub fn verify(&self) -> Result<()> {
+        let n = self.map.len();
+        let flen = u64::from_le_bytes(self.map[n - 16..n - 8].try_into().unwrap()) as usize;
+        let crc = crc32fast::hash(&self.map[..n - 16 - flen]);
+        if crc != self.footer.body_crc {
+            return Err(Error::Corrupt { path: self.path.clone(), reason: "body checksum mismatch".into() });
+        }
+        Ok(())
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The footer.
+    pub fn footer(&self) -> &SegmentFooter {
+        &self.footer
+    }
+
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        self.footer.rows as usize
+    }
+
+    /// All vectors, row-major.
+    pub fn vectors(&self) -> &[f32] {
+        self.f32s(ALIGN, self.footer.rows * self.footer.dim)
+    }
+
+    /// Row `r`'s vector.
+    pub fn vector(&self, r: usize) -> &[f32] {
+        let d = self.footer.dim as usize;
+        &self.vectors()[r * d..(r + 1) * d]
+    }
+
+    /// Norms of all vectors.
+    pub fn norms(&self) -> &[f32] {
+        self.f32s(self.footer.norms, self.footer.rows)
+    }
+
+    fn f32s(&self, off: u64, len: u64) -> &[f32] {
+        let b = &self.map[off as usize..(off + len * 4) as usize];
+        // SAFETY: bounds and 8-byte alignment checked in `open`; the map is page-aligned.
+        unsafe { std::slice::from_raw_parts(b.as_ptr().cast(), len as usize) }
+    }
+
+    fn u64s(&self, off: u64, len: u64) -> &[u64] {
+        let b = &self.map[off as usize..(off + len * 8) as usize];
+        // SAFETY: as in `f32s`.
+        unsafe { std::slice::from_raw_parts(b.as_ptr().cast(), len as usize) }
+    }
+
+    fn column(&self, name: &str) -> Option<&ColumnLayout> {
+        self.footer.columns.iter().find(|c| c.name == name)
+    }
+
+    fn str_at(&self, c: &ColumnLayout, r: usize) -> &str {
+        let offs = self.u64s(c.values, self.footer.rows + 1);
+        let base = c.bytes.unwrap_or(0) as usize;
+        let b = &self.map[base + offs[r] as usize..base + offs[r + 1] as usize];
+        std::str::from_utf8(b).unwrap_or("\u{fffd}")
+    }
+
+    /// Row `r`'s primary key.
+    pub fn id(&self, r: usize) -> &str {
+        self.str_at(self.column("id").expect("id column"), r)
+    }
+
+    /// Row `r`'s URI.
+    pub fn uri(&self, r: usize) -> &str {
+        self.str_at(self.column("uri").expect("uri column"), r)
+    }
+
+    /// Row `r`'s timestamp.
+    pub fn timestamp(&self, r: usize) -> i64 {
+        self.u64s(self.column("timestamp").expect("timestamp column").values, self.footer.rows)[r] as i64
+    }
+
+    /// A column accessor for filters: built-ins and user fields (absent columns read as null).
+    pub fn accessor(&self, name: &str) -> Accessor<'_> {
+        match name {
+            "id" | "uri" => Accessor::Str(self, self.column(name).expect("builtin column"), None),
+            "source" => Accessor::Const(ValueRef::Str(&self.footer.source)),
+            "day" => Accessor::Day(self.footer.day.to_string()),
+            "timestamp" => Accessor::Int(self.u64s(self.column(name).expect("timestamp").values, self.footer.rows), None),
+            _ => match self.column(name) {
+                None => Accessor::Const(ValueRef::Null),
+                Some(c) => {
+                    let valid = c.validity.map(|v| &self.map[v as usize..(v + self.footer.rows) as usize]);
+                    match c.ty {
+                        FieldType::String => Accessor::Str(self, c, valid),
+                        FieldType::Int => Accessor::Int(self.u64s(c.values, self.footer.rows), valid),
+                        FieldType::Float => Accessor::Float(self.u64s(c.values, self.footer.rows), valid),
+                        FieldType::Bool => Accessor::Bool(self.u64s(c.values, self.footer.rows), valid),
+                    }
+                }
+            },
+        }
+    }
+
+    /// Row `r`'s user field values, as (name, value) pairs, nulls left out.
+    pub fn user_fields(&self, r: usize) -> Vec<(String, Value)> {
+        let mut out = Vec::new();
+        for c in self.footer.columns.iter().filter(|c| c.validity.is_some()) {
+            let v = match self.accessor(&c.name).get(r) {
+                ValueRef::Null => continue,
+                ValueRef::Str(s) => Value::Str(s.to_string()),
+                ValueRef::Int(i) => Value::Int(i),
+                ValueRef::Float(f) => Value::Float(f),
+                ValueRef::Bool(b) => Value::Bool(b),
+            };
+            out.push((c.name.clone(), v));
+        }
+        out
+    }
+}
+
+/// Reads one column of a segment for filter evaluation.
+pub enum Accessor<'a> {
+    /// The same value for every row (source; absent columns).
+    Const(ValueRef<'a>),
+    /// The segment's day as text.
+    Day(String),
+    /// A string column.
+    Str(&'a Segment, &'a ColumnLayout, Option<&'a [u8]>),
+    /// An int column.
+    Int(&'a [u64], Option<&'a [u8]>),
+    /// A float column (f64 bits).
+    Float(&'a [u64], Option<&'a [u8]>),
+    /// A bool column.
+    Bool(&'a [u64], Option<&'a [u8]>),
+}
+
+impl Accessor<'_> {
+    /// The value at row `r`.
+    pub fn get(&self, r: usize) -> ValueRef<'_> {
+        let null = |v: &Option<&[u8]>| v.is_some_and(|v| v[r] == 0);
+        match self {
+            Accessor::Const(v) => *v,
+            Accessor::Day(d) => ValueRef::Str(d),
+            Accessor::Str(seg, c, v) => {
+                if null(v) {
+                    ValueRef::Null
+                } else {
+                    ValueRef::Str(seg.str_at(c, r))
+                }
+            }
+            Accessor::Int(x, v) => if null(v) { ValueRef::Null } else { ValueRef::Int(x[r] as i64) },
+            Accessor::Float(x, v) => if null(v) { ValueRef::Null } else { ValueRef::Float(f64::from_bits(x[r])) },
+            Accessor::Bool(x, v) => if null(v) { ValueRef::Null } else { ValueRef::Bool(x[r] != 0) },
+        }
+    }
+}

@@ -1,0 +1,155 @@
+//! A store: one directory holding collections, and the writer lock.
+//!
+//! ```text
+//! STORE/
+//!   LOCK                         writer lock (flock), names its holder
+//!   collections/NAME/
+//!     manifest.json              schema + live segments (atomically replaced)
+//!     segments/seg-*.vseg        immutable segment files
+//!     segments/seg-*.del-*       deletion bitmaps
+//! ```
+
+use crate::collection::{CollectionWriter, Snapshot};
+use crate::error::{IoContext, Result};
+use crate::lock::WriterLock;
+use crate::manifest::{sync_dir, Manifest};
+use crate::schema::{check_name, Schema};
+use crate::Error;
+use std::path::{Path, PathBuf};
+
+/// A store directory, opened for reading. Readers take no lock and never block a writer.
+#[derive(Debug, Clone)]
+pub struct Store {
+    root: PathBuf,
+}
+
+impl Store {
+    /// Opens an existing store for reading.
+    pub fn open(root: impl AsRef<Path>) -> Result<Store> {
+        let root = root.as_ref().to_path_buf();
+        if !root.join("collections").is_dir() {
+            return Err(Error::Io {
+                path: root,
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no vitrine store here (create one with `vitrine import` or `vitrine collection create`)"),
+            });
+        }
+        Ok(Store { root })
+    }
+
+    /// Opens a store for writing, creating it if needed, and takes the writer lock.
+    pub fn open_writer(root: impl AsRef<Path>) -> Result<Writer> {
+        let root = root.as_ref().to_path_buf();
+        let cols = root.join("collections");
+        std::fs::create_dir_all(&cols).at(&cols)?;
+        let lock = WriterLock::acquire(&root)?;
+        Ok(Writer { store: Store { root }, _lock: lock })
+    }
+
+    /// The store directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn dir(&self, name: &str) -> PathBuf {
+        self.root.join("collections").join(name)
+    }
+
+    /// Names of the collections, sorted.
+    pub fn collections(&self) -> Result<Vec<String>> {
+        let cols = self.root.join("collections");
+        let mut out = Vec::new();
+        for ent in std::fs::read_dir(&cols).at(&cols)? {
+            let ent = ent.at(&cols)?;
+            let name = ent.file_name().to_string_lossy().to_string();
+            if !name.starts_with('.') && ent.path().join(crate::manifest::FILE).is_file() {
+                out.push(name);
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    fn unknown(&self, name: &str) -> Error {
+        let existing = self.collections().unwrap_or_default();
+        Error::UnknownCollection {
+            name: name.to_string(),
+            store: self.root.clone(),
+            existing: if existing.is_empty() { "none".into() } else { existing.join(", ") },
+        }
+    }
+
+    /// Whether collection `name` exists.
+    pub fn has_collection(&self, name: &str) -> bool {
+        self.dir(name).join(crate::manifest::FILE).is_file()
+    }
+
+    /// A read snapshot of collection `name`.
+    pub fn snapshot(&self, name: &str) -> Result<Snapshot> {
+        check_name("collection", name)?;
+        if !self.has_collection(name) {
+            return Err(self.unknown(name));
+        }
+        Snapshot::open(name, &self.dir(name))
+    }
+}
+
+/// A store opened by its single writer.
+#[derive(Debug)]
+pub struct Writer {
+    store: Store,
+    _lock: WriterLock,
+}
+
+impl std::ops::Deref for Writer {
+    type Target = Store;
+    fn deref(&self) -> &Store {
+        &self.store
+    }
+}
+
+impl Writer {
+    /// Creates an empty collection; the manifest appears atomically (rename of a finished directory).
+    pub fn create_collection(&self, name: &str, schema: Schema) -> Result<()> {
+        check_name("collection", name)?;
+        let dir = self.dir(name);
+        if dir.exists() {
+            return Err(Error::CollectionExists(name.to_string()));
+        }
+        let tmp = self.root.join("collections").join(format!(".creating-{name}"));
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir_all(tmp.join("segments")).at(&tmp)?;
+        let m = Manifest {
+            format: 1,
+            version: 0,
+            schema,
+            next_segment: 1,
+            segments: Vec::new(),
+            info: Default::default(),
+        };
+        m.publish(&tmp)?;
+        std::fs::rename(&tmp, &dir).at(&dir)?;
+        sync_dir(&self.root.join("collections"))
+    }
+
+    /// Drops a collection and all its data.
+    pub fn drop_collection(&self, name: &str) -> Result<()> {
+        check_name("collection", name)?;
+        if !self.has_collection(name) {
+            return Err(self.unknown(name));
+        }
+        let dir = self.dir(name);
+        let trash = self.root.join("collections").join(format!(".dropped-{name}-{}", std::process::id()));
+        std::fs::rename(&dir, &trash).at(&dir)?;
+        sync_dir(&self.root.join("collections"))?;
+        std::fs::remove_dir_all(&trash).at(&trash)
+    }
+
+    /// Opens collection `name` for writing (removing leftovers of any interrupted commit).
+    pub fn collection(&self, name: &str) -> Result<CollectionWriter> {
+        check_name("collection", name)?;
+        if !self.has_collection(name) {
+            return Err(self.unknown(name));
+        }
+        CollectionWriter::open(name, &self.dir(name))
+    }
+}
