@@ -1,1 +1,188 @@
-//! placeholder
+//! Readers for precomputed embeddings, turning files into [`vitrine_store::Batch`]es.
+//!
+//! * [`npy`] — `.npy` matrices (float32 or float16, C order), memory-mapped.
+//! * [`metadata`] — one row per vector from JSONL, CSV or Parquet: `id`, `uri`, `source`,
+//!   `timestamp` (RFC 3339 or unix seconds) or `day` (YYYY-MM-DD), plus user fields.
+//! * [`clip_retrieval`] — a clip-retrieval output folder (`img_emb/img_emb_N.npy` +
+//!   `metadata/metadata_N.parquet`), the common precomputed-embedding format of the field.
+//!
+//! An [`Import`] is validated completely before anything is written: vector values, counts,
+//! timestamps and field types. Bad input therefore writes nothing; its error names the file,
+//! the row (and line) and the field.
+//!
+//! Dependencies: `parquet`/`arrow-*` (the Apache Arrow project's readers; Parquet is how
+//! clip-retrieval and most embedding pipelines ship metadata), `csv` (BurntSushi's reader),
+//! `half` (float16 conversion).
+#![deny(missing_docs)]
+
+pub mod clip_retrieval;
+pub mod metadata;
+pub mod npy;
+
+use std::path::{Path, PathBuf};
+use vitrine_store::{check_vector, Batch, Day, Metric, Row, Value};
+
+/// The import crate's error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An I/O error on a path.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// A file whose contents are not acceptable; the message names the row, line or field.
+    #[error("{}: {msg}", path.display())]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, and where.
+        msg: String,
+    },
+    /// An error from the store.
+    #[error(transparent)]
+    Store(#[from] vitrine_store::Error),
+}
+
+/// `Result` with the import [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+pub(crate) fn invalid(path: &Path, msg: impl Into<String>) -> Error {
+    Error::Invalid { path: path.to_path_buf(), msg: msg.into() }
+}
+
+/// Defaults for rows whose metadata lacks a field.
+#[derive(Debug, Clone, Default)]
+pub struct Defaults {
+    /// Source for rows without one.
+    pub source: Option<String>,
+    /// Day for rows without a timestamp or day.
+    pub day: Option<Day>,
+    /// Id prefix for rows without an id: the id becomes `{prefix}{row}`.
+    pub id_prefix: Option<String>,
+}
+
+/// One vectors file with its metadata, validated and ready to write in batches.
+pub struct Part {
+    vectors: npy::Npy,
+    rows: Vec<Row>,
+    field_names: Vec<String>,
+}
+
+impl Part {
+    /// Opens `vectors` and reads `metadata` (or applies `defaults` to every row).
+    pub fn open(vectors: &Path, metadata: Option<&Path>, defaults: &Defaults) -> Result<Part> {
+        let npy = npy::Npy::open(vectors)?;
+        match metadata {
+            Some(m) => Part::from_table(npy, metadata::read(m)?, m, defaults),
+            None => {
+                let n = npy.rows();
+                let mut d = defaults.clone();
+                if d.id_prefix.is_none() {
+                    let stem = vectors.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
+                    d.id_prefix = Some(format!("{stem}-"));
+                }
+                Part::from_table(npy, metadata::Table::empty(n), vectors, &d)
+            }
+        }
+    }
+
+    /// Pairs vectors with an already-read metadata table (`meta_path` names it in errors).
+    pub fn from_table(npy: npy::Npy, table: metadata::Table, meta_path: &Path, defaults: &Defaults) -> Result<Part> {
+        let n = npy.rows();
+        if table.rows.len() != n {
+            return Err(invalid(
+                meta_path,
+                format!(
+                    "{} metadata rows for {} vectors in {} (they must match one to one)",
+                    table.rows.len(),
+                    n,
+                    npy.path().display()
+                ),
+            ));
+        }
+        let mut rows = Vec::with_capacity(n);
+        for (i, m) in table.rows.into_iter().enumerate() {
+            let at = |what: &str| format!("{} {}: {what}", table.row_label, m.line.unwrap_or(i + 1));
+            let id = match (m.id, &defaults.id_prefix, &m.uri) {
+                (Some(id), ..) if !id.is_empty() => id,
+                (_, Some(p), _) => format!("{p}{i}"),
+                (_, None, Some(uri)) if !uri.is_empty() => uri.clone(),
+                _ => return Err(invalid(meta_path, at("no id (add an `id` or `uri` column, or pass --id-prefix)"))),
+            };
+            let source = match m.source.or_else(|| defaults.source.clone()) {
+                Some(s) => s,
+                None => return Err(invalid(meta_path, at("no source (add a `source` column or pass --source)"))),
+            };
+            let timestamp = match (m.timestamp, defaults.day) {
+                (Some(t), _) => t,
+                (None, Some(d)) => d.start(),
+                (None, None) => {
+                    return Err(invalid(meta_path, at("no timestamp or day (add a `timestamp` or `day` column, or pass --day)")))
+                }
+            };
+            rows.push(Row { id, uri: m.uri.unwrap_or_default(), source, timestamp, fields: m.fields });
+        }
+        Ok(Part { vectors: npy, rows, field_names: table.field_names })
+    }
+
+    /// Vector dimension.
+    pub fn dim(&self) -> usize {
+        self.vectors.dim()
+    }
+
+    /// Rows.
+    pub fn rows(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// The vectors file.
+    pub fn path(&self) -> &Path {
+        self.vectors.path()
+    }
+
+    /// Checks every vector against the collection's dimension and metric.
+    pub fn validate(&self, dim: usize, metric: Metric) -> Result<()> {
+        if self.dim() != dim {
+            return Err(invalid(
+                self.path(),
+                format!("vectors have dimension {}, but the collection has dimension {dim}", self.dim()),
+            ));
+        }
+        let mut buf = Vec::new();
+        for start in (0..self.rows()).step_by(65_536) {
+            let end = (start + 65_536).min(self.rows());
+            self.vectors.read_rows(start..end, &mut buf);
+            for (j, v) in buf.chunks_exact(dim).enumerate() {
+                check_vector(metric, v).map_err(|e| {
+                    invalid(self.path(), format!("row {} (id {:?}): {e}", start + j, self.rows[start + j].id))
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Rows `range` as a batch.
+    pub fn batch(&self, range: std::ops::Range<usize>) -> Batch {
+        let mut vectors = Vec::new();
+        self.vectors.read_rows(range.clone(), &mut vectors);
+        Batch { field_names: self.field_names.clone(), rows: self.rows[range].to_vec(), vectors }
+    }
+}
+
+/// Converts a JSON value into a field value (`None` for arrays and objects).
+pub fn json_value(v: &serde_json::Value) -> Option<Value> {
+    Some(match v {
+        serde_json::Value::Null => Value::Null,
+        serde_json::Value::Bool(b) => Value::Bool(*b),
+        serde_json::Value::Number(n) => match n.as_i64() {
+            Some(i) => Value::Int(i),
+            None => Value::Float(n.as_f64()?),
+        },
+        serde_json::Value::String(s) => Value::Str(s.clone()),
+        _ => return None,
+    })
+}

@@ -172,6 +172,18 @@ fn check_entry(e: &SegmentEntry, seg: &Segment, dim: usize) -> Result<()> {
     Ok(())
 }
 
+/// Checks one vector for the store's rules: finite values, and not all zeros under cosine.
+/// The message says what is wrong; callers prefix it with the row or file.
+pub fn check_vector(metric: crate::Metric, v: &[f32]) -> std::result::Result<(), String> {
+    if let Some(j) = v.iter().position(|x| !x.is_finite()) {
+        return Err(format!("vector value {j} is {}", v[j]));
+    }
+    if metric == crate::Metric::Cosine && v.iter().all(|x| *x == 0.0) {
+        return Err("zero vector, which has no cosine similarity".into());
+    }
+    Ok(())
+}
+
 /// Rows to insert: flat vectors plus per-row metadata.
 #[derive(Debug, Clone, Default)]
 pub struct Batch {
@@ -339,16 +351,8 @@ impl CollectionWriter {
         }
         let mut types: Vec<Option<FieldType>> = batch.field_names.iter().map(|f| schema.field_type(f)).collect();
         for (i, row) in batch.rows.iter().enumerate() {
-            let v = &batch.vectors[i * dim..(i + 1) * dim];
-            if let Some(j) = v.iter().position(|x| !x.is_finite()) {
-                return Err(invalid(format!("row {i} (id {:?}): vector value {j} is {}", row.id, v[j])));
-            }
-            if schema.metric == crate::Metric::Cosine && v.iter().all(|x| *x == 0.0) {
-                return Err(invalid(format!(
-                    "row {i} (id {:?}): zero vector, which has no cosine similarity",
-                    row.id
-                )));
-            }
+            check_vector(schema.metric, &batch.vectors[i * dim..(i + 1) * dim])
+                .map_err(|e| invalid(format!("row {i} (id {:?}): {e}", row.id)))?;
             if row.id.is_empty() {
                 return Err(invalid(format!("row {i}: empty id")));
             }

@@ -1,0 +1,260 @@
+//! Command-line arguments (clap). Execution lives in `commands/`; this file only describes.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// vitrine: exact image-vector search over (source, day) partitions.
+#[derive(Debug, Parser)]
+#[command(name = "vitrine", version, about, max_term_width = 100)]
+pub struct Cli {
+    /// Store directory.
+    #[arg(long, global = true, env = "VITRINE_STORE", default_value = "./vitrine-data")]
+    pub store: PathBuf,
+    /// Log progress and commits to stderr (-vv for debug).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Worker threads (default: all cores).
+    #[arg(long, global = true)]
+    pub threads: Option<usize>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Generate a synthetic gallery of vectors, import it and run sample searches (offline).
+    Demo(DemoArgs),
+    /// Create, list, describe or drop collections.
+    #[command(subcommand)]
+    Collection(CollectionCmd),
+    /// List, drop or expire (source, day) partitions.
+    #[command(subcommand)]
+    Partitions(PartitionsCmd),
+    /// Import precomputed vectors (.npy + metadata, or a clip-retrieval folder).
+    Import(ImportArgs),
+    /// Exact top-k or threshold search with query vectors from a .npy file.
+    Search(SearchArgs),
+    /// Delete rows by id or by selection.
+    Delete(DeleteArgs),
+    /// Rewrite partitions to reclaim the space of deleted rows.
+    Compact(CollectionArg),
+    /// Read every segment and verify checksums.
+    Check(CollectionArg),
+    /// Measurements for BENCHMARKS.md (memory bandwidth, search latency, open time).
+    #[command(subcommand, hide = true)]
+    Bench(BenchCmd),
+}
+
+#[derive(Debug, Args)]
+pub struct CollectionArg {
+    /// Collection name.
+    #[arg(long, short = 'c', default_value = "images")]
+    pub collection: String,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Rows to generate.
+    #[arg(long, default_value_t = 20_000)]
+    pub rows: usize,
+    /// Keep an existing demo collection instead of rebuilding it.
+    #[arg(long)]
+    pub keep: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CollectionCmd {
+    /// Create a collection.
+    Create {
+        /// Name.
+        name: String,
+        /// Vector dimension.
+        #[arg(long)]
+        dim: usize,
+        /// Metric.
+        #[arg(long, default_value = "cosine")]
+        metric: String,
+        /// User fields, as name:type (string, int, float, bool).
+        #[arg(long = "field", value_name = "NAME:TYPE")]
+        fields: Vec<String>,
+    },
+    /// List collections.
+    List,
+    /// Describe a collection: schema, rows, partitions, provenance.
+    Info {
+        /// Name.
+        #[arg(default_value = "images")]
+        name: String,
+    },
+    /// Drop a collection and all its data.
+    Drop {
+        /// Name.
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PartitionsCmd {
+    /// Partitions with rows, deleted rows and bytes.
+    List {
+        #[command(flatten)]
+        c: CollectionArg,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Drop one partition.
+    Drop {
+        #[command(flatten)]
+        c: CollectionArg,
+        #[arg(long)]
+        source: String,
+        /// Day, YYYY-MM-DD.
+        #[arg(long)]
+        day: String,
+    },
+    /// Drop every partition older than an age or a day (whole partitions; cost grows with partitions, not rows).
+    Retain {
+        #[command(flatten)]
+        c: CollectionArg,
+        /// Drop partitions whose day is older than this age (e.g. 400d, 52w).
+        #[arg(long, conflicts_with = "before", required_unless_present = "before")]
+        older_than: Option<String>,
+        /// Drop partitions whose day is before this day (YYYY-MM-DD).
+        #[arg(long)]
+        before: Option<String>,
+        /// Only restrict to this source.
+        #[arg(long)]
+        source: Option<String>,
+        /// Show what would be dropped without dropping it.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    #[command(flatten)]
+    pub c: CollectionArg,
+    /// Vectors, .npy (float32 or float16, C order).
+    #[arg(long, required_unless_present = "clip_retrieval", conflicts_with = "clip_retrieval")]
+    pub vectors: Option<PathBuf>,
+    /// Metadata (.jsonl, .csv or .parquet), one row per vector.
+    #[arg(long, requires = "vectors")]
+    pub metadata: Option<PathBuf>,
+    /// A clip-retrieval output folder (img_emb/ + metadata/).
+    #[arg(long)]
+    pub clip_retrieval: Option<PathBuf>,
+    /// Source for rows without one.
+    #[arg(long)]
+    pub source: Option<String>,
+    /// Day (YYYY-MM-DD) for rows without a timestamp.
+    #[arg(long)]
+    pub day: Option<String>,
+    /// Ids become PREFIX + row number for rows without an id.
+    #[arg(long)]
+    pub id_prefix: Option<String>,
+    /// Metric if the collection has to be created.
+    #[arg(long, default_value = "cosine")]
+    pub metric: String,
+    /// Rows per commit: each commit is atomic and durable.
+    #[arg(long, default_value_t = 100_000)]
+    pub batch_size: usize,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum Format {
+    Table,
+    Jsonl,
+    Csv,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct SelectionArgs {
+    /// Only these sources (repeatable).
+    #[arg(long = "source")]
+    pub sources: Vec<String>,
+    /// First day, inclusive (YYYY-MM-DD).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Last day, inclusive (YYYY-MM-DD).
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Only the last N days, today included (e.g. 30d).
+    #[arg(long, conflicts_with_all = ["from", "to"])]
+    pub last: Option<String>,
+    /// Filter expression (Milvus boolean-expression subset), e.g. 'price > 100 and city in ["x"]'.
+    #[arg(long)]
+    pub filter: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    #[command(flatten)]
+    pub c: CollectionArg,
+    /// Query vectors, .npy: one vector or a batch.
+    #[arg(long)]
+    pub vector_file: PathBuf,
+    /// Results per query (with --threshold: an optional cap).
+    #[arg(short, long)]
+    pub k: Option<usize>,
+    /// Range search: every hit scoring at least T (cosine, ip) or within distance T (l2).
+    #[arg(long)]
+    pub threshold: Option<f64>,
+    #[command(flatten)]
+    pub sel: SelectionArgs,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Print what the search covered (partitions, rows scanned, rows excluded) to stderr.
+    #[arg(long)]
+    pub receipt: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    #[command(flatten)]
+    pub c: CollectionArg,
+    /// Ids, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub ids: Vec<String>,
+    /// A file of ids, one per line.
+    #[arg(long)]
+    pub ids_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub sel: SelectionArgs,
+    /// Allow deleting every row (no selection given).
+    #[arg(long)]
+    pub all: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCmd {
+    /// Memory read bandwidth (sum of a large f32 array), 1 thread and all threads; JSON.
+    Membw {
+        #[arg(long, default_value_t = 2048)]
+        mib: usize,
+        #[arg(long, default_value_t = 5)]
+        repeat: usize,
+    },
+    /// Median search latency in-process; JSON.
+    Search {
+        #[command(flatten)]
+        c: CollectionArg,
+        #[arg(long)]
+        queries: PathBuf,
+        #[arg(short, long, default_value_t = 20)]
+        k: usize,
+        #[arg(long, default_value_t = 1)]
+        batch: usize,
+        #[arg(long, default_value_t = 7)]
+        repeat: usize,
+        #[command(flatten)]
+        sel: SelectionArgs,
+    },
+    /// Median time to open a snapshot; JSON.
+    Open {
+        #[command(flatten)]
+        c: CollectionArg,
+        #[arg(long, default_value_t = 5)]
+        repeat: usize,
+    },
+}

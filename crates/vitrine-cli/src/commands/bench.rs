@@ -1,0 +1,116 @@
+//! Hidden `vitrine bench` commands: in-process timings for BENCHMARKS.md, printed as JSON.
+//! bench/search_bench.py runs them beside numpy and faiss on the same data.
+
+use crate::args::BenchCmd;
+use anyhow::Result;
+use rayon::prelude::*;
+use serde_json::json;
+use std::path::Path;
+use std::time::Instant;
+use vitrine_store::{SearchRequest, Store};
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+pub fn run(store: &Path, cmd: BenchCmd) -> Result<()> {
+    match cmd {
+        BenchCmd::Membw { mib, repeat } => {
+            // A STREAM-like read probe: sum a large array with 1 thread, then with all threads.
+            let n = mib * 1024 * 1024 / 4;
+            let data: Vec<f32> = (0..n).into_par_iter().map(|i| (i % 7) as f32).collect();
+            let bytes = (n * 4) as f64;
+            let time = |par: bool| {
+                let mut runs = Vec::new();
+                for _ in 0..repeat {
+                    let t = Instant::now();
+                    let s: f32 = if par {
+                        data.par_chunks(1 << 16).map(sum_chunk).sum()
+                    } else {
+                        data.chunks(1 << 16).map(sum_chunk).sum()
+                    };
+                    std::hint::black_box(s);
+                    runs.push(bytes / t.elapsed().as_secs_f64() / 1e9);
+                }
+                median(runs)
+            };
+            let one = time(false);
+            let all = time(true);
+            println!(
+                "{}",
+                json!({"threads_1_gbps": one, "threads_all_gbps": all, "threads": rayon::current_num_threads(), "mib": mib})
+            );
+        }
+        BenchCmd::Search { c, queries, k, batch, repeat, sel } => {
+            let snap = Store::open(store)?.snapshot(&c.collection)?;
+            let q = super::search::load_queries(&queries, &snap)?;
+            let dim = snap.schema().dim;
+            let nq = q.len() / dim;
+            anyhow::ensure!(batch >= 1 && batch <= nq, "--batch {batch} but the query file has {nq} queries");
+            let selection = super::selection(&sel, snap.schema())?;
+            let mut runs = Vec::new();
+            let mut stats = None;
+            for i in 0..repeat + 1 {
+                // Single queries cycle through the file so no run repeats the previous one.
+                let start = (i * batch) % (nq - batch + 1);
+                let req = SearchRequest {
+                    queries: q[start * dim..(start + batch) * dim].to_vec(),
+                    k: Some(k),
+                    threshold: None,
+                    selection: selection.clone(),
+                };
+                let t = Instant::now();
+                let res = snap.search(&req)?;
+                let ms = t.elapsed().as_secs_f64() * 1e3;
+                if i > 0 {
+                    runs.push(ms); // the first run warms the page cache
+                }
+                stats = Some(res.stats);
+            }
+            let stats = stats.expect("at least one run");
+            let med = median(runs.clone());
+            println!(
+                "{}",
+                json!({
+                    "median_ms": med,
+                    "runs_ms": runs,
+                    "rows_scanned": stats.rows_scanned,
+                    "bytes_scanned": stats.bytes_scanned,
+                    "partitions_scanned": stats.partitions_scanned,
+                    "gbps": stats.bytes_scanned as f64 / (med / 1e3) / 1e9,
+                    "batch": batch,
+                    "simd": vitrine_kernels::simd_level().name(),
+                    "threads": rayon::current_num_threads(),
+                })
+            );
+        }
+        BenchCmd::Open { c, repeat } => {
+            let mut runs = Vec::new();
+            for _ in 0..repeat {
+                let t = Instant::now();
+                let snap = Store::open(store)?.snapshot(&c.collection)?;
+                std::hint::black_box(snap.rows());
+                runs.push(t.elapsed().as_secs_f64() * 1e3);
+            }
+            println!("{}", json!({"open_ms": median(runs.clone()), "runs_ms": runs}));
+        }
+    }
+    Ok(())
+}
+
+fn sum_chunk(c: &[f32]) -> f32 {
+    // 16 independent accumulators let the compiler vectorise without reassociation.
+    let mut acc = [0f32; 16];
+    for ch in c.chunks_exact(16) {
+        for i in 0..16 {
+            acc[i] += ch[i];
+        }
+    }
+    acc.iter().sum()
+}

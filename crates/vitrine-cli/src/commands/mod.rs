@@ -1,0 +1,56 @@
+//! Command execution: each submodule runs one family of commands.
+
+mod bench;
+mod demo;
+mod import;
+mod manage;
+mod search;
+
+use crate::args::{Cli, Command, SelectionArgs};
+use anyhow::{Context, Result};
+use vitrine_store::{Day, Expr, Schema, Selection};
+
+pub fn run(cli: Cli) -> Result<()> {
+    let store = cli.store.clone();
+    match cli.command {
+        Command::Demo(a) => demo::run(&store, a),
+        Command::Collection(c) => manage::collection(&store, c),
+        Command::Partitions(p) => manage::partitions(&store, p),
+        Command::Import(a) => import::run(&store, a),
+        Command::Search(a) => search::run(&store, a),
+        Command::Delete(a) => manage::delete(&store, a),
+        Command::Compact(c) => manage::compact(&store, &c.collection),
+        Command::Check(c) => manage::check(&store, &c.collection),
+        Command::Bench(b) => bench::run(&store, b),
+    }
+}
+
+/// Parses a day argument, naming the flag in the error.
+pub fn parse_day(flag: &str, s: &str) -> Result<Day> {
+    s.parse().with_context(|| format!("--{flag}"))
+}
+
+/// Turns selection flags into a store [`Selection`], checking the filter against `schema`.
+pub fn selection(a: &SelectionArgs, schema: &Schema) -> Result<Selection> {
+    let (mut from, mut to) = (None, None);
+    if let Some(f) = &a.from {
+        from = Some(parse_day("from", f)?);
+    }
+    if let Some(t) = &a.to {
+        to = Some(parse_day("to", t)?);
+    }
+    if let Some(last) = &a.last {
+        let secs = vitrine_store::parse_age(last).context("--last")?;
+        let today = Day::today();
+        from = Some(Day(today.0 - (secs / 86_400) as i32 + 1));
+        to = Some(today);
+    }
+    if let (Some(f), Some(t)) = (from, to) {
+        anyhow::ensure!(f <= t, "--from {f} is after --to {t}");
+    }
+    let filter = match &a.filter {
+        Some(text) => Some(Expr::parse(text, schema).map_err(anyhow::Error::new)?),
+        None => None,
+    };
+    Ok(Selection { sources: a.sources.clone(), from, to, filter })
+}

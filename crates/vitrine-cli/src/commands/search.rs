@@ -1,0 +1,78 @@
+//! `vitrine search`: exact top-k or threshold search with query vectors from a .npy file.
+
+use crate::args::{Format, SearchArgs};
+use crate::output::Rows;
+use anyhow::{Context, Result};
+use serde_json::json;
+use std::path::Path;
+use vitrine_store::{SearchRequest, Snapshot, Store};
+
+/// Reads query vectors and checks their dimension against the collection.
+pub fn load_queries(path: &Path, snap: &Snapshot) -> Result<Vec<f32>> {
+    let npy = vitrine_import::npy::Npy::open(path)?;
+    let dim = snap.schema().dim;
+    anyhow::ensure!(
+        npy.dim() == dim,
+        "{}: queries have dimension {}, but collection {:?} has dimension {dim}",
+        path.display(),
+        npy.dim(),
+        snap.name()
+    );
+    let mut q = Vec::new();
+    npy.read_rows(0..npy.rows(), &mut q);
+    Ok(q)
+}
+
+pub fn run(store: &Path, a: SearchArgs) -> Result<()> {
+    let snap = Store::open(store)?.snapshot(&a.c.collection)?;
+    let queries = load_queries(&a.vector_file, &snap)?;
+    let selection = super::selection(&a.sel, snap.schema())?;
+    let k = match (a.k, a.threshold) {
+        (None, None) => Some(20),
+        (k, _) => k,
+    };
+    let req = SearchRequest { queries, k, threshold: a.threshold, selection };
+    let res = snap.search(&req).with_context(|| format!("searching {:?}", a.c.collection))?;
+    let fields: Vec<String> = snap.schema().fields.iter().map(|f| f.name.clone()).collect();
+    let mut cols = vec!["query", "rank", "id", "score", "source", "day", "uri"];
+    cols.extend(fields.iter().map(String::as_str));
+    let mut rows = Rows::new(&cols);
+    for hit in res.hits.iter().flatten() {
+        let mut r = vec![
+            hit.query.into(),
+            hit.rank.into(),
+            hit.id.clone().into(),
+            json!(hit.score),
+            hit.source.clone().into(),
+            hit.day.to_string().into(),
+            hit.uri.clone().into(),
+        ];
+        if !fields.is_empty() {
+            let vals = snap.fields_at(hit.location);
+            r.extend(fields.iter().map(|f| vals.iter().find(|(n, _)| n == f).map_or(serde_json::Value::Null, |(_, v)| v.to_json())));
+        }
+        rows.rows.push(r);
+    }
+    rows.print(a.format, &mut std::io::stdout().lock())?;
+    if a.receipt || a.format == Format::Table {
+        let s = &res.stats;
+        eprintln!(
+            "scanned {} rows in {} of {} partitions ({} segments); excluded {} deleted and {} filtered rows; {} hits",
+            s.rows_scanned,
+            s.partitions_scanned,
+            s.partitions_total,
+            s.segments_scanned,
+            s.rows_deleted,
+            s.rows_filtered,
+            res.hits.iter().map(Vec::len).sum::<usize>()
+        );
+    }
+    if a.receipt {
+        eprintln!("{}", json!({"receipt": s_json(&res.stats)}));
+    }
+    Ok(())
+}
+
+fn s_json(s: &vitrine_store::SearchStats) -> serde_json::Value {
+    serde_json::to_value(s).unwrap_or_default()
+}

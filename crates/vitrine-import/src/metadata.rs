@@ -1,0 +1,271 @@
+//! Metadata tables: one row per vector, from JSONL, CSV or Parquet (chosen by extension).
+//!
+//! Built-in columns: `id`, `uri`, `source`, `timestamp` (RFC 3339 text or unix seconds) and
+//! `day` (YYYY-MM-DD, used when there is no timestamp). Every other column becomes a user field:
+//! JSON and Parquet keep their types; a CSV column is int if every value parses as one, else
+//! float, else bool (`true`/`false`), else string. Empty CSV cells and JSON nulls are null.
+
+use crate::{invalid, json_value, Error, Result};
+use arrow_array::cast::AsArray;
+use arrow_array::types::*;
+use arrow_array::{Array, ArrayRef};
+use arrow_schema::{DataType, TimeUnit};
+use std::path::Path;
+use vitrine_store::{parse_timestamp, Day, Value, RESERVED_FIELDS};
+
+/// One metadata row with the built-ins pulled out.
+#[derive(Debug, Clone, Default)]
+pub struct MetaRow {
+    /// Line number in the file (text formats).
+    pub line: Option<usize>,
+    /// `id`.
+    pub id: Option<String>,
+    /// `uri`.
+    pub uri: Option<String>,
+    /// `source`.
+    pub source: Option<String>,
+    /// From `timestamp`, else `day`.
+    pub timestamp: Option<i64>,
+    /// User field values aligned with [`Table::field_names`].
+    pub fields: Vec<Value>,
+}
+
+/// A metadata file, read whole.
+#[derive(Debug, Clone)]
+pub struct Table {
+    /// User field names.
+    pub field_names: Vec<String>,
+    /// Rows in file order.
+    pub rows: Vec<MetaRow>,
+    /// "line" for text formats, "row" for Parquet: how errors point at a row.
+    pub row_label: &'static str,
+}
+
+impl Table {
+    /// `n` rows without metadata.
+    pub fn empty(n: usize) -> Table {
+        Table { field_names: vec![], rows: vec![MetaRow::default(); n], row_label: "row" }
+    }
+}
+
+/// Column renames applied before the built-ins are pulled out (clip-retrieval uses `key`,
+/// `image_path`, `url`).
+pub type Aliases<'a> = &'a [(&'a str, &'a str)];
+
+/// Reads a metadata file by its extension (`.jsonl`/`.ndjson`/`.json`, `.csv`, `.parquet`).
+pub fn read(path: &Path) -> Result<Table> {
+    read_with(path, &[])
+}
+
+/// [`read`] with column aliases: `(from, to)` renames column `from` to `to` if `to` is absent.
+pub fn read_with(path: &Path, aliases: Aliases<'_>) -> Result<Table> {
+    let ext = path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
+    let (names, raw, label) = match ext.as_str() {
+        "jsonl" | "ndjson" | "json" => read_jsonl(path)?,
+        "csv" => read_csv(path)?,
+        "parquet" => read_parquet(path)?,
+        _ => return Err(invalid(path, "unknown metadata format: use .jsonl, .csv or .parquet")),
+    };
+    build(path, names, raw, label, aliases)
+}
+
+type Raw = Vec<(usize, Vec<Value>)>;
+
+fn build(path: &Path, mut names: Vec<String>, raw: Raw, label: &'static str, aliases: Aliases<'_>) -> Result<Table> {
+    for (from, to) in aliases {
+        if !names.iter().any(|n| n == to) {
+            if let Some(n) = names.iter_mut().find(|n| n == from) {
+                *n = to.to_string();
+            }
+        }
+    }
+    let col = |n: &str| names.iter().position(|c| c == n);
+    let (c_id, c_uri, c_src, c_ts, c_day) = (col("id"), col("uri"), col("source"), col("timestamp"), col("day"));
+    let user: Vec<usize> = (0..names.len())
+        .filter(|&i| !RESERVED_FIELDS.contains(&names[i].as_str()))
+        .collect();
+    let mut rows = Vec::with_capacity(raw.len());
+    for (line, vals) in raw {
+        let at = |field: &str, msg: String| invalid(path, format!("{label} {line}, field {field:?}: {msg}"));
+        let text = |c: Option<usize>, field: &str| -> Result<Option<String>> {
+            match c.map(|c| &vals[c]) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::Str(s)) => Ok(Some(s.clone())),
+                Some(Value::Int(i)) => Ok(Some(i.to_string())),
+                Some(other) => Err(at(field, format!("expected text, found {other:?}"))),
+            }
+        };
+        let ts = |c: Option<usize>, field: &str| -> Result<Option<i64>> {
+            match c.map(|c| &vals[c]) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::Int(i)) => Ok(Some(*i)),
+                Some(Value::Float(f)) if f.is_finite() => Ok(Some(f.floor() as i64)),
+                Some(Value::Str(s)) if field == "day" => {
+                    s.parse::<Day>().map(|d| Some(d.start())).map_err(|e| at(field, e.to_string()))
+                }
+                Some(Value::Str(s)) => parse_timestamp(s).map(Some).map_err(|e| at(field, e.to_string())),
+                Some(other) => Err(at(field, format!("expected a timestamp, found {other:?}"))),
+            }
+        };
+        let timestamp = match ts(c_ts, "timestamp")? {
+            Some(t) => Some(t),
+            None => ts(c_day, "day")?,
+        };
+        rows.push(MetaRow {
+            line: Some(line),
+            id: text(c_id, "id")?,
+            uri: text(c_uri, "uri")?,
+            source: text(c_src, "source")?,
+            timestamp,
+            fields: user.iter().map(|&c| vals[c].clone()).collect(),
+        });
+    }
+    Ok(Table { field_names: user.iter().map(|&c| names[c].clone()).collect(), rows, row_label: label })
+}
+
+fn read_jsonl(path: &Path) -> Result<(Vec<String>, Raw, &'static str)> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+    let mut names: Vec<String> = Vec::new();
+    let mut raw = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let obj: serde_json::Map<String, serde_json::Value> = serde_json::from_str(line)
+            .map_err(|e| invalid(path, format!("line {}: not a JSON object: {e}", i + 1)))?;
+        let mut vals = vec![Value::Null; names.len()];
+        for (k, v) in &obj {
+            let val = json_value(v)
+                .ok_or_else(|| invalid(path, format!("line {}, field {k:?}: arrays and objects are not supported", i + 1)))?;
+            match names.iter().position(|n| n == k) {
+                Some(c) => vals[c] = val,
+                None => {
+                    names.push(k.clone());
+                    vals.push(val);
+                }
+            }
+        }
+        raw.push((i + 1, vals));
+    }
+    for (_, v) in raw.iter_mut() {
+        v.resize(names.len(), Value::Null);
+    }
+    Ok((names, raw, "line"))
+}
+
+fn read_csv(path: &Path) -> Result<(Vec<String>, Raw, &'static str)> {
+    let mut rd = csv::Reader::from_path(path).map_err(|e| invalid(path, format!("cannot read CSV: {e}")))?;
+    let names: Vec<String> = rd
+        .headers()
+        .map_err(|e| invalid(path, format!("cannot read the CSV header: {e}")))?
+        .iter()
+        .map(|s| s.trim().to_string())
+        .collect();
+    let mut cells: Vec<(usize, Vec<String>)> = Vec::new();
+    for rec in rd.records() {
+        let rec = rec.map_err(|e| invalid(path, format!("CSV: {e}")))?;
+        let line = rec.position().map_or(0, |p| p.line() as usize);
+        if rec.len() != names.len() {
+            return Err(invalid(path, format!("line {line}: {} fields, the header has {}", rec.len(), names.len())));
+        }
+        cells.push((line, rec.iter().map(str::to_string).collect()));
+    }
+    // Infer each column's type from all its values; built-ins stay text.
+    let types: Vec<u8> = (0..names.len())
+        .map(|c| {
+            if ["id", "uri", "source", "timestamp", "day"].contains(&names[c].as_str()) {
+                return 3;
+            }
+            let vals = cells.iter().map(|(_, r)| r[c].trim()).filter(|s| !s.is_empty());
+            if vals.clone().all(|s| s.parse::<i64>().is_ok()) {
+                0
+            } else if vals.clone().all(|s| s.parse::<f64>().is_ok()) {
+                1
+            } else if vals.clone().all(|s| s == "true" || s == "false") {
+                2
+            } else {
+                3
+            }
+        })
+        .collect();
+    let raw = cells
+        .into_iter()
+        .map(|(line, r)| {
+            let vals = r
+                .into_iter()
+                .zip(&types)
+                .map(|(s, t)| {
+                    let s = s.trim();
+                    if s.is_empty() {
+                        return Value::Null;
+                    }
+                    match t {
+                        0 => Value::Int(s.parse().unwrap()),
+                        1 => Value::Float(s.parse().unwrap()),
+                        2 => Value::Bool(s == "true"),
+                        _ => Value::Str(s.to_string()),
+                    }
+                })
+                .collect();
+            (line, vals)
+        })
+        .collect();
+    Ok((names, raw, "line"))
+}
+
+fn read_parquet(path: &Path) -> Result<(Vec<String>, Raw, &'static str)> {
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let file = std::fs::File::open(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| invalid(path, format!("not a readable Parquet file: {e}")))?;
+    let schema = builder.schema().clone();
+    let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+    let reader = builder.build().map_err(|e| invalid(path, format!("Parquet: {e}")))?;
+    let mut raw = Vec::new();
+    for batch in reader {
+        let batch = batch.map_err(|e| invalid(path, format!("Parquet: {e}")))?;
+        let base = raw.len();
+        for r in 0..batch.num_rows() {
+            raw.push((base + r + 1, Vec::with_capacity(names.len())));
+        }
+        for (c, col) in batch.columns().iter().enumerate() {
+            for r in 0..batch.num_rows() {
+                let v = arrow_value(col, r).map_err(|m| invalid(path, format!("row {}, field {:?}: {m}", base + r + 1, names[c])))?;
+                raw[base + r].1.push(v);
+            }
+        }
+    }
+    Ok((names, raw, "row"))
+}
+
+fn arrow_value(col: &ArrayRef, r: usize) -> std::result::Result<Value, String> {
+    if col.is_null(r) {
+        return Ok(Value::Null);
+    }
+    Ok(match col.data_type() {
+        DataType::Utf8 => Value::Str(col.as_string::<i32>().value(r).to_string()),
+        DataType::LargeUtf8 => Value::Str(col.as_string::<i64>().value(r).to_string()),
+        DataType::Utf8View => Value::Str(col.as_string_view().value(r).to_string()),
+        DataType::Boolean => Value::Bool(col.as_boolean().value(r)),
+        DataType::Int8 => Value::Int(col.as_primitive::<Int8Type>().value(r) as i64),
+        DataType::Int16 => Value::Int(col.as_primitive::<Int16Type>().value(r) as i64),
+        DataType::Int32 => Value::Int(col.as_primitive::<Int32Type>().value(r) as i64),
+        DataType::Int64 => Value::Int(col.as_primitive::<Int64Type>().value(r)),
+        DataType::UInt8 => Value::Int(col.as_primitive::<UInt8Type>().value(r) as i64),
+        DataType::UInt16 => Value::Int(col.as_primitive::<UInt16Type>().value(r) as i64),
+        DataType::UInt32 => Value::Int(col.as_primitive::<UInt32Type>().value(r) as i64),
+        DataType::UInt64 => Value::Int(col.as_primitive::<UInt64Type>().value(r) as i64),
+        DataType::Float32 => Value::Float(col.as_primitive::<Float32Type>().value(r) as f64),
+        DataType::Float64 => Value::Float(col.as_primitive::<Float64Type>().value(r)),
+        DataType::Date32 => Value::Str(Day(col.as_primitive::<Date32Type>().value(r)).to_string()),
+        DataType::Timestamp(unit, _) => {
+            let v = match unit {
+                TimeUnit::Second => col.as_primitive::<TimestampSecondType>().value(r),
+                TimeUnit::Millisecond => col.as_primitive::<TimestampMillisecondType>().value(r).div_euclid(1_000),
+                TimeUnit::Microsecond => col.as_primitive::<TimestampMicrosecondType>().value(r).div_euclid(1_000_000),
+                TimeUnit::Nanosecond => col.as_primitive::<TimestampNanosecondType>().value(r).div_euclid(1_000_000_000),
+            };
+            Value::Int(v)
+        }
+        other => return Err(format!("column type {other} is not supported")),
+    })
+}
