@@ -11,7 +11,10 @@ pub struct Rows {
 
 impl Rows {
     pub fn new(columns: &[&str]) -> Rows {
-        Rows { columns: columns.iter().map(|s| s.to_string()).collect(), rows: Vec::new() }
+        Rows {
+            columns: columns.iter().map(|s| s.to_string()).collect(),
+            rows: Vec::new(),
+        }
     }
 
     pub fn print(&self, format: Format, out: &mut dyn Write) -> std::io::Result<()> {
@@ -34,10 +37,23 @@ impl Rows {
             Format::Table => {
                 let cells: Vec<Vec<String>> = self.rows.iter().map(|r| r.iter().map(cell).collect()).collect();
                 let widths: Vec<usize> = (0..self.columns.len())
-                    .map(|c| cells.iter().map(|r| r[c].chars().count()).chain([self.columns[c].len()]).max().unwrap_or(0))
+                    .map(|c| {
+                        cells
+                            .iter()
+                            .map(|r| r[c].chars().count())
+                            .chain([self.columns[c].len()])
+                            .max()
+                            .unwrap_or(0)
+                    })
                     .collect();
                 let line = |vals: &[String]| {
-                    vals.iter().zip(&widths).map(|(v, w)| format!("{v:<w$}")).collect::<Vec<_>>().join("  ").trim_end().to_string()
+                    vals.iter()
+                        .zip(&widths)
+                        .map(|(v, w)| format!("{v:<w$}"))
+                        .collect::<Vec<_>>()
+                        .join("  ")
+                        .trim_end()
+                        .to_string()
                 };
                 writeln!(out, "{}", line(&self.columns))?;
                 for r in &cells {

@@ -11,12 +11,20 @@ use std::path::{Path, PathBuf};
 /// The (vectors, metadata) file pairs of a clip-retrieval folder, ordered by N.
 pub fn pairs(dir: &Path) -> Result<Vec<(PathBuf, PathBuf)>> {
     let emb = dir.join("img_emb");
-    let rd = std::fs::read_dir(&emb).map_err(|source| Error::Io { path: emb.clone(), source })?;
+    let rd = std::fs::read_dir(&emb).map_err(|source| Error::Io {
+        path: emb.clone(),
+        source,
+    })?;
     let mut out = Vec::new();
     for ent in rd {
-        let ent = ent.map_err(|source| Error::Io { path: emb.clone(), source })?;
+        let ent = ent.map_err(|source| Error::Io {
+            path: emb.clone(),
+            source,
+        })?;
         let name = ent.file_name().to_string_lossy().to_string();
-        let Some(n) = name.strip_prefix("img_emb_").and_then(|s| s.strip_suffix(".npy")) else { continue };
+        let Some(n) = name.strip_prefix("img_emb_").and_then(|s| s.strip_suffix(".npy")) else {
+            continue;
+        };
         let Ok(num) = n.parse::<u64>() else { continue };
         let meta = dir.join("metadata").join(format!("metadata_{n}.parquet"));
         if !meta.is_file() {
@@ -25,7 +33,10 @@ pub fn pairs(dir: &Path) -> Result<Vec<(PathBuf, PathBuf)>> {
         out.push((num, ent.path(), meta));
     }
     if out.is_empty() {
-        return Err(invalid(dir, "not a clip-retrieval folder: no img_emb/img_emb_N.npy files"));
+        return Err(invalid(
+            dir,
+            "not a clip-retrieval folder: no img_emb/img_emb_N.npy files",
+        ));
     }
     out.sort();
     Ok(out.into_iter().map(|(_, a, b)| (a, b)).collect())

@@ -51,7 +51,10 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 pub(crate) fn invalid(path: &Path, msg: impl Into<String>) -> Error {
-    Error::Invalid { path: path.to_path_buf(), msg: msg.into() }
+    Error::Invalid {
+        path: path.to_path_buf(),
+        msg: msg.into(),
+    }
 }
 
 /// Defaults for rows whose metadata lacks a field.
@@ -82,7 +85,10 @@ impl Part {
                 let n = npy.rows();
                 let mut d = defaults.clone();
                 if d.id_prefix.is_none() {
-                    let stem = vectors.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
+                    let stem = vectors
+                        .file_stem()
+                        .map(|s| s.to_string_lossy().to_string())
+                        .unwrap_or_default();
                     d.id_prefix = Some(format!("{stem}-"));
                 }
                 Part::from_table(npy, metadata::Table::empty(n), vectors, &d)
@@ -111,22 +117,45 @@ impl Part {
                 (Some(id), ..) if !id.is_empty() => id,
                 (_, Some(p), _) => format!("{p}{i}"),
                 (_, None, Some(uri)) if !uri.is_empty() => uri.clone(),
-                _ => return Err(invalid(meta_path, at("no id (add an `id` or `uri` column, or pass --id-prefix)"))),
+                _ => {
+                    return Err(invalid(
+                        meta_path,
+                        at("no id (add an `id` or `uri` column, or pass --id-prefix)"),
+                    ))
+                }
             };
             let source = match m.source.or_else(|| defaults.source.clone()) {
                 Some(s) => s,
-                None => return Err(invalid(meta_path, at("no source (add a `source` column or pass --source)"))),
+                None => {
+                    return Err(invalid(
+                        meta_path,
+                        at("no source (add a `source` column or pass --source)"),
+                    ))
+                }
             };
             let timestamp = match (m.timestamp, defaults.day) {
                 (Some(t), _) => t,
                 (None, Some(d)) => d.start(),
                 (None, None) => {
-                    return Err(invalid(meta_path, at("no timestamp or day (add a `timestamp` or `day` column, or pass --day)")))
+                    return Err(invalid(
+                        meta_path,
+                        at("no timestamp or day (add a `timestamp` or `day` column, or pass --day)"),
+                    ))
                 }
             };
-            rows.push(Row { id, uri: m.uri.unwrap_or_default(), source, timestamp, fields: m.fields });
+            rows.push(Row {
+                id,
+                uri: m.uri.unwrap_or_default(),
+                source,
+                timestamp,
+                fields: m.fields,
+            });
         }
-        Ok(Part { vectors: npy, rows, field_names: table.field_names })
+        Ok(Part {
+            vectors: npy,
+            rows,
+            field_names: table.field_names,
+        })
     }
 
     /// Vector dimension.
@@ -149,7 +178,10 @@ impl Part {
         if self.dim() != dim {
             return Err(invalid(
                 self.path(),
-                format!("vectors have dimension {}, but the collection has dimension {dim}", self.dim()),
+                format!(
+                    "vectors have dimension {}, but the collection has dimension {dim}",
+                    self.dim()
+                ),
             ));
         }
         let mut buf = Vec::new();
@@ -158,7 +190,10 @@ impl Part {
             self.vectors.read_rows(start..end, &mut buf);
             for (j, v) in buf.chunks_exact(dim).enumerate() {
                 check_vector(metric, v).map_err(|e| {
-                    invalid(self.path(), format!("row {} (id {:?}): {e}", start + j, self.rows[start + j].id))
+                    invalid(
+                        self.path(),
+                        format!("row {} (id {:?}): {e}", start + j, self.rows[start + j].id),
+                    )
                 })?;
             }
         }
@@ -169,7 +204,11 @@ impl Part {
     pub fn batch(&self, range: std::ops::Range<usize>) -> Batch {
         let mut vectors = Vec::new();
         self.vectors.read_rows(range.clone(), &mut vectors);
-        Batch { field_names: self.field_names.clone(), rows: self.rows[range].to_vec(), vectors }
+        Batch {
+            field_names: self.field_names.clone(),
+            rows: self.rows[range].to_vec(),
+            vectors,
+        }
     }
 }
 

@@ -44,7 +44,11 @@ pub struct Table {
 impl Table {
     /// `n` rows without metadata.
     pub fn empty(n: usize) -> Table {
-        Table { field_names: vec![], rows: vec![MetaRow::default(); n], row_label: "row" }
+        Table {
+            field_names: vec![],
+            rows: vec![MetaRow::default(); n],
+            row_label: "row",
+        }
     }
 }
 
@@ -59,7 +63,10 @@ pub fn read(path: &Path) -> Result<Table> {
 
 /// [`read`] with column aliases: `(from, to)` renames column `from` to `to` if `to` is absent.
 pub fn read_with(path: &Path, aliases: Aliases<'_>) -> Result<Table> {
-    let ext = path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
+    let ext = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
     let (names, raw, label) = match ext.as_str() {
         "jsonl" | "ndjson" | "json" => read_jsonl(path)?,
         "csv" => read_csv(path)?,
@@ -100,9 +107,10 @@ fn build(path: &Path, mut names: Vec<String>, raw: Raw, label: &'static str, ali
                 None | Some(Value::Null) => Ok(None),
                 Some(Value::Int(i)) => Ok(Some(*i)),
                 Some(Value::Float(f)) if f.is_finite() => Ok(Some(f.floor() as i64)),
-                Some(Value::Str(s)) if field == "day" => {
-                    s.parse::<Day>().map(|d| Some(d.start())).map_err(|e| at(field, e.to_string()))
-                }
+                Some(Value::Str(s)) if field == "day" => s
+                    .parse::<Day>()
+                    .map(|d| Some(d.start()))
+                    .map_err(|e| at(field, e.to_string())),
                 Some(Value::Str(s)) => parse_timestamp(s).map(Some).map_err(|e| at(field, e.to_string())),
                 Some(other) => Err(at(field, format!("expected a timestamp, found {other:?}"))),
             }
@@ -120,23 +128,34 @@ fn build(path: &Path, mut names: Vec<String>, raw: Raw, label: &'static str, ali
             fields: user.iter().map(|&c| vals[c].clone()).collect(),
         });
     }
-    Ok(Table { field_names: user.iter().map(|&c| names[c].clone()).collect(), rows, row_label: label })
+    Ok(Table {
+        field_names: user.iter().map(|&c| names[c].clone()).collect(),
+        rows,
+        row_label: label,
+    })
 }
 
 fn read_jsonl(path: &Path) -> Result<(Vec<String>, Raw, &'static str)> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let mut names: Vec<String> = Vec::new();
     let mut raw = Vec::new();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
-        let obj: serde_json::Map<String, serde_json::Value> = serde_json::from_str(line)
-            .map_err(|e| invalid(path, format!("line {}: not a JSON object: {e}", i + 1)))?;
+        let obj: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(line).map_err(|e| invalid(path, format!("line {}: not a JSON object: {e}", i + 1)))?;
         let mut vals = vec![Value::Null; names.len()];
         for (k, v) in &obj {
-            let val = json_value(v)
-                .ok_or_else(|| invalid(path, format!("line {}, field {k:?}: arrays and objects are not supported", i + 1)))?;
+            let val = json_value(v).ok_or_else(|| {
+                invalid(
+                    path,
+                    format!("line {}, field {k:?}: arrays and objects are not supported", i + 1),
+                )
+            })?;
             match names.iter().position(|n| n == k) {
                 Some(c) => vals[c] = val,
                 None => {
@@ -166,7 +185,10 @@ fn read_csv(path: &Path) -> Result<(Vec<String>, Raw, &'static str)> {
         let rec = rec.map_err(|e| invalid(path, format!("CSV: {e}")))?;
         let line = rec.position().map_or(0, |p| p.line() as usize);
         if rec.len() != names.len() {
-            return Err(invalid(path, format!("line {line}: {} fields, the header has {}", rec.len(), names.len())));
+            return Err(invalid(
+                path,
+                format!("line {line}: {} fields, the header has {}", rec.len(), names.len()),
+            ));
         }
         cells.push((line, rec.iter().map(str::to_string).collect()));
     }
@@ -215,8 +237,12 @@ fn read_csv(path: &Path) -> Result<(Vec<String>, Raw, &'static str)> {
 
 fn read_parquet(path: &Path) -> Result<(Vec<String>, Raw, &'static str)> {
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-    let file = std::fs::File::open(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| invalid(path, format!("not a readable Parquet file: {e}")))?;
+    let file = std::fs::File::open(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file)
+        .map_err(|e| invalid(path, format!("not a readable Parquet file: {e}")))?;
     let schema = builder.schema().clone();
     let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
     let reader = builder.build().map_err(|e| invalid(path, format!("Parquet: {e}")))?;
@@ -229,7 +255,8 @@ fn read_parquet(path: &Path) -> Result<(Vec<String>, Raw, &'static str)> {
         }
         for (c, col) in batch.columns().iter().enumerate() {
             for r in 0..batch.num_rows() {
-                let v = arrow_value(col, r).map_err(|m| invalid(path, format!("row {}, field {:?}: {m}", base + r + 1, names[c])))?;
+                let v = arrow_value(col, r)
+                    .map_err(|m| invalid(path, format!("row {}, field {:?}: {m}", base + r + 1, names[c])))?;
                 raw[base + r].1.push(v);
             }
         }
@@ -260,9 +287,18 @@ fn arrow_value(col: &ArrayRef, r: usize) -> std::result::Result<Value, String> {
         DataType::Timestamp(unit, _) => {
             let v = match unit {
                 TimeUnit::Second => col.as_primitive::<TimestampSecondType>().value(r),
-                TimeUnit::Millisecond => col.as_primitive::<TimestampMillisecondType>().value(r).div_euclid(1_000),
-                TimeUnit::Microsecond => col.as_primitive::<TimestampMicrosecondType>().value(r).div_euclid(1_000_000),
-                TimeUnit::Nanosecond => col.as_primitive::<TimestampNanosecondType>().value(r).div_euclid(1_000_000_000),
+                TimeUnit::Millisecond => col
+                    .as_primitive::<TimestampMillisecondType>()
+                    .value(r)
+                    .div_euclid(1_000),
+                TimeUnit::Microsecond => col
+                    .as_primitive::<TimestampMicrosecondType>()
+                    .value(r)
+                    .div_euclid(1_000_000),
+                TimeUnit::Nanosecond => col
+                    .as_primitive::<TimestampNanosecondType>()
+                    .value(r)
+                    .div_euclid(1_000_000_000),
             };
             Value::Int(v)
         }

@@ -26,9 +26,15 @@ pub struct Npy {
 impl Npy {
     /// Opens and validates `path`.
     pub fn open(path: &Path) -> Result<Npy> {
-        let file = std::fs::File::open(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+        let file = std::fs::File::open(path).map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
         // SAFETY: the file is only read; a concurrent truncation is outside our contract.
-        let map = unsafe { Mmap::map(&file) }.map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+        let map = unsafe { Mmap::map(&file) }.map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let bad = |m: String| invalid(path, m);
         if map.len() < 10 || &map[..6] != b"\x93NUMPY" {
             return Err(bad("not a .npy file (missing the \\x93NUMPY magic)".into()));
@@ -55,7 +61,9 @@ impl Npy {
         };
         let fortran = dict_value(header, "fortran_order").unwrap_or("False");
         if fortran.starts_with("True") {
-            return Err(bad("array is in Fortran order; save it in C order (np.ascontiguousarray)".into()));
+            return Err(bad(
+                "array is in Fortran order; save it in C order (np.ascontiguousarray)".into(),
+            ));
         }
         let shape = dict_value(header, "shape").ok_or_else(|| bad("header has no 'shape'".into()))?;
         let dims: Vec<usize> = shape
@@ -75,7 +83,10 @@ impl Npy {
         }
         let offset = start + hlen;
         let size = if dtype == Dtype::F32 { 4 } else { 2 };
-        let want = rows.checked_mul(dim).and_then(|x| x.checked_mul(size)).ok_or_else(|| bad("shape overflows".into()))?;
+        let want = rows
+            .checked_mul(dim)
+            .and_then(|x| x.checked_mul(size))
+            .ok_or_else(|| bad("shape overflows".into()))?;
         let have = map.len() - offset;
         if have < want {
             return Err(bad(format!(
@@ -84,9 +95,19 @@ impl Npy {
             )));
         }
         if have > want {
-            return Err(bad(format!("{} bytes of trailing data after the ({rows}, {dim}) array", have - want)));
+            return Err(bad(format!(
+                "{} bytes of trailing data after the ({rows}, {dim}) array",
+                have - want
+            )));
         }
-        Ok(Npy { path: path.to_path_buf(), map, offset, dtype, rows, dim })
+        Ok(Npy {
+            path: path.to_path_buf(),
+            map,
+            offset,
+            dtype,
+            rows,
+            dim,
+        })
     }
 
     /// Number of vectors.
@@ -120,7 +141,11 @@ impl Npy {
             }
             Dtype::F16 => {
                 let bytes = &self.map[self.offset + a * 2..self.offset + b * 2];
-                out.extend(bytes.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()));
+                out.extend(
+                    bytes
+                        .chunks_exact(2)
+                        .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()),
+                );
             }
         }
     }
@@ -128,16 +153,25 @@ impl Npy {
 
 /// The raw text of `key`'s value in a Python dict literal such as the .npy header.
 fn dict_value<'h>(header: &'h str, key: &str) -> Option<&'h str> {
-    let k = header.find(&format!("'{key}'")).or_else(|| header.find(&format!("\"{key}\"")))?;
+    let k = header
+        .find(&format!("'{key}'"))
+        .or_else(|| header.find(&format!("\"{key}\"")))?;
     let rest = header[k + key.len() + 2..].trim_start().strip_prefix(':')?.trim_start();
-    let end = if rest.starts_with('(') { rest.find(')')? + 1 } else { rest.find([',', '}']).unwrap_or(rest.len()) };
+    let end = if rest.starts_with('(') {
+        rest.find(')')? + 1
+    } else {
+        rest.find([',', '}']).unwrap_or(rest.len())
+    };
     Some(rest[..end].trim())
 }
 
 /// Writes `rows × dim` f32 values as a `.npy` file (used by tests, benchmarks and `vitrine demo`).
 pub fn write_f32(path: &Path, data: &[f32], rows: usize, dim: usize) -> Result<()> {
     use std::io::Write;
-    let io = |source| Error::Io { path: path.to_path_buf(), source };
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {dim}), }}");
     while (10 + header.len() + 1) % 64 != 0 {
         header.push(' ');

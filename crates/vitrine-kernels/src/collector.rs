@@ -34,12 +34,24 @@ impl Collector {
     /// A collector for the `k` best rows, keeping `margin` of slack below the k-th score.
     pub fn top_k(k: usize, margin: f32) -> Self {
         let cap = 2 * k + 64;
-        Collector { k: Some(k), margin, floor: f32::NEG_INFINITY, cap, buf: Vec::with_capacity(cap) }
+        Collector {
+            k: Some(k),
+            margin,
+            floor: f32::NEG_INFINITY,
+            cap,
+            buf: Vec::with_capacity(cap),
+        }
     }
 
     /// A collector for every row scoring at least `floor` (already lowered by the margin).
     pub fn at_least(floor: f32) -> Self {
-        Collector { k: None, margin: 0.0, floor, cap: usize::MAX, buf: Vec::new() }
+        Collector {
+            k: None,
+            margin: 0.0,
+            floor,
+            cap: usize::MAX,
+            buf: Vec::new(),
+        }
     }
 
     /// The lowest score that is still worth pushing; callers may skip rows below it.
@@ -76,7 +88,8 @@ impl Collector {
             return;
         }
         if self.buf.len() > k {
-            self.buf.select_nth_unstable_by(k - 1, |a, b| b.score.total_cmp(&a.score));
+            self.buf
+                .select_nth_unstable_by(k - 1, |a, b| b.score.total_cmp(&a.score));
             let kth = self.buf[k - 1].score;
             self.floor = self.floor.max(kth - self.margin);
             let floor = self.floor;

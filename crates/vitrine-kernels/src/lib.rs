@@ -174,11 +174,8 @@ mod tests {
                     for i in 0..nq * nr {
                         let (qi, ri) = (i / nr, i % nr);
                         let exact = dot_f64(&q[qi * dim..][..dim], &x[ri * dim..][..dim]);
-                        let bound = dot_error_bound(
-                            dim,
-                            norm_f64(&q[qi * dim..][..dim]),
-                            norm_f64(&x[ri * dim..][..dim]),
-                        );
+                        let bound =
+                            dot_error_bound(dim, norm_f64(&q[qi * dim..][..dim]), norm_f64(&x[ri * dim..][..dim]));
                         assert!(
                             (got[i] as f64 - exact).abs() <= bound,
                             "{level:?} dim={dim} nq={nq} nr={nr} i={i}: {} vs exact {exact} (bound {bound})",

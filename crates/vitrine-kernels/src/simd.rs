@@ -5,6 +5,9 @@
 //! inner loop walks all queries: a row tile is loaded from memory once and stays in L1 while
 //! every query of the batch passes over it (queries stay in L2).
 
+// Index loops over the tile keep the register layout explicit; iterator forms obscure it.
+#![allow(clippy::needless_range_loop)]
+
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod avx512 {
     use std::arch::x86_64::*;

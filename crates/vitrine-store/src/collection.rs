@@ -62,8 +62,11 @@ fn partitions_of(m: &Manifest) -> Vec<PartitionInfo> {
 pub struct Snapshot {
     name: String,
     manifest: Manifest,
-    segments: Vec<(SegmentEntry, Arc<Segment>, Option<Bitmap>)>,
+    segments: Vec<LiveSegment>,
 }
+
+/// A segment of a snapshot: its manifest entry, its mapping and its deletes.
+type LiveSegment = (SegmentEntry, Arc<Segment>, Option<Bitmap>);
 
 impl Snapshot {
     pub(crate) fn open(name: &str, dir: &Path) -> Result<Snapshot> {
@@ -73,7 +76,13 @@ impl Snapshot {
         loop {
             let manifest = Manifest::load(dir)?;
             match Self::open_files(dir, &manifest) {
-                Ok(segments) => return Ok(Snapshot { name: name.to_string(), manifest, segments }),
+                Ok(segments) => {
+                    return Ok(Snapshot {
+                        name: name.to_string(),
+                        manifest,
+                        segments,
+                    })
+                }
                 Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound && attempt < 5 => {
                     attempt += 1;
                 }
@@ -82,7 +91,7 @@ impl Snapshot {
         }
     }
 
-    fn open_files(dir: &Path, m: &Manifest) -> Result<Vec<(SegmentEntry, Arc<Segment>, Option<Bitmap>)>> {
+    fn open_files(dir: &Path, m: &Manifest) -> Result<Vec<LiveSegment>> {
         let mut out = Vec::with_capacity(m.segments.len());
         for e in &m.segments {
             let seg = Segment::open(&seg_file(dir, e.id))?;
@@ -123,8 +132,15 @@ impl Snapshot {
 
     /// Runs an exact search.
     pub fn search(&self, req: &SearchRequest) -> Result<SearchResults> {
-        let segs: Vec<SegRef<'_>> =
-            self.segments.iter().map(|(e, s, d)| SegRef { id: e.id, seg: s, deletes: d.as_ref() }).collect();
+        let segs: Vec<SegRef<'_>> = self
+            .segments
+            .iter()
+            .map(|(e, s, d)| SegRef {
+                id: e.id,
+                seg: s,
+                deletes: d.as_ref(),
+            })
+            .collect();
         let parts = self.partitions().len();
         search::search(self.manifest.schema.metric, self.manifest.schema.dim, &segs, parts, req)
     }
@@ -259,7 +275,8 @@ impl CollectionWriter {
         };
         for e in &w.manifest.segments {
             if let Some(f) = &e.deletes {
-                w.deletes.insert(e.id, Bitmap::read(&dir.join("segments").join(f), e.rows as usize)?);
+                w.deletes
+                    .insert(e.id, Bitmap::read(&dir.join("segments").join(f), e.rows as usize)?);
             }
         }
         w.remove_orphans()?;
@@ -358,7 +375,11 @@ impl CollectionWriter {
             }
             check_name("source", &row.source).map_err(|e| invalid(format!("row {i} (id {:?}): {e}", row.id)))?;
             if row.fields.len() != batch.field_names.len() {
-                return Err(invalid(format!("row {i}: {} field values for {} fields", row.fields.len(), batch.field_names.len())));
+                return Err(invalid(format!(
+                    "row {i}: {} field values for {} fields",
+                    row.fields.len(),
+                    batch.field_names.len()
+                )));
             }
             for (f, val) in row.fields.iter().enumerate() {
                 let Some(t) = val.field_type() else { continue };
@@ -393,22 +414,34 @@ impl CollectionWriter {
         for (i, r) in batch.rows.iter().enumerate() {
             last.insert(&r.id, i);
         }
-        let mut report = InsertReport { replaced: (batch.rows.len() - last.len()) as u64, ..Default::default() };
+        let mut report = InsertReport {
+            replaced: (batch.rows.len() - last.len()) as u64,
+            ..Default::default()
+        };
         let mut groups: BTreeMap<(&str, Day), Vec<usize>> = BTreeMap::new();
         for (i, r) in batch.rows.iter().enumerate() {
             if last[r.id.as_str()] == i {
-                groups.entry((&r.source, Day::from_timestamp(r.timestamp))).or_default().push(i);
+                groups
+                    .entry((&r.source, Day::from_timestamp(r.timestamp)))
+                    .or_default()
+                    .push(i);
             }
         }
         report.partitions = groups.len();
         // Map batch field order onto schema order.
         let fields: Vec<(String, FieldType)> = schema.fields.iter().map(|f| (f.name.clone(), f.ty)).collect();
-        let pos: Vec<Option<usize>> =
-            fields.iter().map(|(n, _)| batch.field_names.iter().position(|b| b == n)).collect();
+        let pos: Vec<Option<usize>> = fields
+            .iter()
+            .map(|(n, _)| batch.field_names.iter().position(|b| b == n))
+            .collect();
         let aligned: Vec<Vec<Value>> = batch
             .rows
             .iter()
-            .map(|r| pos.iter().map(|p| p.map_or(Value::Null, |p| r.fields[p].clone())).collect())
+            .map(|r| {
+                pos.iter()
+                    .map(|p| p.map_or(Value::Null, |p| r.fields[p].clone()))
+                    .collect()
+            })
             .collect();
 
         let mut next = self.manifest.next_segment;
@@ -448,7 +481,10 @@ impl CollectionWriter {
         let mut changed: HashMap<u64, Bitmap> = HashMap::new();
         let old: Vec<(u64, u32)> = {
             let ids = self.id_index()?;
-            placed.iter().filter_map(|(i, ..)| ids.get(batch.rows[*i].id.as_str()).copied()).collect()
+            placed
+                .iter()
+                .filter_map(|(i, ..)| ids.get(batch.rows[*i].id.as_str()).copied())
+                .collect()
         };
         report.replaced += old.len() as u64;
         for (seg, row) in old {
@@ -467,7 +503,12 @@ impl CollectionWriter {
     }
 
     fn mark(&self, changed: &mut HashMap<u64, Bitmap>, seg: u64, row: u32) {
-        let rows = self.manifest.segments.iter().find(|e| e.id == seg).map_or(0, |e| e.rows as usize);
+        let rows = self
+            .manifest
+            .segments
+            .iter()
+            .find(|e| e.id == seg)
+            .map_or(0, |e| e.rows as usize);
         changed
             .entry(seg)
             .or_insert_with(|| self.deletes.get(&seg).cloned().unwrap_or_else(|| Bitmap::new(rows)))
@@ -566,13 +607,20 @@ impl CollectionWriter {
     /// Drops whole partitions for which `pred(source, day)` holds; cost grows with the number of
     /// segments dropped, not rows. Returns what was dropped.
     pub fn drop_partitions(&mut self, pred: impl Fn(&str, Day) -> bool) -> Result<Vec<PartitionInfo>> {
-        let dropped: Vec<PartitionInfo> =
-            partitions_of(&self.manifest).into_iter().filter(|p| pred(&p.source, p.day)).collect();
+        let dropped: Vec<PartitionInfo> = partitions_of(&self.manifest)
+            .into_iter()
+            .filter(|p| pred(&p.source, p.day))
+            .collect();
         if dropped.is_empty() {
             return Ok(dropped);
         }
-        let removed: Vec<u64> =
-            self.manifest.segments.iter().filter(|e| pred(&e.source, e.day)).map(|e| e.id).collect();
+        let removed: Vec<u64> = self
+            .manifest
+            .segments
+            .iter()
+            .filter(|e| pred(&e.source, e.day))
+            .map(|e| e.id)
+            .collect();
         self.publish(self.manifest.clone(), HashMap::new(), &removed)?;
         self.ids = None;
         Ok(dropped)
@@ -601,13 +649,21 @@ impl CollectionWriter {
             by_part.entry((e.source.clone(), e.day)).or_default().push(e.clone());
         }
         let dim = self.manifest.schema.dim;
-        let fields: Vec<(String, FieldType)> =
-            self.manifest.schema.fields.iter().map(|f| (f.name.clone(), f.ty)).collect();
+        let fields: Vec<(String, FieldType)> = self
+            .manifest
+            .schema
+            .fields
+            .iter()
+            .map(|f| (f.name.clone(), f.ty))
+            .collect();
         let mut next = self.manifest.next_segment;
         let mut new_entries = Vec::new();
         let mut removed = Vec::new();
         for ((source, day), entries) in by_part {
-            let small = entries.iter().filter(|e| (e.rows as usize) < self.max_segment_rows / 2).count();
+            let small = entries
+                .iter()
+                .filter(|e| (e.rows as usize) < self.max_segment_rows / 2)
+                .count();
             let deleted: u64 = entries.iter().map(|e| e.deleted).sum();
             if deleted == 0 && small < 2 {
                 continue;
@@ -627,7 +683,11 @@ impl CollectionWriter {
                         let user = s.user_fields(r);
                         let vals = fields
                             .iter()
-                            .map(|(n, _)| user.iter().find(|(u, _)| u == n).map_or(Value::Null, |(_, v)| v.clone()))
+                            .map(|(n, _)| {
+                                user.iter()
+                                    .find(|(u, _)| u == n)
+                                    .map_or(Value::Null, |(_, v)| v.clone())
+                            })
                             .collect();
                         live.push((si, r, vals));
                     }
@@ -638,7 +698,13 @@ impl CollectionWriter {
                     .iter()
                     .map(|(si, r, vals)| {
                         let s = &segs[*si].0;
-                        RowRef { id: s.id(*r), uri: s.uri(*r), timestamp: s.timestamp(*r), fields: vals, vector: s.vector(*r) }
+                        RowRef {
+                            id: s.id(*r),
+                            uri: s.uri(*r),
+                            timestamp: s.timestamp(*r),
+                            fields: vals,
+                            vector: s.vector(*r),
+                        }
                     })
                     .collect();
                 let id = next;

@@ -93,7 +93,9 @@ pub fn parse_timestamp(s: &str) -> Result<i64> {
 pub fn parse_age(s: &str) -> Result<i64> {
     let t = s.trim();
     let (num, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
-    let n: i64 = num.parse().map_err(|_| invalid(format!("invalid age {s:?}: expected e.g. 30d, 12w, 36h")))?;
+    let n: i64 = num
+        .parse()
+        .map_err(|_| invalid(format!("invalid age {s:?}: expected e.g. 30d, 12w, 36h")))?;
     let mult = match unit {
         "d" | "" => SECS_PER_DAY,
         "w" => 7 * SECS_PER_DAY,
@@ -117,9 +119,15 @@ mod tests {
         assert_eq!(Day::from_timestamp(d.end() + 1).to_string(), "2023-11-20");
         assert_eq!(Day::from_timestamp(-1).to_string(), "1969-12-31");
         assert_eq!(parse_timestamp("2023-11-19T23:59:59Z").unwrap(), d.end());
-        assert_eq!(parse_timestamp("2023-11-20T01:00:00+02:00").unwrap(), d.end() + 1 - 3600);
+        assert_eq!(
+            parse_timestamp("2023-11-20T01:00:00+02:00").unwrap(),
+            d.end() + 1 - 3600
+        );
         assert_eq!(parse_timestamp("1700352000").unwrap(), 1_700_352_000);
-        assert!(parse_timestamp("yesterday").unwrap_err().to_string().contains("yesterday"));
+        assert!(parse_timestamp("yesterday")
+            .unwrap_err()
+            .to_string()
+            .contains("yesterday"));
         assert!("2023-13-01".parse::<Day>().is_err());
         assert_eq!(parse_age("400d").unwrap(), 400 * 86_400);
         assert!(parse_age("4x").is_err());

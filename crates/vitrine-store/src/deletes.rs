@@ -21,7 +21,10 @@ pub struct Bitmap {
 impl Bitmap {
     /// An empty set over `rows` rows.
     pub fn new(rows: usize) -> Bitmap {
-        Bitmap { rows, words: vec![0; rows.div_ceil(64)] }
+        Bitmap {
+            rows,
+            words: vec![0; rows.div_ceil(64)],
+        }
     }
 
     /// Is row `r` in the set?
@@ -59,7 +62,10 @@ impl Bitmap {
     /// Reads a bitmap written by [`Bitmap::write`], checking it covers `rows` rows.
     pub fn read(path: &Path, rows: usize) -> Result<Bitmap> {
         let b = std::fs::read(path).at(path)?;
-        let corrupt = |reason: &str| Error::Corrupt { path: path.to_path_buf(), reason: reason.into() };
+        let corrupt = |reason: &str| Error::Corrupt {
+            path: path.to_path_buf(),
+            reason: reason.into(),
+        };
         if b.len() < 16 || &b[..4] != b"VDEL" {
             return Err(corrupt("not a deletion bitmap"));
         }
@@ -71,7 +77,10 @@ impl Bitmap {
         if n != rows || b.len() != 16 + rows.div_ceil(64) * 8 {
             return Err(corrupt("row count does not match its segment"));
         }
-        let words = b[16..].chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().unwrap())).collect();
+        let words = b[16..]
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
+            .collect();
         Ok(Bitmap { rows, words })
     }
 }

@@ -158,13 +158,22 @@ impl Expr {
     }
 
     fn check(&self, text: &str, schema: &Schema) -> Result<(), FilterError> {
-        let err = |pos: usize, message: String| FilterError { expr: text.to_string(), pos, message };
+        let err = |pos: usize, message: String| FilterError {
+            expr: text.to_string(),
+            pos,
+            message,
+        };
         let check_lit = |field: &str, pos: usize, lit: &Literal| -> Result<(), FilterError> {
             let Some(ty) = field_type(schema, field) else {
-                let mut known: Vec<String> =
-                    ["id", "uri", "source", "day", "timestamp"].iter().map(|s| s.to_string()).collect();
+                let mut known: Vec<String> = ["id", "uri", "source", "day", "timestamp"]
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect();
                 known.extend(schema.fields.iter().map(|f| f.name.clone()));
-                return Err(err(pos, format!("unknown field {field:?} (fields: {})", known.join(", "))));
+                return Err(err(
+                    pos,
+                    format!("unknown field {field:?} (fields: {})", known.join(", ")),
+                ));
             };
             let ok = matches!(
                 (ty, lit),
@@ -175,7 +184,10 @@ impl Expr {
             if ok {
                 Ok(())
             } else {
-                Err(err(pos, format!("field {field:?} is {ty} but is compared with {lit:?}")))
+                Err(err(
+                    pos,
+                    format!("field {field:?} is {ty} but is compared with {lit:?}"),
+                ))
             }
         };
         match self {
@@ -188,7 +200,9 @@ impl Expr {
                 Ok(())
             }
             Expr::In { field, values, pos, .. } => values.iter().try_for_each(|v| check_lit(field, *pos, v)),
-            Expr::Like { field, pos, pattern, .. } => check_lit(field, *pos, &Literal::Str(pattern.clone())),
+            Expr::Like {
+                field, pos, pattern, ..
+            } => check_lit(field, *pos, &Literal::Str(pattern.clone())),
             Expr::And(a, b) | Expr::Or(a, b) => {
                 a.check(text, schema)?;
                 b.check(text, schema)
@@ -222,18 +236,30 @@ impl Expr {
 
     /// Evaluates on one row; `get(i)` returns the value of `self.fields()[i]`.
     pub fn eval<'a>(&self, fields: &[String], get: &dyn Fn(usize) -> ValueRef<'a>) -> bool {
-        let idx = |name: &str| fields.iter().position(|f| f == name).expect("field list from Expr::fields");
+        let idx = |name: &str| {
+            fields
+                .iter()
+                .position(|f| f == name)
+                .expect("field list from Expr::fields")
+        };
         match self {
             Expr::Const(b) => *b,
             Expr::Cmp { field, op, value, .. } => compare(get(idx(field)), *op, value),
-            Expr::In { field, values, negated, .. } => {
+            Expr::In {
+                field, values, negated, ..
+            } => {
                 let v = get(idx(field));
                 if v == ValueRef::Null {
                     return false;
                 }
                 values.iter().any(|l| compare(v, CmpOp::Eq, l)) != *negated
             }
-            Expr::Like { field, pattern, negated, .. } => match get(idx(field)) {
+            Expr::Like {
+                field,
+                pattern,
+                negated,
+                ..
+            } => match get(idx(field)) {
                 ValueRef::Str(s) => like(s, pattern) != *negated,
                 _ => false,
             },
@@ -271,7 +297,9 @@ impl Expr {
                 }
                 _ => None,
             },
-            Expr::In { field, values, negated, .. } => {
+            Expr::In {
+                field, values, negated, ..
+            } => {
                 let d = day.to_string();
                 let v = match field.as_str() {
                     "source" => ValueRef::Str(source),
@@ -280,7 +308,12 @@ impl Expr {
                 };
                 Some(values.iter().any(|l| compare(v, CmpOp::Eq, l)) != *negated)
             }
-            Expr::Like { field, pattern, negated, .. } => match field.as_str() {
+            Expr::Like {
+                field,
+                pattern,
+                negated,
+                ..
+            } => match field.as_str() {
                 "source" => Some(like(source, pattern) != *negated),
                 "day" => Some(like(&day.to_string(), pattern) != *negated),
                 _ => None,
@@ -372,11 +405,19 @@ struct Parser<'a> {
 
 impl<'a> Parser<'a> {
     fn new(text: &'a str) -> Result<Self, FilterError> {
-        Ok(Parser { text, toks: lex(text)?, at: 0 })
+        Ok(Parser {
+            text,
+            toks: lex(text)?,
+            at: 0,
+        })
     }
 
     fn err(&self, pos: usize, message: impl Into<String>) -> FilterError {
-        FilterError { expr: self.text.to_string(), pos, message: message.into() }
+        FilterError {
+            expr: self.text.to_string(),
+            pos,
+            message: message.into(),
+        }
     }
 
     fn peek(&self) -> &(Tok, usize) {
@@ -435,13 +476,22 @@ impl<'a> Parser<'a> {
                 let e = self.parse_or()?;
                 match self.next() {
                     (Tok::RParen, _) => Ok(e),
-                    (t, p) => Err(self.err(p, format!("expected ')' to close the '(' at position {pos}, found {}", describe(&t)))),
+                    (t, p) => Err(self.err(
+                        p,
+                        format!(
+                            "expected ')' to close the '(' at position {pos}, found {}",
+                            describe(&t)
+                        ),
+                    )),
                 }
             }
             Tok::Ident(s) if s.eq_ignore_ascii_case("true") => Ok(Expr::Const(true)),
             Tok::Ident(s) if s.eq_ignore_ascii_case("false") => Ok(Expr::Const(false)),
             Tok::Ident(field) => self.parse_predicate(field, pos),
-            t => Err(self.err(pos, format!("expected a field name, 'not' or '(', found {}", describe(&t)))),
+            t => Err(self.err(
+                pos,
+                format!("expected a field name, 'not' or '(', found {}", describe(&t)),
+            )),
         }
     }
 
@@ -461,43 +511,65 @@ impl<'a> Parser<'a> {
             let mut values = Vec::new();
             if self.peek().0 == Tok::RBracket {
                 self.next();
-                return Ok(Expr::In { field, values, negated, pos });
+                return Ok(Expr::In {
+                    field,
+                    values,
+                    negated,
+                    pos,
+                });
             }
             loop {
                 values.push(self.parse_literal()?);
                 match self.next() {
                     (Tok::Comma, _) => continue,
                     (Tok::RBracket, _) => break,
-                    (t, p) => return Err(self.err(p, format!("expected ',' or ']' in the list, found {}", describe(&t)))),
+                    (t, p) => {
+                        return Err(self.err(p, format!("expected ',' or ']' in the list, found {}", describe(&t))))
+                    }
                 }
             }
-            return Ok(Expr::In { field, values, negated, pos });
+            return Ok(Expr::In {
+                field,
+                values,
+                negated,
+                pos,
+            });
         }
         if self.keyword("like") {
             self.next();
             return match self.next() {
-                (Tok::Str(pattern), _) => Ok(Expr::Like { field, pattern, negated, pos }),
-                (t, p) => Err(self.err(p, format!("expected a quoted pattern after 'like', found {}", describe(&t)))),
+                (Tok::Str(pattern), _) => Ok(Expr::Like {
+                    field,
+                    pattern,
+                    negated,
+                    pos,
+                }),
+                (t, p) => Err(self.err(
+                    p,
+                    format!("expected a quoted pattern after 'like', found {}", describe(&t)),
+                )),
             };
         }
         if negated {
             let p = self.peek().1;
             return Err(self.err(p, "expected 'in' or 'like' after 'not'"));
         }
-        let op = match self.next() {
-            (Tok::Op("=="), _) => CmpOp::Eq,
-            (Tok::Op("!="), _) => CmpOp::Ne,
-            (Tok::Op("<"), _) => CmpOp::Lt,
-            (Tok::Op("<="), _) => CmpOp::Le,
-            (Tok::Op(">"), _) => CmpOp::Gt,
-            (Tok::Op(">="), _) => CmpOp::Ge,
-            (t, p) => {
-                return Err(self.err(
+        let op =
+            match self.next() {
+                (Tok::Op("=="), _) => CmpOp::Eq,
+                (Tok::Op("!="), _) => CmpOp::Ne,
+                (Tok::Op("<"), _) => CmpOp::Lt,
+                (Tok::Op("<="), _) => CmpOp::Le,
+                (Tok::Op(">"), _) => CmpOp::Gt,
+                (Tok::Op(">="), _) => CmpOp::Ge,
+                (t, p) => return Err(self.err(
                     p,
-                    format!("expected a comparison (==, !=, <, <=, >, >=), 'in' or 'like' after field {field:?}, found {}", describe(&t)),
-                ))
-            }
-        };
+                    format!(
+                        "expected a comparison (==, !=, <, <=, >, >=), 'in' or 'like' after field {field:?}, found {}",
+                        describe(&t)
+                    ),
+                )),
+            };
         let value = self.parse_literal()?;
         Ok(Expr::Cmp { field, op, value, pos })
     }
@@ -508,7 +580,13 @@ impl<'a> Parser<'a> {
             (Tok::Num(n), _) => Ok(n),
             (Tok::Ident(s), _) if s.eq_ignore_ascii_case("true") => Ok(Literal::Bool(true)),
             (Tok::Ident(s), _) if s.eq_ignore_ascii_case("false") => Ok(Literal::Bool(false)),
-            (t, p) => Err(self.err(p, format!("expected a value (\"text\", number, true or false), found {}", describe(&t)))),
+            (t, p) => Err(self.err(
+                p,
+                format!(
+                    "expected a value (\"text\", number, true or false), found {}",
+                    describe(&t)
+                ),
+            )),
         }
     }
 }
@@ -529,7 +607,11 @@ fn describe(t: &Tok) -> String {
 }
 
 fn lex(text: &str) -> Result<Vec<(Tok, usize)>, FilterError> {
-    let err = |pos: usize, message: String| FilterError { expr: text.to_string(), pos, message };
+    let err = |pos: usize, message: String| FilterError {
+        expr: text.to_string(),
+        pos,
+        message,
+    };
     let b = text.as_bytes();
     let mut out = Vec::new();
     let mut i = 0;
@@ -597,8 +679,10 @@ fn lex(text: &str) -> Result<Vec<(Tok, usize)>, FilterError> {
             }
             b'0'..=b'9' | b'-' | b'+' | b'.' => {
                 let mut j = i + 1;
-                while j < b.len() && (b[j].is_ascii_digit() || matches!(b[j], b'.' | b'e' | b'E' | b'_')
-                    || (matches!(b[j], b'-' | b'+') && matches!(b[j - 1], b'e' | b'E')))
+                while j < b.len()
+                    && (b[j].is_ascii_digit()
+                        || matches!(b[j], b'.' | b'e' | b'E' | b'_')
+                        || (matches!(b[j], b'-' | b'+') && matches!(b[j - 1], b'e' | b'E')))
                 {
                     j += 1;
                 }
@@ -654,7 +738,11 @@ mod tests {
     fn eval(text: &str, row: &[(&str, ValueRef<'static>)]) -> bool {
         let e = Expr::parse(text, &schema()).unwrap();
         let fields = e.fields();
-        let get = |i: usize| row.iter().find(|(n, _)| *n == fields[i]).map_or(ValueRef::Null, |(_, v)| *v);
+        let get = |i: usize| {
+            row.iter()
+                .find(|(n, _)| *n == fields[i])
+                .map_or(ValueRef::Null, |(_, v)| *v)
+        };
         e.eval(&fields, &get)
     }
 

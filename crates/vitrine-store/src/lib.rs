@@ -53,7 +53,9 @@ mod search;
 mod segment;
 mod store;
 
-pub use collection::{check_vector, Batch, CollectionWriter, CompactReport, InsertReport, PartitionInfo, Row, Snapshot, MAX_SEGMENT_ROWS};
+pub use collection::{
+    check_vector, Batch, CollectionWriter, CompactReport, InsertReport, PartitionInfo, Row, Snapshot, MAX_SEGMENT_ROWS,
+};
 pub use day::{parse_age, parse_timestamp, Day};
 pub use error::{Error, Result};
 pub use filter::{Expr, FilterError};

@@ -21,14 +21,27 @@ impl WriterLock {
     /// Takes the lock without waiting, or fails with [`Error::Locked`] naming the holder.
     pub fn acquire(store: &Path) -> Result<WriterLock> {
         let path = store.join("LOCK");
-        let mut file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).at(&path)?;
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .at(&path)?;
         match file.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
                 let mut holder = String::new();
                 let _ = file.read_to_string(&mut holder);
-                let holder = if holder.trim().is_empty() { "unknown holder".to_string() } else { holder.trim().to_string() };
-                return Err(Error::Locked { path: store.to_path_buf(), holder });
+                let holder = if holder.trim().is_empty() {
+                    "unknown holder".to_string()
+                } else {
+                    holder.trim().to_string()
+                };
+                return Err(Error::Locked {
+                    path: store.to_path_buf(),
+                    holder,
+                });
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(Error::Io { path, source: e }),
         }

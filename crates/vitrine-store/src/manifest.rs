@@ -59,10 +59,15 @@ impl Manifest {
     pub fn load(dir: &Path) -> Result<Manifest> {
         let path = dir.join(FILE);
         let text = std::fs::read(&path).at(&path)?;
-        let m: Manifest = serde_json::from_slice(&text)
-            .map_err(|e| Error::Corrupt { path: path.clone(), reason: format!("unreadable manifest: {e}") })?;
+        let m: Manifest = serde_json::from_slice(&text).map_err(|e| Error::Corrupt {
+            path: path.clone(),
+            reason: format!("unreadable manifest: {e}"),
+        })?;
         if m.format != 1 {
-            return Err(Error::Corrupt { path, reason: format!("unsupported manifest format {}", m.format) });
+            return Err(Error::Corrupt {
+                path,
+                reason: format!("unsupported manifest format {}", m.format),
+            });
         }
         Ok(m)
     }
@@ -72,7 +77,8 @@ impl Manifest {
         let tmp = dir.join("manifest.json.tmp");
         let path = dir.join(FILE);
         let mut f = std::fs::File::create(&tmp).at(&tmp)?;
-        f.write_all(&serde_json::to_vec_pretty(self).expect("manifest serializes")).at(&tmp)?;
+        f.write_all(&serde_json::to_vec_pretty(self).expect("manifest serializes"))
+            .at(&tmp)?;
         f.sync_all().at(&tmp)?;
         std::fs::rename(&tmp, &path).at(&path)?;
         sync_dir(dir)

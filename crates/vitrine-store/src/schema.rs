@@ -68,7 +68,9 @@ impl FromStr for FieldType {
             "int" | "int64" | "integer" => Ok(FieldType::Int),
             "float" | "double" | "float64" => Ok(FieldType::Float),
             "bool" | "boolean" => Ok(FieldType::Bool),
-            _ => Err(invalid(format!("unknown field type {s:?}: expected string, int, float or bool"))),
+            _ => Err(invalid(format!(
+                "unknown field type {s:?}: expected string, int, float or bool"
+            ))),
         }
     }
 }
@@ -116,7 +118,11 @@ impl Schema {
         if dim == 0 || dim > 65_536 {
             return Err(invalid(format!("vector dimension {dim} is out of range (1..=65536)")));
         }
-        Ok(Schema { dim, metric, fields: Vec::new() })
+        Ok(Schema {
+            dim,
+            metric,
+            fields: Vec::new(),
+        })
     }
 
     /// The type of user field `name`, if it exists.
@@ -128,15 +134,23 @@ impl Schema {
     pub fn ensure_field(&mut self, name: &str, ty: FieldType) -> Result<()> {
         check_name("field", name)?;
         if RESERVED_FIELDS.contains(&name) {
-            return Err(invalid(format!("field name {name:?} is reserved (reserved: {})", RESERVED_FIELDS.join(", "))));
+            return Err(invalid(format!(
+                "field name {name:?} is reserved (reserved: {})",
+                RESERVED_FIELDS.join(", ")
+            )));
         }
         match self.field_type(name) {
             Some(t) if t == ty => Ok(()),
             // An int column accepts floats only if declared float; ints widen into float fields.
             Some(FieldType::Float) if ty == FieldType::Int => Ok(()),
-            Some(t) => Err(invalid(format!("field {name:?} has type {t} in the collection, but the input gives {ty}"))),
+            Some(t) => Err(invalid(format!(
+                "field {name:?} has type {t} in the collection, but the input gives {ty}"
+            ))),
             None => {
-                self.fields.push(Field { name: name.to_string(), ty });
+                self.fields.push(Field {
+                    name: name.to_string(),
+                    ty,
+                });
                 Ok(())
             }
         }
@@ -147,10 +161,14 @@ impl Schema {
 /// collection names are also limited to `[A-Za-z0-9_-]` because they name directories.
 pub fn check_name(what: &str, name: &str) -> Result<()> {
     if name.is_empty() || name.len() > 255 || name.chars().any(char::is_control) {
-        return Err(invalid(format!("invalid {what} name {name:?}: must be 1-255 bytes without control characters")));
+        return Err(invalid(format!(
+            "invalid {what} name {name:?}: must be 1-255 bytes without control characters"
+        )));
     }
     if what == "collection" && !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-        return Err(invalid(format!("invalid collection name {name:?}: use letters, digits, '_' and '-'")));
+        return Err(invalid(format!(
+            "invalid collection name {name:?}: use letters, digits, '_' and '-'"
+        )));
     }
     Ok(())
 }

@@ -157,7 +157,7 @@ pub(crate) fn search(
     req: &SearchRequest,
 ) -> Result<SearchResults> {
     let nq = req.queries.len() / dim;
-    if nq == 0 || req.queries.len() % dim != 0 {
+    if nq == 0 || !req.queries.len().is_multiple_of(dim) {
         return Err(invalid(format!(
             "query has {} values, which is not a positive multiple of the collection's dimension {dim}",
             req.queries.len()
@@ -172,11 +172,16 @@ pub(crate) fn search(
     let mut qnorm = Vec::with_capacity(nq);
     for (i, q) in req.queries.chunks_exact(dim).enumerate() {
         if let Some(j) = q.iter().position(|v| !v.is_finite()) {
-            return Err(invalid(format!("query {i}: value {j} is {} (queries must be finite)", q[j])));
+            return Err(invalid(format!(
+                "query {i}: value {j} is {} (queries must be finite)",
+                q[j]
+            )));
         }
         let n = vitrine_kernels::norm_f64(q);
         if n == 0.0 && metric == Metric::Cosine {
-            return Err(invalid(format!("query {i} is a zero vector, which has no cosine similarity")));
+            return Err(invalid(format!(
+                "query {i} is a zero vector, which has no cosine similarity"
+            )));
         }
         qnorm.push(n);
     }
@@ -194,14 +199,28 @@ pub(crate) fn search(
     // 1–2. Select partitions and mask rows.
     let selected: Vec<&SegRef<'_>> = segs
         .iter()
-        .filter(|s| req.selection.includes_partition(&s.seg.footer().source, s.seg.footer().day))
+        .filter(|s| {
+            req.selection
+                .includes_partition(&s.seg.footer().source, s.seg.footer().day)
+        })
         .collect();
-    let masks: Vec<(Option<Bitmap>, u64, u64)> =
-        selected.par_iter().map(|s| req.selection.excluded(s.seg, s.deletes)).collect();
-    let max_norm = selected.iter().map(|s| s.seg.footer().max_norm as f64).fold(0.0, f64::max);
-    let mut stats = SearchStats { partitions_total, segments_scanned: selected.len(), ..Default::default() };
-    let mut parts: Vec<(&str, Day)> =
-        selected.iter().map(|s| (s.seg.footer().source.as_str(), s.seg.footer().day)).collect();
+    let masks: Vec<(Option<Bitmap>, u64, u64)> = selected
+        .par_iter()
+        .map(|s| req.selection.excluded(s.seg, s.deletes))
+        .collect();
+    let max_norm = selected
+        .iter()
+        .map(|s| s.seg.footer().max_norm as f64)
+        .fold(0.0, f64::max);
+    let mut stats = SearchStats {
+        partitions_total,
+        segments_scanned: selected.len(),
+        ..Default::default()
+    };
+    let mut parts: Vec<(&str, Day)> = selected
+        .iter()
+        .map(|s| (s.seg.footer().source.as_str(), s.seg.footer().day))
+        .collect();
     parts.sort();
     parts.dedup();
     stats.partitions_scanned = parts.len();
@@ -239,7 +258,11 @@ pub(crate) fn search(
     let tasks: Vec<(usize, usize, usize)> = selected
         .iter()
         .enumerate()
-        .flat_map(|(i, s)| (0..s.seg.rows()).step_by(CHUNK_ROWS).map(move |a| (i, a, (a + CHUNK_ROWS).min(s.seg.rows()))))
+        .flat_map(|(i, s)| {
+            (0..s.seg.rows())
+                .step_by(CHUNK_ROWS)
+                .map(move |a| (i, a, (a + CHUNK_ROWS).min(s.seg.rows())))
+        })
         .collect();
     let qn2: Vec<f32> = qnorm.iter().map(|n| (n * n) as f32).collect();
     let collectors = tasks

@@ -120,8 +120,15 @@ pub fn write_segment(
     rows: &[RowRef<'_>],
 ) -> Result<u64> {
     let file = File::create(path).at(path)?;
-    let mut w = CrcWriter { inner: BufWriter::with_capacity(1 << 20, file), crc: crc32fast::Hasher::new(), pos: 0 };
-    let io = |e| Error::Io { path: path.to_path_buf(), source: e };
+    let mut w = CrcWriter {
+        inner: BufWriter::with_capacity(1 << 20, file),
+        crc: crc32fast::Hasher::new(),
+        pos: 0,
+    };
+    let io = |e| Error::Io {
+        path: path.to_path_buf(),
+        source: e,
+    };
     w.put(&[0u8; ALIGN as usize]).map_err(io)?;
     let mut max_norm = 0f32;
     for r in rows {
@@ -155,7 +162,10 @@ pub fn write_segment(
     }
     for (fi, (name, ty)) in fields.iter().enumerate() {
         let validity = w.align().map_err(io)?;
-        let present: Vec<u8> = rows.iter().map(|r| u8::from(!matches!(r.fields[fi], Value::Null))).collect();
+        let present: Vec<u8> = rows
+            .iter()
+            .map(|r| u8::from(!matches!(r.fields[fi], Value::Null)))
+            .collect();
         w.put(&present).map_err(io)?;
         let mut col = match ty {
             FieldType::String => write_strings(
@@ -178,7 +188,14 @@ pub fn write_segment(
                     };
                     w.put(&bytes).map_err(io)?;
                 }
-                ColumnLayout { name: String::new(), ty: *ty, validity: None, values, bytes: None, bytes_len: None }
+                ColumnLayout {
+                    name: String::new(),
+                    ty: *ty,
+                    validity: None,
+                    values,
+                    bytes: None,
+                    bytes_len: None,
+                }
             }
         };
         col.name = name.clone();
@@ -253,7 +270,10 @@ impl Segment {
         let file = File::open(path).at(path)?;
         // SAFETY: segment files are immutable once published; the store never writes to them.
         let map = unsafe { Mmap::map(&file) }.at(path)?;
-        let corrupt = |reason: String| Error::Corrupt { path: path.to_path_buf(), reason };
+        let corrupt = |reason: String| Error::Corrupt {
+            path: path.to_path_buf(),
+            reason,
+        };
         let n = map.len();
         if n < 16 + ALIGN as usize || &map[n - 4..] != MAGIC {
             return Err(corrupt(format!("not a vitrine segment (length {n}, bad trailer)")));
@@ -271,19 +291,25 @@ impl Segment {
             serde_json::from_slice(fbytes).map_err(|e| corrupt(format!("unreadable footer: {e}")))?;
         let body = (n - 16 - flen) as u64;
         let rows = footer.rows;
-        let need = |off: u64, len: u64| off.checked_add(len).is_some_and(|end| end <= body) && off % 8 == 0;
+        let need = |off: u64, len: u64| off.checked_add(len).is_some_and(|end| end <= body) && off.is_multiple_of(8);
         let mut ok = need(ALIGN, rows * footer.dim * 4) && need(footer.norms, rows * 4);
         for c in &footer.columns {
             ok &= c.validity.is_none_or(|v| need(v, rows));
             ok &= match c.ty {
-                FieldType::String => need(c.values, (rows + 1) * 8) && need(c.bytes.unwrap_or(0), c.bytes_len.unwrap_or(0)),
+                FieldType::String => {
+                    need(c.values, (rows + 1) * 8) && need(c.bytes.unwrap_or(0), c.bytes_len.unwrap_or(0))
+                }
                 _ => need(c.values, rows * 8),
             };
         }
         if !ok || footer.version != 1 {
             return Err(corrupt("a section lies outside the file or is misaligned".into()));
         }
-        let seg = Segment { path: path.to_path_buf(), map, footer };
+        let seg = Segment {
+            path: path.to_path_buf(),
+            map,
+            footer,
+        };
         // Validate string offsets once so later accesses cannot go out of bounds.
         for c in seg.footer.columns.iter().filter(|c| c.ty == FieldType::String) {
             let offs = seg.u64s(c.values, rows + 1);
@@ -300,7 +326,10 @@ impl Segment {
         let flen = u64::from_le_bytes(self.map[n - 16..n - 8].try_into().unwrap()) as usize;
         let crc = crc32fast::hash(&self.map[..n - 16 - flen]);
         if crc != self.footer.body_crc {
-            return Err(Error::Corrupt { path: self.path.clone(), reason: "body checksum mismatch".into() });
+            return Err(Error::Corrupt {
+                path: self.path.clone(),
+                reason: "body checksum mismatch".into(),
+            });
         }
         Ok(())
     }
@@ -371,7 +400,10 @@ impl Segment {
 
     /// Row `r`'s timestamp.
     pub fn timestamp(&self, r: usize) -> i64 {
-        self.u64s(self.column("timestamp").expect("timestamp column").values, self.footer.rows)[r] as i64
+        self.u64s(
+            self.column("timestamp").expect("timestamp column").values,
+            self.footer.rows,
+        )[r] as i64
     }
 
     /// A column accessor for filters: built-ins and user fields (absent columns read as null).
@@ -380,11 +412,16 @@ impl Segment {
             "id" | "uri" => Accessor::Str(self, self.column(name).expect("builtin column"), None),
             "source" => Accessor::Const(ValueRef::Str(&self.footer.source)),
             "day" => Accessor::Day(self.footer.day.to_string()),
-            "timestamp" => Accessor::Int(self.u64s(self.column(name).expect("timestamp").values, self.footer.rows), None),
+            "timestamp" => Accessor::Int(
+                self.u64s(self.column(name).expect("timestamp").values, self.footer.rows),
+                None,
+            ),
             _ => match self.column(name) {
                 None => Accessor::Const(ValueRef::Null),
                 Some(c) => {
-                    let valid = c.validity.map(|v| &self.map[v as usize..(v + self.footer.rows) as usize]);
+                    let valid = c
+                        .validity
+                        .map(|v| &self.map[v as usize..(v + self.footer.rows) as usize]);
                     match c.ty {
                         FieldType::String => Accessor::Str(self, c, valid),
                         FieldType::Int => Accessor::Int(self.u64s(c.values, self.footer.rows), valid),
@@ -443,9 +480,27 @@ impl Accessor<'_> {
                     ValueRef::Str(seg.str_at(c, r))
                 }
             }
-            Accessor::Int(x, v) => if null(v) { ValueRef::Null } else { ValueRef::Int(x[r] as i64) },
-            Accessor::Float(x, v) => if null(v) { ValueRef::Null } else { ValueRef::Float(f64::from_bits(x[r])) },
-            Accessor::Bool(x, v) => if null(v) { ValueRef::Null } else { ValueRef::Bool(x[r] != 0) },
+            Accessor::Int(x, v) => {
+                if null(v) {
+                    ValueRef::Null
+                } else {
+                    ValueRef::Int(x[r] as i64)
+                }
+            }
+            Accessor::Float(x, v) => {
+                if null(v) {
+                    ValueRef::Null
+                } else {
+                    ValueRef::Float(f64::from_bits(x[r]))
+                }
+            }
+            Accessor::Bool(x, v) => {
+                if null(v) {
+                    ValueRef::Null
+                } else {
+                    ValueRef::Bool(x[r] != 0)
+                }
+            }
         }
     }
 }

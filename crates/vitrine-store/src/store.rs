@@ -30,7 +30,10 @@ impl Store {
         if !root.join("collections").is_dir() {
             return Err(Error::Io {
                 path: root,
-                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no vitrine store here (create one with `vitrine import` or `vitrine collection create`)"),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "no vitrine store here (create one with `vitrine import` or `vitrine collection create`)",
+                ),
             });
         }
         Ok(Store { root })
@@ -42,7 +45,10 @@ impl Store {
         let cols = root.join("collections");
         std::fs::create_dir_all(&cols).at(&cols)?;
         let lock = WriterLock::acquire(&root)?;
-        Ok(Writer { store: Store { root }, _lock: lock })
+        Ok(Writer {
+            store: Store { root },
+            _lock: lock,
+        })
     }
 
     /// The store directory.
@@ -74,7 +80,11 @@ impl Store {
         Error::UnknownCollection {
             name: name.to_string(),
             store: self.root.clone(),
-            existing: if existing.is_empty() { "none".into() } else { existing.join(", ") },
+            existing: if existing.is_empty() {
+                "none".into()
+            } else {
+                existing.join(", ")
+            },
         }
     }
 
@@ -138,7 +148,10 @@ impl Writer {
             return Err(self.unknown(name));
         }
         let dir = self.dir(name);
-        let trash = self.root.join("collections").join(format!(".dropped-{name}-{}", std::process::id()));
+        let trash = self
+            .root
+            .join("collections")
+            .join(format!(".dropped-{name}-{}", std::process::id()));
         std::fs::rename(&dir, &trash).at(&dir)?;
         sync_dir(&self.root.join("collections"))?;
         std::fs::remove_dir_all(&trash).at(&trash)

@@ -5,6 +5,9 @@ use rand::{Rng, SeedableRng};
 use std::collections::HashMap;
 use vitrine_store::*;
 
+/// What the brute force keeps, mirroring a selection.
+type RowPredicate = Box<dyn Fn(&Row) -> bool>;
+
 struct Data {
     rows: Vec<Row>,
     vectors: Vec<f32>,
@@ -28,9 +31,20 @@ fn data(n: usize, dim: usize, days: i64, seed: u64) -> Data {
         rows.push(Row {
             id: format!("img-{:05}", (i * 7919) % 100_000),
             uri: format!("file:///photos/{i}.jpg"),
-            source: if i % 3 == 0 { "avatars".into() } else { "products".into() },
+            source: if i % 3 == 0 {
+                "avatars".into()
+            } else {
+                "products".into()
+            },
             timestamp: DAY0 + (i as i64 % days) * 86_400 + (i as i64 * 37) % 86_400,
-            fields: vec![Value::Float((i % 500) as f64), if i % 4 == 0 { Value::Null } else { Value::Str(format!("c{}", i % 5)) }],
+            fields: vec![
+                Value::Float((i % 500) as f64),
+                if i % 4 == 0 {
+                    Value::Null
+                } else {
+                    Value::Str(format!("c{}", i % 5))
+                },
+            ],
         });
     }
     Data { rows, vectors }
@@ -94,7 +108,8 @@ fn assert_same(got: &[Hit], want: &[(String, f64)], what: &str) {
 fn open(dim: usize, metric: Metric) -> (tempfile::TempDir, Writer) {
     let dir = tempfile::tempdir().unwrap();
     let w = Store::open_writer(dir.path()).unwrap();
-    w.create_collection("images", Schema::new(dim, metric).unwrap()).unwrap();
+    w.create_collection("images", Schema::new(dim, metric).unwrap())
+        .unwrap();
     (dir, w)
 }
 
@@ -109,8 +124,12 @@ fn exact_search_equals_f64_brute_force_for_every_metric_selection_and_k() {
         let d = data(n, dim, 6, 1);
         c.insert(&batch(&d, 0..1500, dim)).unwrap();
         c.insert(&batch(&d, 1500..n, dim)).unwrap();
-        let live: Vec<(Row, Vec<f32>)> =
-            d.rows.iter().cloned().zip(d.vectors.chunks(dim).map(|v| v.to_vec())).collect();
+        let live: Vec<(Row, Vec<f32>)> = d
+            .rows
+            .iter()
+            .cloned()
+            .zip(d.vectors.chunks(dim).map(|v| v.to_vec()))
+            .collect();
         let snap = w.snapshot("images").unwrap();
         assert_eq!(snap.rows(), n as u64);
         let mut rng = rand::rngs::StdRng::seed_from_u64(9);
@@ -119,19 +138,34 @@ fn exact_search_equals_f64_brute_force_for_every_metric_selection_and_k() {
         queries.extend_from_slice(&d.vectors[5 * dim..6 * dim]);
         let nq = 4;
         let day = |s: &str| s.parse::<Day>().unwrap();
-        let filter = Expr::parse(r#"price > 100 and (city in ["c1", "c2"] or city == "c3")"#, snap.schema()).unwrap();
-        let selections: Vec<(Selection, Box<dyn Fn(&Row) -> bool>)> = vec![
+        let filter = Expr::parse(
+            r#"price > 100 and (city in ["c1", "c2"] or city == "c3")"#,
+            snap.schema(),
+        )
+        .unwrap();
+        let selections: Vec<(Selection, RowPredicate)> = vec![
             (Selection::default(), Box::new(|_| true)),
             (
-                Selection { sources: vec!["avatars".into()], ..Default::default() },
+                Selection {
+                    sources: vec!["avatars".into()],
+                    ..Default::default()
+                },
                 Box::new(|r: &Row| r.source == "avatars"),
             ),
             (
-                Selection { from: Some(day("2023-11-20")), to: Some(day("2023-11-21")), ..Default::default() },
+                Selection {
+                    from: Some(day("2023-11-20")),
+                    to: Some(day("2023-11-21")),
+                    ..Default::default()
+                },
                 Box::new(|r: &Row| (DAY0 + 86_400..DAY0 + 3 * 86_400).contains(&r.timestamp)),
             ),
             (
-                Selection { filter: Some(filter), sources: vec!["products".into()], ..Default::default() },
+                Selection {
+                    filter: Some(filter),
+                    sources: vec!["products".into()],
+                    ..Default::default()
+                },
                 Box::new(|r: &Row| {
                     let price = matches!(r.fields[0], Value::Float(p) if p > 100.0);
                     let city = matches!(&r.fields[1], Value::Str(c) if ["c1", "c2", "c3"].contains(&c.as_str()));
@@ -142,7 +176,12 @@ fn exact_search_equals_f64_brute_force_for_every_metric_selection_and_k() {
         for (si, (sel, keep)) in selections.iter().enumerate() {
             for k in [1usize, 20, 5000] {
                 let res = snap
-                    .search(&SearchRequest { queries: queries.clone(), k: Some(k), threshold: None, selection: sel.clone() })
+                    .search(&SearchRequest {
+                        queries: queries.clone(),
+                        k: Some(k),
+                        threshold: None,
+                        selection: sel.clone(),
+                    })
                     .unwrap();
                 assert_eq!(res.hits.len(), nq);
                 for q in 0..nq {
@@ -157,7 +196,12 @@ fn exact_search_equals_f64_brute_force_for_every_metric_selection_and_k() {
                 Metric::L2 => 3.2,
             };
             let res = snap
-                .search(&SearchRequest { queries: queries.clone(), k: None, threshold: Some(t), selection: sel.clone() })
+                .search(&SearchRequest {
+                    queries: queries.clone(),
+                    k: None,
+                    threshold: Some(t),
+                    selection: sel.clone(),
+                })
                 .unwrap();
             for q in 0..nq {
                 let want = brute(metric, &live, &queries[q * dim..(q + 1) * dim], None, Some(t), keep);
@@ -186,7 +230,12 @@ fn upsert_replaces_and_deletes_hide_rows_until_compaction_reclaims_them() {
     assert_eq!(snap.rows(), 200);
     // Each id appears once in a k=all search.
     let res = snap
-        .search(&SearchRequest { queries: d.vectors[..dim].to_vec(), k: Some(1000), threshold: None, selection: Selection::default() })
+        .search(&SearchRequest {
+            queries: d.vectors[..dim].to_vec(),
+            k: Some(1000),
+            threshold: None,
+            selection: Selection::default(),
+        })
         .unwrap();
     let mut seen = HashMap::new();
     for h in &res.hits[0] {
@@ -195,17 +244,36 @@ fn upsert_replaces_and_deletes_hide_rows_until_compaction_reclaims_them() {
     assert_eq!(seen.len(), 200);
     assert!(seen.values().all(|&n| n == 1));
 
-    let gone = c.delete_ids(&[d.rows[60].id.clone(), d.rows[61].id.clone(), "no-such-id".into()]).unwrap();
+    let gone = c
+        .delete_ids(&[d.rows[60].id.clone(), d.rows[61].id.clone(), "no-such-id".into()])
+        .unwrap();
     assert_eq!(gone, 2);
-    let sel = Selection { sources: vec!["avatars".into()], ..Default::default() };
-    let avatars = w.snapshot("images").unwrap().partitions().iter().filter(|p| p.source == "avatars").map(|p| p.rows).sum::<u64>();
+    let sel = Selection {
+        sources: vec!["avatars".into()],
+        ..Default::default()
+    };
+    let avatars = w
+        .snapshot("images")
+        .unwrap()
+        .partitions()
+        .iter()
+        .filter(|p| p.source == "avatars")
+        .map(|p| p.rows)
+        .sum::<u64>();
     assert_eq!(c.delete_where(&sel).unwrap(), avatars);
     let snap = w.snapshot("images").unwrap();
     assert_eq!(snap.rows(), 198 - avatars);
     let res = snap
-        .search(&SearchRequest { queries: d.vectors[60 * dim..61 * dim].to_vec(), k: Some(1000), threshold: None, selection: Selection::default() })
+        .search(&SearchRequest {
+            queries: d.vectors[60 * dim..61 * dim].to_vec(),
+            k: Some(1000),
+            threshold: None,
+            selection: Selection::default(),
+        })
         .unwrap();
-    assert!(res.hits[0].iter().all(|h| h.source == "products" && h.id != d.rows[60].id && h.id != d.rows[61].id));
+    assert!(res.hits[0]
+        .iter()
+        .all(|h| h.source == "products" && h.id != d.rows[60].id && h.id != d.rows[61].id));
     assert_eq!(res.stats.rows_deleted, 50 + 2 + avatars);
     let deleted_before: u64 = snap.partitions().iter().map(|p| p.deleted).sum();
     assert!(deleted_before > 0);
@@ -218,10 +286,20 @@ fn upsert_replaces_and_deletes_hide_rows_until_compaction_reclaims_them() {
     assert!(after.partitions().iter().all(|p| p.deleted == 0 && p.segments == 1));
     // The old snapshot still reads its (now unlinked) files.
     let again = snap
-        .search(&SearchRequest { queries: d.vectors[..dim].to_vec(), k: Some(5), threshold: None, selection: Selection::default() })
+        .search(&SearchRequest {
+            queries: d.vectors[..dim].to_vec(),
+            k: Some(5),
+            threshold: None,
+            selection: Selection::default(),
+        })
         .unwrap();
     let now = after
-        .search(&SearchRequest { queries: d.vectors[..dim].to_vec(), k: Some(5), threshold: None, selection: Selection::default() })
+        .search(&SearchRequest {
+            queries: d.vectors[..dim].to_vec(),
+            k: Some(5),
+            threshold: None,
+            selection: Selection::default(),
+        })
         .unwrap();
     let ids_scores = |r: &SearchResults| r.hits[0].iter().map(|h| (h.id.clone(), h.score)).collect::<Vec<_>>();
     assert_eq!(ids_scores(&again), ids_scores(&now));
@@ -244,7 +322,13 @@ fn partitions_drop_and_retention_remove_whole_days() {
     assert_eq!(parts.iter().map(|p| p.rows).sum::<u64>(), 300);
     let day0: Day = "2023-11-19".parse().unwrap();
     let p = c.drop_partition("avatars", day0).unwrap();
-    assert_eq!(p.rows, d.rows.iter().filter(|r| r.source == "avatars" && r.timestamp < DAY0 + 86_400).count() as u64);
+    assert_eq!(
+        p.rows,
+        d.rows
+            .iter()
+            .filter(|r| r.source == "avatars" && r.timestamp < DAY0 + 86_400)
+            .count() as u64
+    );
     let err = c.drop_partition("avatars", day0).unwrap_err();
     assert!(matches!(err, Error::UnknownPartition { .. }), "{err}");
     assert!(err.to_string().contains("avatars") && err.to_string().contains("2023-11-19"));
@@ -254,7 +338,9 @@ fn partitions_drop_and_retention_remove_whole_days() {
     let snap = w.snapshot("images").unwrap();
     assert!(snap.partitions().iter().all(|p| p.day >= cutoff));
     assert_eq!(snap.partitions().len(), 10);
-    let seg_files = std::fs::read_dir(_d.path().join("collections/images/segments")).unwrap().count();
+    let seg_files = std::fs::read_dir(_d.path().join("collections/images/segments"))
+        .unwrap()
+        .count();
     assert_eq!(seg_files, snap.manifest().segments.len(), "dropped files are removed");
 }
 
@@ -263,7 +349,10 @@ fn a_second_writer_is_refused_with_the_holder_named_and_readers_are_not_blocked(
     let (dir, w) = open(4, Metric::Cosine);
     let err = Store::open_writer(dir.path()).unwrap_err();
     assert!(matches!(err, Error::Locked { .. }));
-    assert!(err.to_string().contains(&format!("pid {}", std::process::id())), "{err}");
+    assert!(
+        err.to_string().contains(&format!("pid {}", std::process::id())),
+        "{err}"
+    );
     let reader = Store::open(dir.path()).unwrap();
     assert_eq!(reader.collections().unwrap(), vec!["images".to_string()]);
     drop(w);
@@ -275,21 +364,74 @@ fn bad_input_is_refused_with_the_row_named_and_nothing_written() {
     let dim = 3;
     let (_d, w) = open(dim, Metric::Cosine);
     let mut c = w.collection("images").unwrap();
-    let row = |id: &str| Row { id: id.into(), uri: String::new(), source: "products".into(), timestamp: DAY0, fields: vec![] };
+    let row = |id: &str| Row {
+        id: id.into(),
+        uri: String::new(),
+        source: "products".into(),
+        timestamp: DAY0,
+        fields: vec![],
+    };
     let cases: Vec<(Batch, &str)> = vec![
-        (Batch { field_names: vec![], rows: vec![row("a")], vectors: vec![1.0, 2.0] }, "dimension 3"),
-        (Batch { field_names: vec![], rows: vec![row("a"), row("b")], vectors: vec![1.0, 2.0, 3.0, 1.0, f32::NAN, 0.0] }, "row 1 (id \"b\"): vector value 1 is NaN"),
-        (Batch { field_names: vec![], rows: vec![row("a")], vectors: vec![f32::INFINITY, 0.0, 0.0] }, "inf"),
-        (Batch { field_names: vec![], rows: vec![row("z")], vectors: vec![0.0, 0.0, 0.0] }, "zero vector"),
+        (
+            Batch {
+                field_names: vec![],
+                rows: vec![row("a")],
+                vectors: vec![1.0, 2.0],
+            },
+            "dimension 3",
+        ),
+        (
+            Batch {
+                field_names: vec![],
+                rows: vec![row("a"), row("b")],
+                vectors: vec![1.0, 2.0, 3.0, 1.0, f32::NAN, 0.0],
+            },
+            "row 1 (id \"b\"): vector value 1 is NaN",
+        ),
+        (
+            Batch {
+                field_names: vec![],
+                rows: vec![row("a")],
+                vectors: vec![f32::INFINITY, 0.0, 0.0],
+            },
+            "inf",
+        ),
+        (
+            Batch {
+                field_names: vec![],
+                rows: vec![row("z")],
+                vectors: vec![0.0, 0.0, 0.0],
+            },
+            "zero vector",
+        ),
         (
             Batch {
                 field_names: vec!["price".into()],
-                rows: vec![Row { fields: vec![Value::Int(3)], ..row("a") }, Row { fields: vec![Value::Str("x".into())], ..row("b") }],
+                rows: vec![
+                    Row {
+                        fields: vec![Value::Int(3)],
+                        ..row("a")
+                    },
+                    Row {
+                        fields: vec![Value::Str("x".into())],
+                        ..row("b")
+                    },
+                ],
                 vectors: vec![1.0; 6],
             },
             "field \"price\" is string here but int elsewhere",
         ),
-        (Batch { field_names: vec!["id".into()], rows: vec![Row { fields: vec![Value::Int(1)], ..row("a") }], vectors: vec![1.0; 3] }, "reserved"),
+        (
+            Batch {
+                field_names: vec!["id".into()],
+                rows: vec![Row {
+                    fields: vec![Value::Int(1)],
+                    ..row("a")
+                }],
+                vectors: vec![1.0; 3],
+            },
+            "reserved",
+        ),
     ];
     for (b, want) in cases {
         let err = c.insert(&b).unwrap_err().to_string();
@@ -298,11 +440,24 @@ fn bad_input_is_refused_with_the_row_named_and_nothing_written() {
     let snap = w.snapshot("images").unwrap();
     assert_eq!(snap.rows(), 0);
     assert_eq!(snap.manifest().version, 0);
-    assert_eq!(std::fs::read_dir(_d.path().join("collections/images/segments")).unwrap().count(), 0);
-    let q = SearchRequest { queries: vec![1.0, 0.0], k: Some(1), threshold: None, selection: Selection::default() };
+    assert_eq!(
+        std::fs::read_dir(_d.path().join("collections/images/segments"))
+            .unwrap()
+            .count(),
+        0
+    );
+    let q = SearchRequest {
+        queries: vec![1.0, 0.0],
+        k: Some(1),
+        threshold: None,
+        selection: Selection::default(),
+    };
     assert!(snap.search(&q).unwrap_err().to_string().contains("dimension 3"));
     let err = w.snapshot("nope").unwrap_err().to_string();
-    assert!(err.contains("\"nope\" does not exist") && err.contains("images"), "{err}");
+    assert!(
+        err.contains("\"nope\" does not exist") && err.contains("images"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -329,7 +484,12 @@ fn corrupt_segments_are_reported_with_their_path() {
     let mut c = w.collection("images").unwrap();
     let d = data(10, dim, 1, 5);
     c.insert(&batch(&d, 0..10, dim)).unwrap();
-    let seg = std::fs::read_dir(dir.path().join("collections/images/segments")).unwrap().next().unwrap().unwrap().path();
+    let seg = std::fs::read_dir(dir.path().join("collections/images/segments"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
     let mut bytes = std::fs::read(&seg).unwrap();
     bytes[70] ^= 0xff; // inside the vectors: only the full check sees it
     std::fs::write(&seg, &bytes).unwrap();

@@ -47,12 +47,22 @@ pub fn run(store: &Path, cmd: BenchCmd) -> Result<()> {
                 json!({"threads_1_gbps": one, "threads_all_gbps": all, "threads": rayon::current_num_threads(), "mib": mib})
             );
         }
-        BenchCmd::Search { c, queries, k, batch, repeat, sel } => {
+        BenchCmd::Search {
+            c,
+            queries,
+            k,
+            batch,
+            repeat,
+            sel,
+        } => {
             let snap = Store::open(store)?.snapshot(&c.collection)?;
             let q = super::search::load_queries(&queries, &snap)?;
             let dim = snap.schema().dim;
             let nq = q.len() / dim;
-            anyhow::ensure!(batch >= 1 && batch <= nq, "--batch {batch} but the query file has {nq} queries");
+            anyhow::ensure!(
+                batch >= 1 && batch <= nq,
+                "--batch {batch} but the query file has {nq} queries"
+            );
             let selection = super::selection(&sel, snap.schema())?;
             let mut runs = Vec::new();
             let mut stats = None;

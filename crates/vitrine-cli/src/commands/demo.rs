@@ -14,8 +14,26 @@ use std::path::Path;
 use vitrine_store::{Day, Store};
 
 const CONCEPTS: &[&str] = &[
-    "samoyed", "handgun", "sneaker", "handbag", "smartphone", "watch", "guitar", "bicycle", "sofa", "lamp",
-    "camera", "teddy-bear", "laptop", "perfume", "sunglasses", "drone", "kettle", "skateboard", "headphones", "vase",
+    "samoyed",
+    "handgun",
+    "sneaker",
+    "handbag",
+    "smartphone",
+    "watch",
+    "guitar",
+    "bicycle",
+    "sofa",
+    "lamp",
+    "camera",
+    "teddy-bear",
+    "laptop",
+    "perfume",
+    "sunglasses",
+    "drone",
+    "kettle",
+    "skateboard",
+    "headphones",
+    "vase",
 ];
 const DIM: usize = 64;
 const FIRST_DAY: &str = "2023-11-01";
@@ -25,7 +43,10 @@ pub fn run(store: &Path, a: DemoArgs) -> Result<()> {
     let input = store.join("demo-input");
     let first: Day = FIRST_DAY.parse()?;
     let mut rng = rand::rngs::StdRng::seed_from_u64(2023);
-    let centroids: Vec<Vec<f32>> = CONCEPTS.iter().map(|_| unit((0..DIM).map(|_| rng.random_range(-1.0..1.0)).collect())).collect();
+    let centroids: Vec<Vec<f32>> = CONCEPTS
+        .iter()
+        .map(|_| unit((0..DIM).map(|_| rng.random_range(-1.0..1.0)).collect()))
+        .collect();
     let exists = Store::open(store).is_ok_and(|s| s.has_collection(&collection));
     if !(a.keep && exists) {
         if exists {
@@ -37,12 +58,19 @@ pub fn run(store: &Path, a: DemoArgs) -> Result<()> {
         for i in 0..a.rows {
             let c = rng.random_range(0..CONCEPTS.len());
             let noise = rng.random_range(0.35..0.9f32);
-            let v: Vec<f32> = centroids[c].iter().map(|x| x + noise * rng.random_range(-0.25..0.25f32)).collect();
+            let v: Vec<f32> = centroids[c]
+                .iter()
+                .map(|x| x + noise * rng.random_range(-0.25..0.25f32))
+                .collect();
             vectors.extend(unit(v));
             let source = if rng.random_bool(0.7) { "products" } else { "avatars" };
             let day = Day(first.0 + rng.random_range(0..30));
             let ts = day.start() + rng.random_range(0..86_400);
-            let price = if source == "products" { (rng.random_range(1.0..500.0f64) * 100.0).round() / 100.0 } else { 0.0 };
+            let price = if source == "products" {
+                (rng.random_range(1.0..500.0f64) * 100.0).round() / 100.0
+            } else {
+                0.0
+            };
             writeln!(
                 meta,
                 "{}",
@@ -53,11 +81,17 @@ pub fn run(store: &Path, a: DemoArgs) -> Result<()> {
         meta.flush()?;
         drop(meta);
         vitrine_import::npy::write_f32(&input.join("vectors.npy"), &vectors, a.rows, DIM)?;
-        println!("== import {} synthetic vectors (2 sources × 30 days) into {}", a.rows, store.display());
+        println!(
+            "== import {} synthetic vectors (2 sources × 30 days) into {}",
+            a.rows,
+            store.display()
+        );
         super::import::run(
             store,
             ImportArgs {
-                c: CollectionArg { collection: collection.clone() },
+                c: CollectionArg {
+                    collection: collection.clone(),
+                },
                 vectors: Some(input.join("vectors.npy")),
                 metadata: Some(input.join("meta.jsonl")),
                 clip_retrieval: None,
@@ -83,7 +117,9 @@ pub fn run(store: &Path, a: DemoArgs) -> Result<()> {
         super::search::run(
             store,
             SearchArgs {
-                c: CollectionArg { collection: collection.clone() },
+                c: CollectionArg {
+                    collection: collection.clone(),
+                },
                 vector_file: query.clone(),
                 k,
                 threshold,
@@ -93,7 +129,12 @@ pub fn run(store: &Path, a: DemoArgs) -> Result<()> {
             },
         )
     };
-    search("top 5 nearest to the 'samoyed' concept, everywhere", Some(5), None, sel(&[], None, None, None))?;
+    search(
+        "top 5 nearest to the 'samoyed' concept, everywhere",
+        Some(5),
+        None,
+        sel(&[], None, None, None),
+    )?;
     search(
         "top 5 'samoyed' among products uploaded 2023-11-19 .. 2023-11-23",
         Some(5),
@@ -112,7 +153,10 @@ pub fn run(store: &Path, a: DemoArgs) -> Result<()> {
         queries: centroids[0].clone(),
         k: None,
         threshold: Some(0.9),
-        selection: super::selection(&sel(&["avatars"], Some("2023-11-25"), Some("2023-11-30"), None), snap.schema())?,
+        selection: super::selection(
+            &sel(&["avatars"], Some("2023-11-25"), Some("2023-11-30"), None),
+            snap.schema(),
+        )?,
     };
     let res = snap.search(&req)?;
     println!("\n== sweep: every avatar from 2023-11-25 .. 2023-11-30 with cosine ≥ 0.9 to 'samoyed' (exact, no k cap)");
@@ -130,7 +174,11 @@ pub fn run(store: &Path, a: DemoArgs) -> Result<()> {
         res.stats.partitions_scanned,
         res.stats.partitions_total
     );
-    println!("\nstore: {}  (try: vitrine --store {} partitions list -c demo)", store.display(), store.display());
+    println!(
+        "\nstore: {}  (try: vitrine --store {} partitions list -c demo)",
+        store.display(),
+        store.display()
+    );
     Ok(())
 }
 

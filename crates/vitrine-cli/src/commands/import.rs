@@ -43,8 +43,7 @@ pub fn run(store: &Path, a: ImportArgs) -> Result<()> {
     let total: usize = parts.iter().map(Part::rows).sum();
     let bar = ProgressBar::new(total as u64);
     bar.set_style(
-        ProgressStyle::with_template("{bar:40} {pos}/{len} vectors  {per_sec}  ETA {eta}")
-            .expect("valid template"),
+        ProgressStyle::with_template("{bar:40} {pos}/{len} vectors  {per_sec}  ETA {eta}").expect("valid template"),
     );
     let (mut inserted, mut replaced, mut done) = (0u64, 0u64, 0usize);
     for p in &parts {

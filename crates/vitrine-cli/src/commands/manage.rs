@@ -10,11 +10,18 @@ use vitrine_store::{Day, FieldType, Metric, Schema, Store};
 
 pub fn collection(store: &Path, cmd: CollectionCmd) -> Result<()> {
     match cmd {
-        CollectionCmd::Create { name, dim, metric, fields } => {
+        CollectionCmd::Create {
+            name,
+            dim,
+            metric,
+            fields,
+        } => {
             let metric: Metric = metric.parse()?;
             let mut schema = Schema::new(dim, metric)?;
             for f in &fields {
-                let (n, t) = f.split_once(':').with_context(|| format!("--field {f:?}: expected NAME:TYPE"))?;
+                let (n, t) = f
+                    .split_once(':')
+                    .with_context(|| format!("--field {f:?}: expected NAME:TYPE"))?;
                 schema.ensure_field(n, t.parse::<FieldType>()?)?;
             }
             let w = Store::open_writer(store)?;
@@ -76,7 +83,14 @@ pub fn partitions(store: &Path, cmd: PartitionsCmd) -> Result<()> {
             let snap = Store::open(store)?.snapshot(&c.collection)?;
             let mut rows = Rows::new(&["source", "day", "rows", "deleted", "segments", "bytes"]);
             for p in snap.partitions() {
-                rows.rows.push(vec![p.source.into(), p.day.to_string().into(), p.rows.into(), p.deleted.into(), p.segments.into(), p.bytes.into()]);
+                rows.rows.push(vec![
+                    p.source.into(),
+                    p.day.to_string().into(),
+                    p.rows.into(),
+                    p.deleted.into(),
+                    p.segments.into(),
+                    p.bytes.into(),
+                ]);
             }
             rows.print(format, &mut std::io::stdout().lock())?;
         }
@@ -84,9 +98,18 @@ pub fn partitions(store: &Path, cmd: PartitionsCmd) -> Result<()> {
             let day = parse_day("day", &day)?;
             let w = Store::open_writer(store)?;
             let p = w.collection(&c.collection)?.drop_partition(&source, day)?;
-            println!("dropped partition source={} day={} ({} rows, {} bytes)", p.source, p.day, p.rows, p.bytes);
+            println!(
+                "dropped partition source={} day={} ({} rows, {} bytes)",
+                p.source, p.day, p.rows, p.bytes
+            );
         }
-        PartitionsCmd::Retain { c, older_than, before, source, dry_run } => {
+        PartitionsCmd::Retain {
+            c,
+            older_than,
+            before,
+            source,
+            dry_run,
+        } => {
             let cutoff = match (older_than, before) {
                 (Some(age), _) => {
                     let secs = vitrine_store::parse_age(&age).context("--older-than")?;
@@ -97,9 +120,16 @@ pub fn partitions(store: &Path, cmd: PartitionsCmd) -> Result<()> {
             };
             let pred = |s: &str, d: Day| d < cutoff && source.as_deref().is_none_or(|x| x == s);
             let dropped = if dry_run {
-                Store::open(store)?.snapshot(&c.collection)?.partitions().into_iter().filter(|p| pred(&p.source, p.day)).collect()
+                Store::open(store)?
+                    .snapshot(&c.collection)?
+                    .partitions()
+                    .into_iter()
+                    .filter(|p| pred(&p.source, p.day))
+                    .collect()
             } else {
-                Store::open_writer(store)?.collection(&c.collection)?.drop_partitions(pred)?
+                Store::open_writer(store)?
+                    .collection(&c.collection)?
+                    .drop_partitions(pred)?
             };
             let rows: u64 = dropped.iter().map(|p| p.rows).sum();
             let verb = if dry_run { "would drop" } else { "dropped" };
@@ -126,11 +156,17 @@ pub fn delete(store: &Path, a: DeleteArgs) -> Result<()> {
         c.delete_ids(&ids)?
     } else {
         if sel.is_everything() && !a.all {
-            bail!("no ids or selection given; pass --all to delete every row of {:?}", a.c.collection);
+            bail!(
+                "no ids or selection given; pass --all to delete every row of {:?}",
+                a.c.collection
+            );
         }
         c.delete_where(&sel)?
     };
-    println!("deleted {n} rows from {:?} (space is reclaimed by `vitrine compact`)", a.c.collection);
+    println!(
+        "deleted {n} rows from {:?} (space is reclaimed by `vitrine compact`)",
+        a.c.collection
+    );
     Ok(())
 }
 
@@ -147,6 +183,10 @@ pub fn compact(store: &Path, name: &str) -> Result<()> {
 pub fn check(store: &Path, name: &str) -> Result<()> {
     let snap = Store::open(store)?.snapshot(name)?;
     snap.verify()?;
-    println!("{name}: {} segments, {} rows: all checksums match", snap.manifest().segments.len(), snap.rows());
+    println!(
+        "{name}: {} segments, {} rows: all checksums match",
+        snap.manifest().segments.len(),
+        snap.rows()
+    );
     Ok(())
 }

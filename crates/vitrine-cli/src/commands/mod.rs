@@ -52,5 +52,10 @@ pub fn selection(a: &SelectionArgs, schema: &Schema) -> Result<Selection> {
         Some(text) => Some(Expr::parse(text, schema).map_err(anyhow::Error::new)?),
         None => None,
     };
-    Ok(Selection { sources: a.sources.clone(), from, to, filter })
+    Ok(Selection {
+        sources: a.sources.clone(),
+        from,
+        to,
+        filter,
+    })
 }

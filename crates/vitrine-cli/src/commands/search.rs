@@ -31,8 +31,15 @@ pub fn run(store: &Path, a: SearchArgs) -> Result<()> {
         (None, None) => Some(20),
         (k, _) => k,
     };
-    let req = SearchRequest { queries, k, threshold: a.threshold, selection };
-    let res = snap.search(&req).with_context(|| format!("searching {:?}", a.c.collection))?;
+    let req = SearchRequest {
+        queries,
+        k,
+        threshold: a.threshold,
+        selection,
+    };
+    let res = snap
+        .search(&req)
+        .with_context(|| format!("searching {:?}", a.c.collection))?;
     let fields: Vec<String> = snap.schema().fields.iter().map(|f| f.name.clone()).collect();
     let mut cols = vec!["query", "rank", "id", "score", "source", "day", "uri"];
     cols.extend(fields.iter().map(String::as_str));
@@ -49,7 +56,11 @@ pub fn run(store: &Path, a: SearchArgs) -> Result<()> {
         ];
         if !fields.is_empty() {
             let vals = snap.fields_at(hit.location);
-            r.extend(fields.iter().map(|f| vals.iter().find(|(n, _)| n == f).map_or(serde_json::Value::Null, |(_, v)| v.to_json())));
+            r.extend(fields.iter().map(|f| {
+                vals.iter()
+                    .find(|(n, _)| n == f)
+                    .map_or(serde_json::Value::Null, |(_, v)| v.to_json())
+            }));
         }
         rows.rows.push(r);
     }
