@@ -554,22 +554,23 @@ impl<'a> Parser<'a> {
             let p = self.peek().1;
             return Err(self.err(p, "expected 'in' or 'like' after 'not'"));
         }
-        let op =
-            match self.next() {
-                (Tok::Op("=="), _) => CmpOp::Eq,
-                (Tok::Op("!="), _) => CmpOp::Ne,
-                (Tok::Op("<"), _) => CmpOp::Lt,
-                (Tok::Op("<="), _) => CmpOp::Le,
-                (Tok::Op(">"), _) => CmpOp::Gt,
-                (Tok::Op(">="), _) => CmpOp::Ge,
-                (t, p) => return Err(self.err(
+        let op = match self.next() {
+            (Tok::Op("=="), _) => CmpOp::Eq,
+            (Tok::Op("!="), _) => CmpOp::Ne,
+            (Tok::Op("<"), _) => CmpOp::Lt,
+            (Tok::Op("<="), _) => CmpOp::Le,
+            (Tok::Op(">"), _) => CmpOp::Gt,
+            (Tok::Op(">="), _) => CmpOp::Ge,
+            (t, p) => {
+                return Err(self.err(
                     p,
                     format!(
                         "expected a comparison (==, !=, <, <=, >, >=), 'in' or 'like' after field {field:?}, found {}",
                         describe(&t)
                     ),
-                )),
-            };
+                ))
+            }
+        };
         let value = self.parse_literal()?;
         Ok(Expr::Cmp { field, op, value, pos })
     }
