@@ -204,9 +204,10 @@ mod tests {
 
         // float16: same header with <f2
         let mut bytes = std::fs::read(&p).unwrap();
-        let h = String::from_utf8_lossy(&bytes[10..74]).replace("<f4", "<f2");
-        bytes.splice(10..74, h.bytes());
-        bytes.truncate(74);
+        let end = 10 + u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+        let h = String::from_utf8_lossy(&bytes[10..end]).replace("<f4", "<f2");
+        bytes.splice(10..end, h.bytes());
+        bytes.truncate(end);
         for x in [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.5] {
             bytes.extend(half::f16::from_f32(x).to_le_bytes());
         }
@@ -223,9 +224,9 @@ mod tests {
         assert!(e.contains("t.npy") && e.contains("truncated"), "{e}");
 
         let i = dir.path().join("i.npy");
-        let h = String::from_utf8_lossy(&full[10..74]).replace("<f4", "<i4");
+        let h = String::from_utf8_lossy(&full[10..end]).replace("<f4", "<i4");
         let mut b = full.clone();
-        b.splice(10..74, h.bytes());
+        b.splice(10..end, h.bytes());
         std::fs::write(&i, &b).unwrap();
         let e = Npy::open(&i).err().unwrap().to_string();
         assert!(e.contains("\"<i4\" is not supported"), "{e}");
