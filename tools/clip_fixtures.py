@@ -167,6 +167,8 @@ def randomize(model: torch.nn.Module, seed: int) -> None:
 
 
 def image_processor(size: int) -> transformers.CLIPImageProcessor:
+    # Without torchvision installed, transformers 5 runs this with its PIL backend: the reference
+    # most published CLIP vectors were computed with.
     return transformers.CLIPImageProcessor(
         do_resize=True,
         size={"shortest_edge": size},
@@ -256,7 +258,7 @@ def build(out: Path, kind: str, text_cfg: dict, vision_cfg: dict, image_size: in
         pix = proc(images=Image.open(p), return_tensors="pt")["pixel_values"]
         with torch.no_grad():
             f = features(model.get_image_features(pixel_values=pix))
-        np.save(out / f"pixels_{p.stem}.npy", pix[0].numpy().astype(np.float32))
+        np.save(out / f"pixels_{p.stem}.npy", pix[0].numpy().astype(np.float32).reshape(1, -1))  # (1, 3*H*W)
         ref["images"].append({"file": p.name, "features": f[0].tolist()})
     (out / "reference.json").write_text(json.dumps(ref, ensure_ascii=False, indent=1))
     print(f"wrote {out} ({sum(f.stat().st_size for f in out.iterdir()) / 1e6:.2f} MB)")
