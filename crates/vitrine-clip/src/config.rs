@@ -207,10 +207,10 @@ impl ModelConfig {
 
     fn check(&self) -> Result<(), String> {
         let v = &self.vision;
-        if v.hidden_size % v.num_attention_heads != 0 {
+        if v.num_attention_heads == 0 || !v.hidden_size.is_multiple_of(v.num_attention_heads) {
             return Err("vision hidden_size is not a multiple of num_attention_heads".into());
         }
-        if v.patch_size == 0 || v.image_size % v.patch_size != 0 {
+        if v.patch_size == 0 || !v.image_size.is_multiple_of(v.patch_size) {
             return Err(format!(
                 "image_size {} is not a multiple of patch_size {}",
                 v.image_size, v.patch_size
@@ -220,7 +220,7 @@ impl ModelConfig {
             TextConfig::Clip(t) => (t.hidden_size, t.num_attention_heads),
             TextConfig::Bert(t) => (t.hidden_size, t.num_attention_heads),
         };
-        if n == 0 || h % n != 0 {
+        if n == 0 || !h.is_multiple_of(n) {
             return Err("text hidden_size is not a multiple of num_attention_heads".into());
         }
         Ok(())
