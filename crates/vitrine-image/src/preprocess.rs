@@ -1,0 +1,179 @@
+//! The checkpoint's image preprocessing, applied as transformers' CLIP image processor does.
+
+use crate::resample::resize_bicubic;
+use crate::{Error, RgbImage};
+use serde_json::Value;
+use std::path::Path;
+
+/// Resize → center crop → rescale → normalise, from `preprocessor_config.json`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Preprocess {
+    /// Resize so the shorter side has this length (aspect kept), or to exactly `size_hw`.
+    pub shortest_edge: Option<u32>,
+    /// Exact resize target (height, width).
+    pub size_hw: Option<(u32, u32)>,
+    /// Center crop (height, width), if any.
+    pub crop_hw: Option<(u32, u32)>,
+    /// Multiplier from 0..255 to floats.
+    pub rescale: Option<f64>,
+    /// Per-channel mean and std, if normalising.
+    pub normalize: Option<([f32; 3], [f32; 3])>,
+}
+
+fn side(v: &Value) -> Option<u32> {
+    v.as_u64().map(|x| x as u32)
+}
+
+impl Preprocess {
+    /// Reads `preprocessor_config.json`, else transformers 5's `processor_config.json`, in `dir`.
+    pub fn load(dir: &Path) -> Result<Preprocess, Error> {
+        for name in ["preprocessor_config.json", "processor_config.json"] {
+            let p = dir.join(name);
+            if p.is_file() {
+                let text = std::fs::read_to_string(&p).map_err(|source| Error::Io {
+                    path: p.display().to_string(),
+                    source,
+                })?;
+                return Preprocess::from_json(&text, &p.display().to_string());
+            }
+        }
+        Err(Error::Config {
+            path: dir.display().to_string(),
+            reason: "no preprocessor_config.json or processor_config.json".into(),
+        })
+    }
+
+    /// Parses the JSON; `name` is used in errors.
+    pub fn from_json(text: &str, name: &str) -> Result<Preprocess, Error> {
+        let bad = |reason: String| Error::Config {
+            path: name.to_string(),
+            reason,
+        };
+        let mut v: Value = serde_json::from_str(text).map_err(|e| bad(format!("not JSON: {e}")))?;
+        // processor_config.json nests the image processor's settings.
+        if let Some(inner) = v.get("image_processor").cloned() {
+            v = inner;
+        }
+        let flag = |k: &str| v.get(k).and_then(Value::as_bool).unwrap_or(true);
+        let resample = v.get("resample").and_then(Value::as_u64).unwrap_or(3);
+        if flag("do_resize") && resample != 3 {
+            return Err(bad(format!(
+                "resample {resample} is not supported (only 3, bicubic, as CLIP uses)"
+            )));
+        }
+        let (mut shortest_edge, mut size_hw) = (None, None);
+        if flag("do_resize") {
+            match v.get("size") {
+                Some(s) if s.get("shortest_edge").is_some() => shortest_edge = s.get("shortest_edge").and_then(side),
+                Some(s) if s.get("height").is_some() => {
+                    size_hw = s.get("height").and_then(side).zip(s.get("width").and_then(side));
+                }
+                Some(s) if s.is_u64() => shortest_edge = side(s),
+                _ => return Err(bad("do_resize without a usable size".into())),
+            }
+        }
+        let crop_hw = if flag("do_center_crop") {
+            match v.get("crop_size") {
+                Some(c) if c.is_u64() => side(c).map(|s| (s, s)),
+                Some(c) => c.get("height").and_then(side).zip(c.get("width").and_then(side)),
+                None => return Err(bad("do_center_crop without crop_size".into())),
+            }
+        } else {
+            None
+        };
+        let rescale =
+            flag("do_rescale").then(|| v.get("rescale_factor").and_then(Value::as_f64).unwrap_or(1.0 / 255.0));
+        let three = |k: &str, d: [f32; 3]| -> Result<[f32; 3], Error> {
+            match v.get(k) {
+                None => Ok(d),
+                Some(a) => {
+                    let xs: Vec<f32> = a
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(Value::as_f64)
+                        .map(|x| x as f32)
+                        .collect();
+                    xs.try_into().map_err(|_| bad(format!("{k} must have 3 numbers")))
+                }
+            }
+        };
+        let normalize = if flag("do_normalize") {
+            Some((
+                three("image_mean", [0.481_454_66, 0.457_827_5, 0.408_210_73])?,
+                three("image_std", [0.268_629_54, 0.261_302_6, 0.275_777_1])?,
+            ))
+        } else {
+            None
+        };
+        Ok(Preprocess {
+            shortest_edge,
+            size_hw,
+            crop_hw,
+            rescale,
+            normalize,
+        })
+    }
+
+    /// The (height, width) of the output tensor.
+    pub fn output_hw(&self, h: u32, w: u32) -> (u32, u32) {
+        let (rh, rw) = self.resized_hw(h, w);
+        self.crop_hw.unwrap_or((rh, rw))
+    }
+
+    /// transformers' `get_resize_output_image_size`: the long side is `int(size * long / short)`.
+    fn resized_hw(&self, h: u32, w: u32) -> (u32, u32) {
+        if let Some(hw) = self.size_hw {
+            return hw;
+        }
+        let Some(s) = self.shortest_edge else { return (h, w) };
+        let (short, long) = (h.min(w), h.max(w));
+        let new_long = (s as f64 * long as f64 / short as f64) as u32;
+        if h <= w {
+            (s, new_long)
+        } else {
+            (new_long, s)
+        }
+    }
+
+    /// Model-ready pixels, channels first: `3 × out_h × out_w` floats.
+    pub fn apply(&self, img: &RgbImage) -> Vec<f32> {
+        let (rh, rw) = self.resized_hw(img.height(), img.width());
+        let resized;
+        let img = if (rh, rw) != (img.height(), img.width()) {
+            resized = resize_bicubic(img, rw, rh);
+            &resized
+        } else {
+            img
+        };
+        let (h, w) = (img.height() as i64, img.width() as i64);
+        let (ch, cw) = self.crop_hw.map_or((h, w), |(a, b)| (a as i64, b as i64));
+        // transformers pads a too-small image to the crop size (centered, zeros), then crops
+        // with floored offsets: both reduce to this offset arithmetic.
+        let (pad_h, pad_w) = ((ch - h).max(0) / 2, (cw - w).max(0) / 2);
+        let (top, left) = (((h.max(ch)) - ch) / 2 - pad_h, ((w.max(cw)) - cw) / 2 - pad_w);
+        let raw = img.as_raw();
+        let mut out = vec![0f32; (3 * ch * cw) as usize];
+        for c in 0..3usize {
+            for y in 0..ch {
+                for x in 0..cw {
+                    let (sy, sx) = (y + top, x + left);
+                    let v = if (0..h).contains(&sy) && (0..w).contains(&sx) {
+                        raw[((sy * w + sx) * 3) as usize + c] as f64
+                    } else {
+                        0.0
+                    };
+                    let mut f = match self.rescale {
+                        Some(r) => (v * r) as f32,
+                        None => v as f32,
+                    };
+                    if let Some((m, s)) = &self.normalize {
+                        f = (f - m[c]) / s[c];
+                    }
+                    out[c * (ch * cw) as usize + (y * cw + x) as usize] = f;
+                }
+            }
+        }
+        out
+    }
+}

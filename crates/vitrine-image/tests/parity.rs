@@ -1,0 +1,94 @@
+//! Decoding and preprocessing against PIL + transformers' CLIP image processor, using the
+//! reference pixel tensors of the CLIP fixtures (crates/vitrine-clip/tests/fixtures).
+
+use std::path::{Path, PathBuf};
+use vitrine_image::{decode, decode_bytes, Limits, Preprocess};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../vitrine-clip/tests/fixtures")
+}
+
+fn reference_pixels(model: &str, stem: &str) -> Vec<f32> {
+    let npy = vitrine_import::npy::Npy::open(&fixtures().join(model).join(format!("pixels_{stem}.npy"))).unwrap();
+    let mut v = Vec::new();
+    npy.read_rows(0..npy.rows(), &mut v);
+    v
+}
+
+#[test]
+fn lossless_images_preprocess_bit_for_bit_like_pil_and_transformers() {
+    // PNG decoding is exact, and resampling is PIL's own algorithm: the tensors must be equal
+    // to f32 rounding of the normalisation.
+    for model in ["clip-quickgelu-p32", "clip-gelu-p16", "chinese-clip-p16"] {
+        let pre = Preprocess::load(&fixtures().join(model)).unwrap();
+        for img in ["scene_320x240", "tall_97x131_gray", "rgba_200x200", "palette_150x100"] {
+            let rgb = decode(
+                &fixtures().join("images").join(format!("{img}.png")),
+                &Limits::default(),
+            )
+            .unwrap();
+            let got = pre.apply(&rgb);
+            let want = reference_pixels(model, img);
+            assert_eq!(got.len(), want.len(), "{model} {img}");
+            let diff = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            assert!(diff <= 1e-6, "{model} {img}: max abs pixel diff {diff}");
+        }
+    }
+}
+
+#[test]
+fn jpeg_decoding_differs_from_libjpeg_by_a_few_levels_at_most() {
+    // Different IDCTs (zune-jpeg vs libjpeg-turbo) may differ by a level or two per channel.
+    let pre = Preprocess::load(&fixtures().join("clip-quickgelu-p32")).unwrap();
+    let rgb = decode(&fixtures().join("images/wide_641x203.jpg"), &Limits::default()).unwrap();
+    let got = pre.apply(&rgb);
+    let want = reference_pixels("clip-quickgelu-p32", "wide_641x203");
+    let diff = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    // one level of 255 is 1/255/0.26 ≈ 0.015 in normalised units
+    assert!(diff <= 4.0 * 0.0151, "max abs pixel diff {diff}");
+}
+
+#[test]
+fn bad_files_get_errors_naming_the_file_and_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = Limits::default();
+    let e = decode_bytes(b"", "empty.jpg", &l).unwrap_err().to_string();
+    assert!(e.contains("empty.jpg") && e.contains("0 bytes"), "{e}");
+    let e = decode_bytes(b"hello, I am text", "notes.txt", &l)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("notes.txt") && e.contains("unrecognised format"), "{e}");
+    let png = std::fs::read(fixtures().join("images/scene_320x240.png")).unwrap();
+    let e = decode_bytes(&png[..png.len() / 2], "half.png", &l)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("half.png") && e.contains("corrupt or truncated"), "{e}");
+    let mut heic = vec![0, 0, 0, 24];
+    heic.extend_from_slice(b"ftypheic");
+    heic.extend_from_slice(&[0; 16]);
+    let e = decode_bytes(&heic, "IMG_0001.HEIC", &l).unwrap_err().to_string();
+    assert!(
+        e.contains("IMG_0001.HEIC") && e.contains("HEIC images are not supported"),
+        "{e}"
+    );
+    // A panorama 50,000 pixels wide: refused from its header, before decoding.
+    let wide = image::RgbImage::new(50_000, 2);
+    let p = dir.path().join("panorama.png");
+    wide.save(&p).unwrap();
+    let e = decode(&p, &l).unwrap_err().to_string();
+    assert!(
+        e.contains("panorama.png") && e.contains("50000×2") && e.contains("before decoding"),
+        "{e}"
+    );
+    // A decompression bomb: a tiny PNG claiming 30000×30000 pixels.
+    let bomb = image::GrayImage::new(16_000, 16_000);
+    let p = dir.path().join("bomb.png");
+    bomb.save(&p).unwrap();
+    let small = Limits {
+        max_pixels: 50_000_000,
+        ..Limits::default()
+    };
+    let e = decode(&p, &small).unwrap_err().to_string();
+    assert!(std::fs::metadata(&p).unwrap().len() < 2_000_000);
+    assert!(e.contains("bomb.png") && e.contains("16000×16000"), "{e}");
+}
