@@ -212,6 +212,52 @@ def test_images(out: Path) -> list[Path]:
     return paths
 
 
+def write_png16(path: Path, rgb: np.ndarray) -> None:
+    import struct
+    import zlib
+
+    h, w, _ = rgb.shape
+    chunk = lambda t, d: struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xFFFFFFFF)
+    raw = b"".join(b"\x00" + rgb[y].tobytes() for y in range(h))
+    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0))
+    png += chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+    path.write_bytes(png)
+
+
+def format_images(out: Path) -> list[Path]:
+    """One image per decoding case the Rust side must handle like PIL."""
+    base = Image.open(out / "scene_320x240.png").convert("RGB")
+    paths = []
+
+    def save(name: str, img: Image.Image, **kw) -> None:
+        img.save(out / name, **kw)
+        paths.append(out / name)
+
+    save("progressive.jpg", base, quality=85, progressive=True)
+    save("cmyk.jpg", base.convert("CMYK"), quality=95)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90° clockwise to display
+    save("exif_rotate90.jpg", base.resize((160, 120)), quality=90, exif=exif)
+    # 16-bit RGB PNG (Pillow cannot write one): a minimal PNG writer.
+    rgb16 = (np.asarray(base, dtype=np.uint16) * 257 + 7).astype(">u2")
+    write_png16(out / "rgb16.png", rgb16)
+    paths.append(out / "rgb16.png")
+    save("gray16.png", Image.fromarray((np.asarray(base.convert("L"), dtype=np.uint16) * 200).astype(np.uint16)))
+    save("lossless.webp", base, lossless=True)
+    frames = [base, base.transpose(Image.Transpose.FLIP_LEFT_RIGHT)]
+    save("animated.gif", frames[0].convert("P", palette=Image.Palette.ADAPTIVE), save_all=True,
+         append_images=[frames[1].convert("P", palette=Image.Palette.ADAPTIVE)], duration=100, loop=0)
+    save("photo.bmp", base)
+    save("photo.tiff", base)
+    return paths
+
+
+def load_like_transformers(p: Path) -> Image.Image:
+    # transformers.image_utils.load_image applies the EXIF orientation; so do we.
+    from PIL import ImageOps
+    return ImageOps.exif_transpose(Image.open(p))
+
+
 def features(out) -> torch.Tensor:
     # transformers 5 returns a ModelOutput from get_*_features; 4.x returned the tensor.
     return out if isinstance(out, torch.Tensor) else out.pooler_output
@@ -255,7 +301,7 @@ def build(out: Path, kind: str, text_cfg: dict, vision_cfg: dict, image_size: in
     assert torch.allclose(tf[0], tf0[0], atol=1e-5), "padding changed a text feature"
     ref["text_features"] = tf.tolist()
     for p in images:
-        pix = proc(images=Image.open(p), return_tensors="pt")["pixel_values"]
+        pix = proc(images=load_like_transformers(p), return_tensors="pt")["pixel_values"]
         with torch.no_grad():
             f = features(model.get_image_features(pixel_values=pix))
         np.save(out / f"pixels_{p.stem}.npy", pix[0].numpy().astype(np.float32).reshape(1, -1))  # (1, 3*H*W)
@@ -269,6 +315,7 @@ def main() -> None:
     (root / "images").mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(1)
     images = test_images(root / "images")
+    formats = format_images(root / "images")
     text = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
                 max_position_embeddings=77, hidden_act="quick_gelu", layer_norm_eps=1e-5)
     vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
@@ -281,7 +328,7 @@ def main() -> None:
           dict(text, hidden_size=48, num_attention_heads=6, num_hidden_layers=3, hidden_act="gelu", layer_norm_eps=1e-6),
           dict(vision, hidden_size=48, num_attention_heads=6, num_hidden_layers=3, patch_size=16,
                hidden_act="gelu", layer_norm_eps=1e-6),
-          64, SEED + 1, images)
+          64, SEED + 1, images + formats)
     # Chinese-CLIP: BERT text tower (post-LN, token types, attention mask), CLIP vision tower.
     build(root / "chinese-clip-p16", "chinese_clip",
           dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,

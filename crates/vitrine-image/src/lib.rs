@@ -4,7 +4,9 @@
 //!   (first frame), BMP and TIFF through the `image` crate, with the dimensions checked against
 //!   [`Limits`] *before* any pixel is decoded (decompression bombs, 50k-pixel panoramas) and an
 //!   allocation cap during decoding; EXIF orientation applied; converted to 8-bit RGB as PIL's
-//!   `convert("RGB")` does (alpha dropped, grey replicated, palette expanded, 16-bit → high byte).
+//!   `convert("RGB")` does (alpha dropped, grey replicated, palette expanded, 16-bit RGB → high
+//!   byte). One deliberate difference: PIL clamps 16-bit *grey* (`I;16`) to white; we take its
+//!   high byte like 16-bit RGB, so the picture survives.
 //! * [`resample`] — PIL's bicubic resampling re-implemented bit for bit (same filter, same
 //!   fixed-point coefficients, same two passes and rounding), so resized pixels equal PIL's.
 //! * [`Preprocess`] — the checkpoint's `preprocessor_config.json` (or transformers 5's

@@ -92,3 +92,47 @@ fn bad_files_get_errors_naming_the_file_and_the_reason() {
     assert!(std::fs::metadata(&p).unwrap().len() < 2_000_000);
     assert!(e.contains("bomb.png") && e.contains("16000×16000"), "{e}");
 }
+
+fn max_diff(model: &str, file: &str) -> f32 {
+    let pre = Preprocess::load(&fixtures().join(model)).unwrap();
+    let rgb = decode(&fixtures().join("images").join(file), &Limits::default()).unwrap();
+    let got = pre.apply(&rgb);
+    let stem = Path::new(file).file_stem().unwrap().to_str().unwrap();
+    let want = reference_pixels(model, stem);
+    assert_eq!(got.len(), want.len(), "{file}");
+    got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max)
+}
+
+#[test]
+fn every_format_decodes_like_pil() {
+    let level = 1.0 / 255.0 / 0.26; // one grey level in normalised units
+                                    // Lossless formats: identical pixels. The GIF is animated (first frame), the PNG 16-bit.
+    for f in ["lossless.webp", "animated.gif", "photo.bmp", "photo.tiff", "rgb16.png"] {
+        let d = max_diff("clip-gelu-p16", f);
+        assert!(d <= 1e-6, "{f}: max abs pixel diff {d}");
+    }
+    // JPEG variants (progressive, CMYK, EXIF-rotated): a different IDCT, a few levels at most.
+    for f in ["progressive.jpg", "cmyk.jpg", "exif_rotate90.jpg"] {
+        let d = max_diff("clip-gelu-p16", f);
+        assert!(
+            d <= 4.0 * level,
+            "{f}: max abs pixel diff {d} ({:.1} levels)",
+            d / level
+        );
+    }
+    // The rotation really happened: the stored 160×120 image displays as 120×160.
+    let r = decode(&fixtures().join("images/exif_rotate90.jpg"), &Limits::default()).unwrap();
+    assert_eq!((r.width(), r.height()), (120, 160));
+}
+
+#[test]
+fn sixteen_bit_grey_keeps_its_picture_where_pil_clips_it_to_white() {
+    // PIL's convert("RGB") of an I;16 image clamps every value above 255 to white; we take the
+    // high byte, as PIL does for 16-bit RGB. This is the one deliberate difference.
+    let rgb = decode(&fixtures().join("images/gray16.png"), &Limits::default()).unwrap();
+    let distinct: std::collections::HashSet<u8> = rgb.as_raw().iter().copied().collect();
+    assert!(distinct.len() > 5, "the picture survived");
+    let want = reference_pixels("clip-gelu-p16", "gray16");
+    let white = want.iter().filter(|v| **v > 1.7).count();
+    assert!(white > want.len() * 9 / 10, "the reference really is (mostly) white");
+}
