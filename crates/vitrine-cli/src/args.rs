@@ -30,6 +30,8 @@ pub enum Command {
     /// List, drop or expire (source, day) partitions.
     #[command(subcommand)]
     Partitions(PartitionsCmd),
+    /// Embed texts or images with a CLIP / Chinese-CLIP checkpoint (L2-normalised vectors).
+    Embed(EmbedArgs),
     /// Import precomputed vectors (.npy + metadata, or a clip-retrieval folder).
     Import(ImportArgs),
     /// Exact top-k or threshold search with query vectors from a .npy file.
@@ -159,6 +161,34 @@ pub struct ImportArgs {
     /// Rows per commit: each commit is atomic and durable.
     #[arg(long, default_value_t = 100_000)]
     pub batch_size: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct EmbedArgs {
+    /// A checkpoint folder, or a hub name found in the local Hugging Face cache (never downloaded).
+    #[arg(long)]
+    pub model: String,
+    /// Texts to embed (repeatable).
+    #[arg(long, conflicts_with = "image", required_unless_present = "image")]
+    pub text: Vec<String>,
+    /// Image files to embed (repeatable).
+    #[arg(long)]
+    pub image: Vec<std::path::PathBuf>,
+    /// json: one JSON array per input, one per line; npy: a matrix written to --out.
+    #[arg(long, value_enum, default_value_t = EmbedFormat::Json)]
+    pub format: EmbedFormat,
+    /// Output file for --format npy.
+    #[arg(long)]
+    pub out: Option<std::path::PathBuf>,
+    /// Images per forward pass.
+    #[arg(long, default_value_t = 32)]
+    pub batch: usize,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum EmbedFormat {
+    Json,
+    Npy,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]

@@ -620,3 +620,56 @@ fn demo_runs_offline_and_answers_its_sample_questions() {
     let parts = ok(&store, &["partitions", "list", "-c", "demo", "--format", "jsonl"]);
     assert_eq!(parts.lines().count(), 60);
 }
+
+fn clip_fixture(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../vitrine-clip/tests/fixtures")
+        .join(name)
+}
+
+#[test]
+fn embed_prints_normalised_reference_vectors_and_finds_models_in_the_hub_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let fx = clip_fixture("chinese-clip-p16");
+    let reference: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fx.join("reference.json")).unwrap()).unwrap();
+    let text = reference["texts"][3].as_str().unwrap();
+    let want: Vec<f64> = reference["text_features"][3]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
+    let norm = want.iter().map(|x| x * x).sum::<f64>().sqrt();
+    // A hub name resolved in HF_HUB_CACHE: models--ORG--NAME/snapshots/REV + refs/main.
+    let repo = dir.path().join("hub/models--vitrine-test--tiny-cn-clip");
+    let snap = repo.join("snapshots/abc123");
+    std::fs::create_dir_all(&snap).unwrap();
+    std::fs::create_dir_all(repo.join("refs")).unwrap();
+    std::fs::write(repo.join("refs/main"), "abc123").unwrap();
+    for f in std::fs::read_dir(&fx).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, snap.join(f.file_name().unwrap())).unwrap();
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_vitrine"))
+        .args(["embed", "--model", "vitrine-test/tiny-cn-clip", "--text", text])
+        .env("HF_HUB_CACHE", dir.path().join("hub"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let got: Vec<f64> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(got.len(), want.len());
+    for (g, w) in got.iter().zip(&want) {
+        assert!((g - w / norm).abs() < 1e-5, "{g} vs {}", w / norm);
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_vitrine"))
+        .args(["embed", "--model", "vitrine-test/not-cached", "--text", "x"])
+        .env("HF_HUB_CACHE", dir.path().join("hub"))
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && e.contains("models--vitrine-test--not-cached") && e.contains("never downloads"),
+        "{e}"
+    );
+}

@@ -2,6 +2,7 @@
 
 mod bench;
 mod demo;
+mod embed;
 mod import;
 mod manage;
 mod search;
@@ -16,6 +17,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Demo(a) => demo::run(&store, a),
         Command::Collection(c) => manage::collection(&store, c),
         Command::Partitions(p) => manage::partitions(&store, p),
+        Command::Embed(a) => embed::run(a),
         Command::Import(a) => import::run(&store, a),
         Command::Search(a) => search::run(&store, a),
         Command::Delete(a) => manage::delete(&store, a),

@@ -1,0 +1,142 @@
+//! The pipeline that turns images and texts into embeddings.
+//!
+//! [`Embedder`] holds a model and its preprocessing. [`Embedder::embed_images`] decodes and
+//! preprocesses a batch on all cores (rayon) on one thread while the model encodes the previous
+//! batch on another, so decoding overlaps encoding; one bad file yields an error for that file
+//! and never stops the batch. Texts are tokenised and encoded in batches.
+#![deny(missing_docs)]
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use vitrine_clip::ClipModel;
+use vitrine_image::{Limits, Preprocess};
+
+/// Errors of the engine.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// From the model.
+    #[error(transparent)]
+    Model(#[from] vitrine_clip::Error),
+    /// From image decoding or preprocessing.
+    #[error(transparent)]
+    Image(#[from] vitrine_image::Error),
+}
+
+/// A model plus everything needed to feed it.
+pub struct Embedder {
+    model: ClipModel,
+    preprocess: Preprocess,
+    limits: Limits,
+    batch: usize,
+}
+
+/// The embedding of one image, or why there is none.
+pub type ImageResult = Result<Vec<f32>, Error>;
+
+impl Embedder {
+    /// Loads a checkpoint folder or cached hub name.
+    pub fn load(model: &str) -> Result<Embedder, Error> {
+        let dir = vitrine_clip::resolve(model)?;
+        Embedder::load_dir(&dir)
+    }
+
+    /// Loads the checkpoint in `dir`.
+    pub fn load_dir(dir: &Path) -> Result<Embedder, Error> {
+        let model = ClipModel::load(dir)?;
+        let preprocess = Preprocess::load(dir)?;
+        let s = model.config().vision.image_size as u32;
+        if preprocess.output_hw(s, s) != (s, s) {
+            return Err(Error::Model(vitrine_clip::Error::Config(format!(
+                "{}: the preprocessor's output size does not match the model's image_size {s}",
+                dir.display()
+            ))));
+        }
+        Ok(Embedder {
+            model,
+            preprocess,
+            limits: Limits::default(),
+            batch: 32,
+        })
+    }
+
+    /// Images encoded per forward pass (default 32).
+    pub fn set_batch(&mut self, n: usize) {
+        self.batch = n.max(1);
+    }
+
+    /// The model.
+    pub fn model(&self) -> &ClipModel {
+        &self.model
+    }
+
+    /// Embedding dimension.
+    pub fn dim(&self) -> usize {
+        self.model.dim()
+    }
+
+    /// L2-normalised text embeddings, one per text.
+    pub fn embed_texts(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, Error> {
+        let mut out = Vec::with_capacity(texts.len());
+        for chunk in texts.chunks(self.batch.max(64)) {
+            out.extend(self.model.embed_texts(chunk)?);
+        }
+        Ok(out)
+    }
+
+    /// Decodes and preprocesses one image.
+    pub fn pixels(&self, path: &Path) -> Result<Vec<f32>, Error> {
+        Ok(self.preprocess.apply(&vitrine_image::decode(path, &self.limits)?))
+    }
+
+    /// L2-normalised image embeddings in input order; a failed file gets its error.
+    pub fn embed_images(&self, paths: &[PathBuf]) -> Vec<ImageResult> {
+        use rayon::prelude::*;
+        let mut results: Vec<Option<ImageResult>> = (0..paths.len()).map(|_| None).collect();
+        let (tx, rx) = mpsc::sync_channel::<(usize, Vec<Result<Vec<f32>, Error>>)>(1);
+        std::thread::scope(|s| {
+            // Producer: decode + preprocess batch i+1 while the consumer encodes batch i.
+            s.spawn(|| {
+                for (bi, chunk) in paths.chunks(self.batch).enumerate() {
+                    let px: Vec<Result<Vec<f32>, Error>> = chunk.par_iter().map(|p| self.pixels(p)).collect();
+                    if tx.send((bi * self.batch, px)).is_err() {
+                        return;
+                    }
+                }
+                drop(tx);
+            });
+            for (start, px) in rx {
+                let (mut ok, mut flat) = (Vec::new(), Vec::new());
+                for (i, r) in px.into_iter().enumerate() {
+                    match r {
+                        Ok(mut v) => {
+                            ok.push(i);
+                            flat.append(&mut v);
+                        }
+                        Err(e) => results[start + i] = Some(Err(e)),
+                    }
+                }
+                if ok.is_empty() {
+                    continue;
+                }
+                match self.model.embed_pixels(flat, ok.len()) {
+                    Ok(rows) => {
+                        for (i, row) in ok.iter().zip(rows) {
+                            results[start + i] = Some(Ok(row));
+                        }
+                    }
+                    Err(e) => {
+                        let msg = e.to_string();
+                        for i in ok {
+                            results[start + i] = Some(Err(Error::Model(vitrine_clip::Error::Input(format!(
+                                "{}: {msg}",
+                                paths[start + i].display()
+                            )))));
+                        }
+                    }
+                }
+            }
+        });
+        results.into_iter().map(|r| r.expect("every input answered")).collect()
+    }
+}
