@@ -280,6 +280,33 @@ pub enum BenchCmd {
         #[command(flatten)]
         sel: SelectionArgs,
     },
+    /// Image encoding throughput on random pixels (no decoding); JSON.
+    ClipImage {
+        #[arg(long)]
+        model: String,
+        #[arg(long, default_value_t = 32)]
+        batch: usize,
+        #[arg(long, default_value_t = 5)]
+        repeat: usize,
+    },
+    /// Text encoding throughput on 32 fixed captions; JSON.
+    ClipText {
+        #[arg(long)]
+        model: String,
+        #[arg(long, default_value_t = 32)]
+        batch: usize,
+        #[arg(long, default_value_t = 5)]
+        repeat: usize,
+    },
+    /// Decode + preprocess throughput over the images of a folder (all cores); JSON.
+    Preprocess {
+        #[arg(long)]
+        model: String,
+        #[arg(long)]
+        images: PathBuf,
+        #[arg(long, default_value_t = 3)]
+        repeat: usize,
+    },
     /// Median time to open a snapshot; JSON.
     Open {
         #[command(flatten)]

@@ -1,6 +1,11 @@
 //! The `vitrine` binary: argument parsing ([`args`]) apart from execution ([`commands`]).
 //! The only place that uses `anyhow`; library crates have their own error types.
 
+// Model inference allocates and frees large activation buffers at every layer; glibc returns
+// them to the kernel each time (page faults were ~15% of encode time), mimalloc keeps them.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod args;
 mod commands;
 mod output;

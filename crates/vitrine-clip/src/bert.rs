@@ -4,9 +4,9 @@
 //! mask matters: without it padded batches give wrong features.
 
 use crate::config::{Activation, BertConfig};
-use crate::layers::{activate, padding_mask, Attention};
+use crate::layers::{activate, linear, padding_mask, Attention, Linear};
 use candle_core::{Module, Result, Tensor};
-use candle_nn::{embedding, layer_norm, linear, Embedding, LayerNorm, Linear, VarBuilder};
+use candle_nn::{embedding, layer_norm, Embedding, LayerNorm, VarBuilder};
 
 struct BertLayer {
     attn: Attention,

@@ -3,12 +3,12 @@
 use crate::bert::BertTextTower;
 use crate::clip_text::ClipTextTower;
 use crate::config::{Family, ModelConfig, TextConfig};
-use crate::layers::normalize;
+use crate::layers::{linear_no_bias, normalize, Linear};
 use crate::tokenizer::TextTokenizer;
 use crate::vision::VisionTower;
 use crate::Error;
-use candle_core::{DType, Device, Module, Tensor};
-use candle_nn::{linear_no_bias, Linear, VarBuilder};
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
 use std::path::{Path, PathBuf};
 
 enum TextTower {

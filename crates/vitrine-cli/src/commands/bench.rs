@@ -3,6 +3,7 @@
 
 use crate::args::BenchCmd;
 use anyhow::Result;
+use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 use serde_json::json;
 use std::path::Path;
@@ -100,6 +101,58 @@ pub fn run(store: &Path, cmd: BenchCmd) -> Result<()> {
                 })
             );
         }
+        BenchCmd::ClipImage { model, batch, repeat } => {
+            let e = vitrine_engine::Embedder::load(&model)?;
+            let s = e.model().config().vision.image_size;
+            let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+            let px: Vec<f32> = (0..batch * 3 * s * s).map(|_| rng.random_range(-1.8f32..2.1)).collect();
+            let runs = time_runs(repeat, || {
+                e.model().embed_pixels(px.clone(), batch)?;
+                Ok(())
+            })?;
+            let med = median(runs.clone());
+            println!(
+                "{}",
+                json!({"images_per_s": batch as f64 / med, "runs_s": runs, "batch": batch, "threads": rayon::current_num_threads()})
+            );
+        }
+        BenchCmd::ClipText { model, batch, repeat } => {
+            let e = vitrine_engine::Embedder::load(&model)?;
+            let texts: Vec<String> = (0..batch).map(|i| CAPTIONS[i % CAPTIONS.len()].to_string()).collect();
+            let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+            let runs = time_runs(repeat, || {
+                e.model().embed_texts(&texts)?;
+                Ok(())
+            })?;
+            let med = median(runs.clone());
+            println!(
+                "{}",
+                json!({"texts_per_s": batch as f64 / med, "runs_s": runs, "batch": batch, "threads": rayon::current_num_threads()})
+            );
+        }
+        BenchCmd::Preprocess { model, images, repeat } => {
+            let e = vitrine_engine::Embedder::load(&model)?;
+            let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(&images)?
+                .filter_map(|d| d.ok().map(|d| d.path()))
+                .filter(|p| p.is_file())
+                .collect();
+            files.sort();
+            anyhow::ensure!(!files.is_empty(), "{}: no files", images.display());
+            let runs = time_runs(repeat, || {
+                let n: usize = files
+                    .par_iter()
+                    .map(|p| e.pixels(p).map(|v| v.len()))
+                    .collect::<Result<Vec<_>, _>>()?
+                    .len();
+                std::hint::black_box(n);
+                Ok(())
+            })?;
+            let med = median(runs.clone());
+            println!(
+                "{}",
+                json!({"images_per_s": files.len() as f64 / med, "runs_s": runs, "images": files.len(), "threads": rayon::current_num_threads()})
+            );
+        }
         BenchCmd::Open { c, repeat } => {
             let mut runs = Vec::new();
             for _ in 0..repeat {
@@ -113,6 +166,30 @@ pub fn run(store: &Path, cmd: BenchCmd) -> Result<()> {
     }
     Ok(())
 }
+
+/// Seconds per call of `f`, `repeat` times after one warm-up call.
+fn time_runs(repeat: usize, mut f: impl FnMut() -> Result<()>) -> Result<Vec<f64>> {
+    f()?;
+    let mut runs = Vec::with_capacity(repeat);
+    for _ in 0..repeat.max(1) {
+        let t = Instant::now();
+        f()?;
+        runs.push(t.elapsed().as_secs_f64());
+    }
+    Ok(runs)
+}
+
+/// Captions of varied length for text-encoding benchmarks.
+const CAPTIONS: &[&str] = &[
+    "a photo of a samoyed dog",
+    "a photo of a handgun on a wooden table",
+    "red running sneakers, size 42, barely worn, original box included",
+    "vintage leather handbag with brass buckle and long shoulder strap in brown",
+    "a smartphone with a cracked screen lying on a desk next to a charger",
+    "a close-up photo of a luxury wrist watch with a blue dial and a steel bracelet",
+    "an acoustic guitar",
+    "a mountain bicycle leaning against a brick wall in the afternoon sun, slightly muddy tyres",
+];
 
 fn sum_chunk(c: &[f32]) -> f32 {
     // 16 independent accumulators let the compiler vectorise without reassociation.
