@@ -284,7 +284,10 @@ def build(out: Path, kind: str, text_cfg: dict, vision_cfg: dict, image_size: in
         max_len = 52  # Chinese-CLIP's context length
     randomize(model, seed)
     model.eval()
-    model.save_pretrained(str(out), safe_serialization=True)
+    model.save_pretrained(str(out))
+    if kind == "chinese_clip":
+        # Older checkpoints ship pytorch_model.bin; the loader must read that too.
+        torch.save(model.state_dict(), out / "pytorch_model.bin")
     proc = image_processor(image_size)
     proc.save_pretrained(str(out))
 

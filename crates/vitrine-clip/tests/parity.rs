@@ -164,3 +164,19 @@ fn missing_tensors_and_unknown_architectures_are_errors_naming_the_file() {
         "{err}"
     );
 }
+
+#[test]
+fn pytorch_model_bin_loads_the_same_weights_as_safetensors() {
+    let dir = fixture("chinese-clip-p16");
+    let tmp = tempfile::tempdir().unwrap();
+    for f in std::fs::read_dir(&dir).unwrap() {
+        let f = f.unwrap().path();
+        if f.file_name().unwrap() != "model.safetensors" {
+            std::fs::copy(&f, tmp.path().join(f.file_name().unwrap())).unwrap();
+        }
+    }
+    let a = ClipModel::load(&dir).unwrap();
+    let b = ClipModel::load(tmp.path()).unwrap();
+    let texts = ["一只萨摩耶犬的照片", "a photo of a dog"];
+    assert_eq!(a.embed_texts(&texts).unwrap(), b.embed_texts(&texts).unwrap());
+}
