@@ -153,24 +153,41 @@ impl Preprocess {
         let (pad_h, pad_w) = ((ch - h).max(0) / 2, (cw - w).max(0) / 2);
         let (top, left) = (((h.max(ch)) - ch) / 2 - pad_h, ((w.max(cw)) - cw) / 2 - pad_w);
         let raw = img.as_raw();
-        let mut out = vec![0f32; (3 * ch * cw) as usize];
-        for c in 0..3usize {
-            for y in 0..ch {
-                for x in 0..cw {
-                    let (sy, sx) = (y + top, x + left);
-                    let v = if (0..h).contains(&sy) && (0..w).contains(&sx) {
-                        raw[((sy * w + sx) * 3) as usize + c] as f64
-                    } else {
-                        0.0
-                    };
+        let plane = (ch * cw) as usize;
+        let mut out = vec![0f32; 3 * plane];
+        // Per channel: rescale in f64 then f32, normalise in f32 (transformers' order of rounding).
+        let lut: Vec<[f32; 256]> = (0..3)
+            .map(|c| {
+                let mut t = [0f32; 256];
+                for (v, slot) in t.iter_mut().enumerate() {
                     let mut f = match self.rescale {
-                        Some(r) => (v * r) as f32,
+                        Some(r) => (v as f64 * r) as f32,
                         None => v as f32,
                     };
                     if let Some((m, s)) = &self.normalize {
                         f = (f - m[c]) / s[c];
                     }
-                    out[c * (ch * cw) as usize + (y * cw + x) as usize] = f;
+                    *slot = f;
+                }
+                t
+            })
+            .collect();
+        let zero: [f32; 3] = std::array::from_fn(|c| lut[c][0]);
+        for y in 0..ch {
+            let sy = y + top;
+            for x in 0..cw {
+                let sx = x + left;
+                let o = (y * cw + x) as usize;
+                if (0..h).contains(&sy) && (0..w).contains(&sx) {
+                    let p = &raw[((sy * w + sx) * 3) as usize..][..3];
+                    for c in 0..3 {
+                        out[c * plane + o] = lut[c][p[c] as usize];
+                    }
+                } else {
+                    // Padding is zero *before* rescaling and normalising, as in transformers.
+                    for c in 0..3 {
+                        out[c * plane + o] = zero[c];
+                    }
                 }
             }
         }
