@@ -307,6 +307,15 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 3)]
         repeat: usize,
     },
+    /// Writes the preprocessed pixel tensor of each image as one row of a .npy (parity checks).
+    Pixels {
+        #[arg(long)]
+        model: String,
+        #[arg(long, required = true)]
+        image: Vec<PathBuf>,
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Median time to open a snapshot; JSON.
     Open {
         #[command(flatten)]

@@ -1,7 +1,7 @@
 //! CLIP's causal text transformer (`text_model.*` of a `clip` checkpoint).
 
 use crate::config::ClipTextConfig;
-use crate::layers::{causal_mask, padding_mask, ClipLayer};
+use crate::layers::{causal_mask, clip_encoder, padding_mask, ClipLayer};
 use candle_core::{IndexOp, Module, Result, Tensor};
 use candle_nn::{embedding, layer_norm, Embedding, LayerNorm, VarBuilder};
 
@@ -18,18 +18,15 @@ impl ClipTextTower {
     /// Loads `text_model.*`.
     pub fn new(vb: VarBuilder, c: &ClipTextConfig) -> Result<Self> {
         let e = vb.pp("embeddings");
-        let layers = (0..c.num_hidden_layers)
-            .map(|i| {
-                ClipLayer::new(
-                    vb.pp("encoder").pp("layers").pp(i),
-                    c.hidden_size,
-                    c.intermediate_size,
-                    c.num_attention_heads,
-                    c.hidden_act,
-                    c.layer_norm_eps,
-                )
-            })
-            .collect::<Result<_>>()?;
+        let layers = clip_encoder(
+            vb.clone(),
+            c.num_hidden_layers,
+            c.hidden_size,
+            c.intermediate_size,
+            c.num_attention_heads,
+            c.hidden_act,
+            c.layer_norm_eps,
+        )?;
         Ok(ClipTextTower {
             tokens: embedding(c.vocab_size, c.hidden_size, e.pp("token_embedding"))?,
             positions: embedding(c.max_position_embeddings, c.hidden_size, e.pp("position_embedding"))?,

@@ -195,6 +195,21 @@ impl ClipLayer {
     }
 }
 
+/// The `encoder.layers.*` stack of a CLIP tower.
+pub fn clip_encoder(
+    vb: VarBuilder,
+    layers: usize,
+    hidden: usize,
+    inter: usize,
+    heads: usize,
+    act: Activation,
+    eps: f64,
+) -> Result<Vec<ClipLayer>> {
+    (0..layers)
+        .map(|i| ClipLayer::new(vb.pp("encoder").pp("layers").pp(i), hidden, inter, heads, act, eps))
+        .collect()
+}
+
 /// Additive key-padding mask (batch, 1, 1, tokens): 0 where attended, a large negative where padded.
 pub fn padding_mask(mask: &Tensor) -> Result<Tensor> {
     let (b, n) = mask.dims2()?;

@@ -1,7 +1,7 @@
 //! The ViT image tower shared by CLIP and Chinese-CLIP (`vision_model.*` tensors).
 
 use crate::config::VisionConfig;
-use crate::layers::ClipLayer;
+use crate::layers::{clip_encoder, ClipLayer};
 use candle_core::{Module, Result, Tensor, D};
 use candle_nn::{conv2d_no_bias, embedding, layer_norm, Conv2d, Conv2dConfig, Embedding, LayerNorm, VarBuilder};
 
@@ -26,18 +26,15 @@ impl VisionTower {
             stride: c.patch_size,
             ..Default::default()
         };
-        let layers = (0..c.num_hidden_layers)
-            .map(|i| {
-                ClipLayer::new(
-                    vb.pp("encoder").pp("layers").pp(i),
-                    c.hidden_size,
-                    c.intermediate_size,
-                    c.num_attention_heads,
-                    c.hidden_act,
-                    c.layer_norm_eps,
-                )
-            })
-            .collect::<Result<_>>()?;
+        let layers = clip_encoder(
+            vb.clone(),
+            c.num_hidden_layers,
+            c.hidden_size,
+            c.intermediate_size,
+            c.num_attention_heads,
+            c.hidden_act,
+            c.layer_norm_eps,
+        )?;
         Ok(VisionTower {
             patch: conv2d_no_bias(
                 c.num_channels,

@@ -153,6 +153,12 @@ pub fn run(store: &Path, cmd: BenchCmd) -> Result<()> {
                 json!({"images_per_s": files.len() as f64 / med, "runs_s": runs, "images": files.len(), "threads": rayon::current_num_threads()})
             );
         }
+        BenchCmd::Pixels { model, image, out } => {
+            let e = vitrine_engine::Embedder::load(&model)?;
+            let rows: Vec<Vec<f32>> = image.iter().map(|p| e.pixels(p)).collect::<Result<_, _>>()?;
+            let flat: Vec<f32> = rows.iter().flatten().copied().collect();
+            vitrine_import::npy::write_f32(&out, &flat, rows.len(), rows[0].len())?;
+        }
         BenchCmd::Open { c, repeat } => {
             let mut runs = Vec::new();
             for _ in 0..repeat {
