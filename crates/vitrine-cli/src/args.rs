@@ -228,7 +228,7 @@ pub struct SearchArgs {
     #[arg(short, long)]
     pub k: Option<usize>,
     /// Range search: every hit scoring at least T (cosine, ip) or within distance T (l2).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub threshold: Option<f64>,
     #[command(flatten)]
     pub sel: SelectionArgs,
