@@ -673,3 +673,47 @@ fn embed_prints_normalised_reference_vectors_and_finds_models_in_the_hub_cache()
         "{e}"
     );
 }
+
+#[test]
+fn a_bad_row_in_a_later_batch_fails_the_import_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let (n, dim) = (300, 4);
+    let npy = dir.path().join("v.npy");
+    write_f32(&npy, &vectors(n, dim), n, dim).unwrap();
+    let meta = dir.path().join("m.jsonl");
+    let mut text = String::new();
+    for i in 0..n {
+        // Row 250 (line 251) switches `price` from a number to text: a type clash three batches in.
+        let price = if i == 250 {
+            serde_json::json!("cheap")
+        } else {
+            serde_json::json!(i)
+        };
+        text += &format!(
+            "{}\n",
+            serde_json::json!({"id": format!("r{i}"), "source": "products", "day": "2023-11-19", "price": price})
+        );
+    }
+    std::fs::write(&meta, text).unwrap();
+    let e = fails(
+        &store,
+        &[
+            "import",
+            "--vectors",
+            s(&npy),
+            "--metadata",
+            s(&meta),
+            "--batch-size",
+            "100",
+        ],
+    );
+    assert!(
+        e.contains("m.jsonl") && e.contains("row 250") && e.contains("price"),
+        "{e}"
+    );
+    assert!(
+        !store.join("collections/images").exists(),
+        "nothing may be written, not even the collection"
+    );
+}

@@ -45,11 +45,13 @@ pub fn pairs(dir: &Path) -> Result<Vec<(PathBuf, PathBuf)>> {
 /// Opens every pair of a clip-retrieval folder as import [`Part`]s.
 pub fn open(dir: &Path, defaults: &Defaults) -> Result<Vec<Part>> {
     let aliases: metadata::Aliases<'_> = &[("key", "id"), ("image_path", "uri"), ("url", "uri")];
-    pairs(dir)?
-        .into_iter()
-        .map(|(v, m)| {
-            let table = metadata::read_with(&m, aliases)?;
-            Part::from_table(npy::Npy::open(&v)?, table, &m, defaults)
-        })
-        .collect()
+    let mut offset = 0;
+    let mut parts = Vec::new();
+    for (v, m) in pairs(dir)? {
+        let table = metadata::read_with(&m, aliases)?;
+        let part = Part::from_table(npy::Npy::open(&v)?, table, &m, defaults, offset)?;
+        offset += part.rows();
+        parts.push(part);
+    }
+    Ok(parts)
 }

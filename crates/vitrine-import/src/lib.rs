@@ -70,6 +70,7 @@ pub struct Defaults {
 
 /// One vectors file with its metadata, validated and ready to write in batches.
 pub struct Part {
+    meta_path: std::path::PathBuf,
     vectors: npy::Npy,
     rows: Vec<Row>,
     field_names: Vec<String>,
@@ -78,9 +79,15 @@ pub struct Part {
 impl Part {
     /// Opens `vectors` and reads `metadata` (or applies `defaults` to every row).
     pub fn open(vectors: &Path, metadata: Option<&Path>, defaults: &Defaults) -> Result<Part> {
+        Part::open_at(vectors, metadata, defaults, 0)
+    }
+
+    /// [`Part::open`] where generated ids (`--id-prefix`) continue from `row_offset`, so the
+    /// files of a multi-file import never produce the same id twice.
+    pub fn open_at(vectors: &Path, metadata: Option<&Path>, defaults: &Defaults, row_offset: usize) -> Result<Part> {
         let npy = npy::Npy::open(vectors)?;
         match metadata {
-            Some(m) => Part::from_table(npy, metadata::read(m)?, m, defaults),
+            Some(m) => Part::from_table(npy, metadata::read(m)?, m, defaults, row_offset),
             None => {
                 let n = npy.rows();
                 let mut d = defaults.clone();
@@ -91,13 +98,19 @@ impl Part {
                         .unwrap_or_default();
                     d.id_prefix = Some(format!("{stem}-"));
                 }
-                Part::from_table(npy, metadata::Table::empty(n), vectors, &d)
+                Part::from_table(npy, metadata::Table::empty(n), vectors, &d, row_offset)
             }
         }
     }
 
     /// Pairs vectors with an already-read metadata table (`meta_path` names it in errors).
-    pub fn from_table(npy: npy::Npy, table: metadata::Table, meta_path: &Path, defaults: &Defaults) -> Result<Part> {
+    pub fn from_table(
+        npy: npy::Npy,
+        table: metadata::Table,
+        meta_path: &Path,
+        defaults: &Defaults,
+        row_offset: usize,
+    ) -> Result<Part> {
         let n = npy.rows();
         if table.rows.len() != n {
             return Err(invalid(
@@ -115,7 +128,7 @@ impl Part {
             let at = |what: &str| format!("{} {}: {what}", table.row_label, m.line.unwrap_or(i + 1));
             let id = match (m.id, &defaults.id_prefix, &m.uri) {
                 (Some(id), ..) if !id.is_empty() => id,
-                (_, Some(p), _) => format!("{p}{i}"),
+                (_, Some(p), _) => format!("{p}{}", row_offset + i),
                 (_, None, Some(uri)) if !uri.is_empty() => uri.clone(),
                 _ => {
                     return Err(invalid(
@@ -155,6 +168,7 @@ impl Part {
             vectors: npy,
             rows,
             field_names: table.field_names,
+            meta_path: meta_path.to_path_buf(),
         })
     }
 
@@ -198,6 +212,13 @@ impl Part {
             }
         }
         Ok(())
+    }
+
+    /// Checks every row's metadata against `schema` and returns it extended by this part's
+    /// fields; run over all parts before writing so that bad input writes nothing.
+    pub fn validate_rows(&self, schema: &vitrine_store::Schema) -> Result<vitrine_store::Schema> {
+        let meta = self.meta_path.clone();
+        vitrine_store::validate_rows(schema, &self.field_names, &self.rows).map_err(|e| invalid(&meta, e.to_string()))
     }
 
     /// Rows `range` as a batch.

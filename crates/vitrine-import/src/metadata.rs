@@ -280,7 +280,10 @@ fn arrow_value(col: &ArrayRef, r: usize) -> std::result::Result<Value, String> {
         DataType::UInt8 => Value::Int(col.as_primitive::<UInt8Type>().value(r) as i64),
         DataType::UInt16 => Value::Int(col.as_primitive::<UInt16Type>().value(r) as i64),
         DataType::UInt32 => Value::Int(col.as_primitive::<UInt32Type>().value(r) as i64),
-        DataType::UInt64 => Value::Int(col.as_primitive::<UInt64Type>().value(r) as i64),
+        DataType::UInt64 => {
+            let v = col.as_primitive::<UInt64Type>().value(r);
+            Value::Int(i64::try_from(v).map_err(|_| format!("value {v} does not fit a 64-bit signed int"))?)
+        }
         DataType::Float32 => Value::Float(col.as_primitive::<Float32Type>().value(r) as f64),
         DataType::Float64 => Value::Float(col.as_primitive::<Float64Type>().value(r)),
         DataType::Date32 => Value::Str(Day(col.as_primitive::<Date32Type>().value(r)).to_string()),

@@ -33,13 +33,13 @@ pub struct Collector {
 impl Collector {
     /// A collector for the `k` best rows, keeping `margin` of slack below the k-th score.
     pub fn top_k(k: usize, margin: f32) -> Self {
-        let cap = 2 * k + 64;
+        let cap = k.saturating_mul(2).saturating_add(64);
         Collector {
             k: Some(k),
             margin,
             floor: f32::NEG_INFINITY,
             cap,
-            buf: Vec::with_capacity(cap),
+            buf: Vec::with_capacity(cap.min(4096)),
         }
     }
 
@@ -96,7 +96,7 @@ impl Collector {
             self.buf.retain(|c| c.score >= floor);
         }
         // Many exact ties can keep the buffer large; grow the cap so pushes stay amortised O(1).
-        self.cap = (2 * k + 64).max(2 * self.buf.len());
+        self.cap = k.saturating_mul(2).saturating_add(64).max(2 * self.buf.len());
     }
 
     /// The surviving candidates (unordered), after a final cut.

@@ -194,10 +194,67 @@ pub fn check_vector(metric: crate::Metric, v: &[f32]) -> std::result::Result<(),
     if let Some(j) = v.iter().position(|x| !x.is_finite()) {
         return Err(format!("vector value {j} is {}", v[j]));
     }
-    if metric == crate::Metric::Cosine && v.iter().all(|x| *x == 0.0) {
-        return Err("zero vector, which has no cosine similarity".into());
+    let norm = vitrine_kernels::norm_f64(v);
+    if metric == crate::Metric::Cosine && norm < MIN_COSINE_NORM {
+        return Err(if norm == 0.0 {
+            "zero vector, which has no cosine similarity".into()
+        } else {
+            format!("vector norm {norm:e} is too close to zero for cosine similarity")
+        });
+    }
+    // Squares of norms must stay finite in f32 for the scan's error bounds to hold.
+    if norm > MAX_NORM {
+        return Err(format!("vector norm {norm:e} is larger than {MAX_NORM:e}"));
     }
     Ok(())
+}
+
+/// Largest vector norm accepted: its square stays far from f32 overflow.
+pub const MAX_NORM: f64 = 1e18;
+/// Smallest norm accepted under cosine: below it (subnormal territory) f32 division loses precision.
+pub const MIN_COSINE_NORM: f64 = 1e-18;
+
+/// Checks rows' metadata against `schema` (ids, sources, timestamps, field types) and returns
+/// the schema extended by the fields they bring. Vectors are checked by [`check_vector`].
+/// Importers call this over every input before writing anything.
+pub fn validate_rows(schema: &Schema, field_names: &[String], rows: &[Row]) -> Result<Schema> {
+    let mut schema = schema.clone();
+    let mut types: Vec<Option<FieldType>> = field_names.iter().map(|f| schema.field_type(f)).collect();
+    for (i, row) in rows.iter().enumerate() {
+        if row.id.is_empty() {
+            return Err(invalid(format!("row {i}: empty id")));
+        }
+        check_name("source", &row.source).map_err(|e| invalid(format!("row {i} (id {:?}): {e}", row.id)))?;
+        crate::day::check_timestamp(row.timestamp).map_err(|e| invalid(format!("row {i} (id {:?}): {e}", row.id)))?;
+        if row.fields.len() != field_names.len() {
+            return Err(invalid(format!(
+                "row {i}: {} field values for {} fields",
+                row.fields.len(),
+                field_names.len()
+            )));
+        }
+        for (f, val) in row.fields.iter().enumerate() {
+            let Some(t) = val.field_type() else { continue };
+            match types[f] {
+                None => types[f] = Some(t),
+                Some(FieldType::Float) if t == FieldType::Int => {}
+                Some(FieldType::Int) if t == FieldType::Float => types[f] = Some(FieldType::Float),
+                Some(have) if have != t => {
+                    return Err(invalid(format!(
+                        "row {i} (id {:?}): field {:?} is {t} here but {have} elsewhere",
+                        row.id, field_names[f]
+                    )))
+                }
+                _ => {}
+            }
+        }
+    }
+    for (name, t) in field_names.iter().zip(&types) {
+        if let Some(t) = t {
+            schema.ensure_field(name, *t)?;
+        }
+    }
+    Ok(schema)
 }
 
 /// Rows to insert: flat vectors plus per-row metadata.
@@ -252,6 +309,8 @@ pub struct CompactReport {
 
 /// The single writer of one collection. Every method is one atomic, durable commit.
 pub struct CollectionWriter {
+    // Keeps the store's writer lock alive as long as this writer exists.
+    _lock: Arc<crate::lock::WriterLock>,
     name: String,
     dir: PathBuf,
     manifest: Manifest,
@@ -262,9 +321,10 @@ pub struct CollectionWriter {
 }
 
 impl CollectionWriter {
-    pub(crate) fn open(name: &str, dir: &Path) -> Result<CollectionWriter> {
+    pub(crate) fn open(name: &str, dir: &Path, lock: Arc<crate::lock::WriterLock>) -> Result<CollectionWriter> {
         let manifest = Manifest::load(dir)?;
         let mut w = CollectionWriter {
+            _lock: lock,
             name: name.to_string(),
             dir: dir.to_path_buf(),
             manifest,
@@ -355,8 +415,7 @@ impl CollectionWriter {
 
     /// Validates a batch against the schema; returns the schema extended by new fields.
     fn validate(&self, batch: &Batch) -> Result<Schema> {
-        let mut schema = self.manifest.schema.clone();
-        let dim = schema.dim;
+        let dim = self.manifest.schema.dim;
         if batch.vectors.len() != batch.rows.len() * dim {
             return Err(invalid(format!(
                 "batch has {} rows but {} vector values; the collection {:?} has dimension {dim}, so {} were expected",
@@ -366,43 +425,11 @@ impl CollectionWriter {
                 batch.rows.len() * dim
             )));
         }
-        let mut types: Vec<Option<FieldType>> = batch.field_names.iter().map(|f| schema.field_type(f)).collect();
         for (i, row) in batch.rows.iter().enumerate() {
-            check_vector(schema.metric, &batch.vectors[i * dim..(i + 1) * dim])
+            check_vector(self.manifest.schema.metric, &batch.vectors[i * dim..(i + 1) * dim])
                 .map_err(|e| invalid(format!("row {i} (id {:?}): {e}", row.id)))?;
-            if row.id.is_empty() {
-                return Err(invalid(format!("row {i}: empty id")));
-            }
-            check_name("source", &row.source).map_err(|e| invalid(format!("row {i} (id {:?}): {e}", row.id)))?;
-            if row.fields.len() != batch.field_names.len() {
-                return Err(invalid(format!(
-                    "row {i}: {} field values for {} fields",
-                    row.fields.len(),
-                    batch.field_names.len()
-                )));
-            }
-            for (f, val) in row.fields.iter().enumerate() {
-                let Some(t) = val.field_type() else { continue };
-                match types[f] {
-                    None => types[f] = Some(t),
-                    Some(FieldType::Float) if t == FieldType::Int => {}
-                    Some(FieldType::Int) if t == FieldType::Float => types[f] = Some(FieldType::Float),
-                    Some(have) if have != t => {
-                        return Err(invalid(format!(
-                            "row {i} (id {:?}): field {:?} is {t} here but {have} elsewhere",
-                            row.id, batch.field_names[f]
-                        )))
-                    }
-                    _ => {}
-                }
-            }
         }
-        for (name, t) in batch.field_names.iter().zip(&types) {
-            if let Some(t) = t {
-                schema.ensure_field(name, *t)?;
-            }
-        }
-        Ok(schema)
+        validate_rows(&self.manifest.schema, &batch.field_names, &batch.rows)
     }
 
     /// Inserts (upserts) a batch as one commit: all rows become visible together or none do.
@@ -502,6 +529,37 @@ impl CollectionWriter {
         Ok(report)
     }
 
+    /// Re-reads the manifest and deletion bitmaps from disk after a failed commit.
+    fn reload(&mut self) {
+        if let Ok(m) = Manifest::load(&self.dir) {
+            let mut deletes = HashMap::new();
+            for e in &m.segments {
+                if let Some(f) = &e.deletes {
+                    if let Ok(b) = Bitmap::read(&self.dir.join("segments").join(f), e.rows as usize) {
+                        deletes.insert(e.id, b);
+                    }
+                }
+            }
+            self.manifest = m;
+            self.deletes = deletes;
+        }
+        // Segment ids past every file on disk, including orphans of the failed commit.
+        if let Ok(rd) = std::fs::read_dir(self.dir.join("segments")) {
+            for ent in rd.flatten() {
+                let name = ent.file_name().to_string_lossy().to_string();
+                if let Some(id) = name
+                    .strip_prefix("seg-")
+                    .and_then(|r| r.get(..8))
+                    .and_then(|n| n.parse::<u64>().ok())
+                {
+                    self.manifest.next_segment = self.manifest.next_segment.max(id + 1);
+                }
+            }
+        }
+        self.ids = None;
+        self.segs.clear();
+    }
+
     fn mark(&self, changed: &mut HashMap<u64, Bitmap>, seg: u64, row: u32) {
         let rows = self
             .manifest
@@ -539,8 +597,12 @@ impl CollectionWriter {
             }
         }
         m.segments.retain(|e| !removed.contains(&e.id));
-        sync_dir(&segdir)?;
-        m.publish(&self.dir)?;
+        if let Err(e) = sync_dir(&segdir).and_then(|_| m.publish(&self.dir)) {
+            // Whether or not the new manifest made it to disk, memory no longer knows: re-read
+            // what is durable so the next commit neither reuses segment ids nor forgets deletes.
+            self.reload();
+            return Err(e);
+        }
         self.manifest = m;
         for (id, b) in changed {
             self.deletes.insert(id, b);
@@ -557,9 +619,10 @@ impl CollectionWriter {
 
     /// Deletes rows by id; returns how many existed.
     pub fn delete_ids(&mut self, ids: &[String]) -> Result<u64> {
+        let unique: HashSet<&String> = ids.iter().collect();
         let locs: Vec<(u64, u32)> = {
             let index = self.id_index()?;
-            ids.iter().filter_map(|id| index.get(id).copied()).collect()
+            unique.iter().filter_map(|id| index.get(*id).copied()).collect()
         };
         let mut changed = HashMap::new();
         for &(seg, row) in &locs {

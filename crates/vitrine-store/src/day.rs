@@ -33,8 +33,8 @@ impl Day {
         Day::from_timestamp(chrono::Utc::now().timestamp())
     }
 
-    fn date(self) -> NaiveDate {
-        NaiveDate::from_num_days_from_ce_opt(self.0 + 719_163).expect("day in chrono's range")
+    fn date(self) -> Option<NaiveDate> {
+        NaiveDate::from_num_days_from_ce_opt(self.0.checked_add(719_163)?)
     }
 }
 
@@ -49,7 +49,11 @@ impl FromStr for Day {
 
 impl fmt::Display for Day {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.date().format("%Y-%m-%d"))
+        match self.date() {
+            Some(d) => write!(f, "{}", d.format("%Y-%m-%d")),
+            // Unreachable for validated rows (see `check_timestamp`); never panic in Display.
+            None => write!(f, "day#{}", self.0),
+        }
     }
 }
 
@@ -63,6 +67,21 @@ impl<'de> Deserialize<'de> for Day {
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Day, D::Error> {
         let s = String::deserialize(d)?;
         s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Unix seconds of 0001-01-01 and of 9999-12-31T23:59:59: the range rows may carry.
+pub const TIMESTAMP_RANGE: (i64, i64) = (-62_135_596_800, 253_402_300_799);
+
+/// Checks that a timestamp lies in years 1..=9999 (a nanosecond or millisecond value given
+/// as seconds does not).
+pub fn check_timestamp(t: i64) -> Result<()> {
+    if (TIMESTAMP_RANGE.0..=TIMESTAMP_RANGE.1).contains(&t) {
+        Ok(())
+    } else {
+        Err(invalid(format!(
+            "timestamp {t} is outside years 1..9999 (it must be unix seconds, not milliseconds or nanoseconds)"
+        )))
     }
 }
 
@@ -96,6 +115,7 @@ pub fn parse_age(s: &str) -> Result<i64> {
     let n: i64 = num
         .parse()
         .map_err(|_| invalid(format!("invalid age {s:?}: expected e.g. 30d, 12w, 36h")))?;
+    let too_big = || invalid(format!("age {s:?} is too large"));
     let mult = match unit {
         "d" | "" => SECS_PER_DAY,
         "w" => 7 * SECS_PER_DAY,
@@ -103,7 +123,17 @@ pub fn parse_age(s: &str) -> Result<i64> {
         "y" => 365 * SECS_PER_DAY,
         _ => return Err(invalid(format!("invalid age {s:?}: unit must be h, d, w or y"))),
     };
-    Ok(n * mult)
+    let secs = n.checked_mul(mult).ok_or_else(too_big)?;
+    if secs > 10_000 * 365 * SECS_PER_DAY {
+        return Err(too_big());
+    }
+    Ok(secs)
+}
+
+/// The first day of the last `secs` seconds up to the end of `today`, in whole days (at least one).
+pub fn days_back(today: Day, secs: i64) -> Day {
+    let days = (secs + SECS_PER_DAY - 1) / SECS_PER_DAY;
+    Day(today.0 - (days.max(1) as i32) + 1)
 }
 
 #[cfg(test)]
@@ -131,5 +161,11 @@ mod tests {
         assert!("2023-13-01".parse::<Day>().is_err());
         assert_eq!(parse_age("400d").unwrap(), 400 * 86_400);
         assert!(parse_age("4x").is_err());
+        assert!(parse_age("30000000000d").is_err());
+        assert_eq!(days_back(d, 12 * 3600), d);
+        assert_eq!(days_back(d, 30 * 86_400).to_string(), "2023-10-21");
+        assert!(check_timestamp(1_700_000_000_000_000_000).is_err());
+        assert!(check_timestamp(d.start()).is_ok());
+        assert_eq!(Day(i32::MAX).to_string(), format!("day#{}", i32::MAX));
     }
 }

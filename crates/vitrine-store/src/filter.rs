@@ -401,7 +401,14 @@ struct Parser<'a> {
     text: &'a str,
     toks: Vec<(Tok, usize)>,
     at: usize,
+    depth: usize,
+    terms: usize,
 }
+
+/// Deeper nesting than this is refused (evaluation recurses, on threads with small stacks).
+const MAX_DEPTH: usize = 128;
+/// More terms than this are refused for the same reason.
+const MAX_TERMS: usize = 1024;
 
 impl<'a> Parser<'a> {
     fn new(text: &'a str) -> Result<Self, FilterError> {
@@ -409,6 +416,8 @@ impl<'a> Parser<'a> {
             text,
             toks: lex(text)?,
             at: 0,
+            depth: 0,
+            terms: 0,
         })
     }
 
@@ -466,6 +475,26 @@ impl<'a> Parser<'a> {
     }
 
     fn parse_unary(&mut self) -> Result<Expr, FilterError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            let p = self.peek().1;
+            return Err(self.err(p, format!("filter nests deeper than {MAX_DEPTH} levels")));
+        }
+        let e = self.parse_unary_inner();
+        self.depth -= 1;
+        e
+    }
+
+    fn parse_unary_inner(&mut self) -> Result<Expr, FilterError> {
+        // and/or chains build trees as deep as they are long; bound them too.
+        self.terms += 1;
+        if self.terms > MAX_TERMS {
+            let p = self.peek().1;
+            return Err(self.err(
+                p,
+                format!("filter has more than {MAX_TERMS} terms (use `in [...]` for long lists)"),
+            ));
+        }
         if self.keyword("not") || self.peek().0 == Tok::Op("!") {
             self.next();
             return Ok(Expr::Not(Box::new(self.parse_unary()?)));
@@ -788,6 +817,15 @@ mod tests {
         let e = Expr::parse(r#"city == "unterminated"#, &s).unwrap_err();
         assert!(e.message.contains("unterminated"), "{e}");
         assert!(Expr::parse("", &s).is_err());
+        let deep = format!("{}price > 1", "not ".repeat(10_000));
+        assert!(Expr::parse(&deep, &s).unwrap_err().message.contains("nests deeper"));
+        let parens = format!("{}price > 1{}", "(".repeat(10_000), ")".repeat(10_000));
+        assert!(Expr::parse(&parens, &s).unwrap_err().message.contains("nests deeper"));
+        let long = vec!["price > 1"; 5000].join(" and ");
+        assert!(Expr::parse(&long, &s)
+            .unwrap_err()
+            .message
+            .contains("more than 1024 terms"));
         assert!(e.to_string().contains('^'));
     }
 

@@ -54,9 +54,10 @@ mod segment;
 mod store;
 
 pub use collection::{
-    check_vector, Batch, CollectionWriter, CompactReport, InsertReport, PartitionInfo, Row, Snapshot, MAX_SEGMENT_ROWS,
+    check_vector, validate_rows, Batch, CollectionWriter, CompactReport, InsertReport, PartitionInfo, Row, Snapshot,
+    MAX_NORM, MAX_SEGMENT_ROWS, MIN_COSINE_NORM,
 };
-pub use day::{parse_age, parse_timestamp, Day};
+pub use day::{check_timestamp, days_back, parse_age, parse_timestamp, Day, TIMESTAMP_RANGE};
 pub use error::{Error, Result};
 pub use filter::{Expr, FilterError};
 pub use manifest::{Manifest, SegmentEntry};

@@ -178,11 +178,7 @@ pub(crate) fn search(
             )));
         }
         let n = vitrine_kernels::norm_f64(q);
-        if n == 0.0 && metric == Metric::Cosine {
-            return Err(invalid(format!(
-                "query {i} is a zero vector, which has no cosine similarity"
-            )));
-        }
+        crate::collection::check_vector(metric, q).map_err(|e| invalid(format!("query {i}: {e}")))?;
         qnorm.push(n);
     }
     // The kernels see unit queries under cosine, so every score is a cosine up to rounding.
@@ -217,6 +213,9 @@ pub(crate) fn search(
         segments_scanned: selected.len(),
         ..Default::default()
     };
+    let selected_rows: usize = selected.iter().map(|s| s.seg.rows()).sum();
+    // No query can return more rows than the selection holds; this also bounds the buffers.
+    let k = req.k.map(|k| k.min(selected_rows));
     let mut parts: Vec<(&str, Day)> = selected
         .iter()
         .map(|s| (s.seg.footer().source.as_str(), s.seg.footer().day))
@@ -249,7 +248,7 @@ pub(crate) fn search(
         (0..nq)
             .map(|q| match threshold_key {
                 Some(t) => Collector::at_least((t - eps[q]) as f32),
-                None => Collector::top_k(req.k.unwrap_or(0), (2.0 * eps[q]) as f32),
+                None => Collector::top_k(k.unwrap_or(0), (2.0 * eps[q]) as f32),
             })
             .collect()
     };
@@ -324,10 +323,15 @@ pub(crate) fn search(
                 };
                 (key, seg.id(c.row as usize), c.seg as usize, c.row as usize)
             })
-            .filter(|(key, ..)| threshold_key.is_none_or(|t| *key >= t))
+            .filter(|(key, ..)| match (req.threshold, metric) {
+                (None, _) => true,
+                // Compare the reported distance itself, so a row at exactly `t` is included.
+                (Some(t), Metric::L2) => (-key).sqrt() <= t,
+                (Some(t), _) => *key >= t,
+            })
             .collect();
         scored.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(b.1)));
-        if let Some(k) = req.k {
+        if let Some(k) = k {
             scored.truncate(k);
         }
         hits.push(

@@ -119,7 +119,12 @@ pub fn write_segment(
     fields: &[(String, FieldType)],
     rows: &[RowRef<'_>],
 ) -> Result<u64> {
-    let file = File::create(path).at(path)?;
+    // create_new: a segment file is never overwritten, even after an inconsistent failure.
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .at(path)?;
     let mut w = CrcWriter {
         inner: BufWriter::with_capacity(1 << 20, file),
         crc: crc32fast::Hasher::new(),
@@ -291,16 +296,27 @@ impl Segment {
             serde_json::from_slice(fbytes).map_err(|e| corrupt(format!("unreadable footer: {e}")))?;
         let body = (n - 16 - flen) as u64;
         let rows = footer.rows;
-        let need = |off: u64, len: u64| off.checked_add(len).is_some_and(|end| end <= body) && off.is_multiple_of(8);
-        let mut ok = need(ALIGN, rows * footer.dim * 4) && need(footer.norms, rows * 4);
+        let need = |off: u64, len: Option<u64>| {
+            len.and_then(|l| off.checked_add(l)).is_some_and(|end| end <= body) && off.is_multiple_of(8)
+        };
+        let mul = |a: u64, b: u64| a.checked_mul(b);
+        let mut ok = need(ALIGN, mul(rows, footer.dim).and_then(|x| mul(x, 4))) && need(footer.norms, mul(rows, 4));
         for c in &footer.columns {
-            ok &= c.validity.is_none_or(|v| need(v, rows));
+            ok &= c.validity.is_none_or(|v| need(v, Some(rows)));
             ok &= match c.ty {
                 FieldType::String => {
-                    need(c.values, (rows + 1) * 8) && need(c.bytes.unwrap_or(0), c.bytes_len.unwrap_or(0))
+                    need(c.values, rows.checked_add(1).and_then(|r| mul(r, 8)))
+                        && need(c.bytes.unwrap_or(0), c.bytes_len)
                 }
-                _ => need(c.values, rows * 8),
+                _ => need(c.values, mul(rows, 8)),
             };
+        }
+        // The built-in columns every accessor relies on.
+        for required in ["timestamp", "id", "uri"] {
+            ok &= footer
+                .columns
+                .iter()
+                .any(|c| c.name == required && c.validity.is_none());
         }
         if !ok || footer.version != 1 {
             return Err(corrupt("a section lies outside the file or is misaligned".into()));

@@ -47,7 +47,7 @@ impl Store {
         let lock = WriterLock::acquire(&root)?;
         Ok(Writer {
             store: Store { root },
-            _lock: lock,
+            lock: std::sync::Arc::new(lock),
         })
     }
 
@@ -107,7 +107,7 @@ impl Store {
 #[derive(Debug)]
 pub struct Writer {
     store: Store,
-    _lock: WriterLock,
+    lock: std::sync::Arc<WriterLock>,
 }
 
 impl std::ops::Deref for Writer {
@@ -163,6 +163,6 @@ impl Writer {
         if !self.has_collection(name) {
             return Err(self.unknown(name));
         }
-        CollectionWriter::open(name, &self.dir(name))
+        CollectionWriter::open(name, &self.dir(name), self.lock.clone())
     }
 }

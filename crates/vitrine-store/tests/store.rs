@@ -502,3 +502,77 @@ fn corrupt_segments_are_reported_with_their_path() {
     let err = w.snapshot("images").unwrap_err().to_string();
     assert!(err.contains("corrupt store file") && err.contains(".vseg"), "{err}");
 }
+
+#[test]
+fn extreme_values_are_refused_or_handled_without_losing_rows() {
+    let dim = 3;
+    let (_d, w) = open(dim, Metric::L2);
+    let mut c = w.collection("images").unwrap();
+    let row = |id: &str, ts: i64| Row {
+        id: id.into(),
+        uri: String::new(),
+        source: "products".into(),
+        timestamp: ts,
+        fields: vec![],
+    };
+    // A norm whose square would overflow f32, and a nanosecond timestamp: refused, naming the row.
+    let e = c.insert(&Batch {
+        field_names: vec![],
+        rows: vec![row("big", DAY0)],
+        vectors: vec![1.5e19, 0.0, 0.0],
+    });
+    assert!(e.unwrap_err().to_string().contains("row 0 (id \"big\"): vector norm"));
+    let e = c.insert(&Batch {
+        field_names: vec![],
+        rows: vec![row("ns", 1_700_000_000_000_000_000)],
+        vectors: vec![1.0; 3],
+    });
+    assert!(e.unwrap_err().to_string().contains("outside years 1..9999"));
+    c.insert(&Batch {
+        field_names: vec![],
+        rows: vec![row("a", DAY0), row("b", DAY0), row("c", DAY0)],
+        vectors: vec![0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 3.0, 4.0, 0.0],
+    })
+    .unwrap();
+    let snap = w.snapshot("images").unwrap();
+    let search = |k: Option<usize>, t: Option<f64>| {
+        snap.search(&SearchRequest {
+            queries: vec![0.0, 0.0, 0.0],
+            k,
+            threshold: t,
+            selection: Selection::default(),
+        })
+        .unwrap()
+        .hits
+    };
+    // A huge k is clamped to the selection instead of allocating for it.
+    assert_eq!(search(Some(usize::MAX / 2), None)[0].len(), 3);
+    // L2 range search compares the reported distance itself: the row at exactly 5.0 is in.
+    let ids: Vec<String> = search(None, Some(5.0))[0].iter().map(|h| h.id.clone()).collect();
+    assert_eq!(ids, vec!["a", "b", "c"]);
+    assert!(search(None, Some(-1.0))[0].is_empty(), "no distance is negative");
+    let q = SearchRequest {
+        queries: vec![1e30, 0.0, 0.0],
+        k: Some(1),
+        threshold: None,
+        selection: Selection::default(),
+    };
+    assert!(snap
+        .search(&q)
+        .unwrap_err()
+        .to_string()
+        .contains("query 0: vector norm"));
+}
+
+#[test]
+fn a_collection_writer_keeps_the_store_locked_after_its_writer_is_dropped() {
+    let (dir, w) = open(4, Metric::Cosine);
+    let c = w.collection("images").unwrap();
+    drop(w);
+    assert!(matches!(
+        Store::open_writer(dir.path()).unwrap_err(),
+        Error::Locked { .. }
+    ));
+    drop(c);
+    Store::open_writer(dir.path()).unwrap();
+}

@@ -32,8 +32,16 @@ pub fn run(store: &Path, a: ImportArgs) -> Result<()> {
     } else {
         (parts[0].dim(), a.metric.parse::<Metric>()?)
     };
+    // Everything is checked before the first write: vectors, then every row's metadata with the
+    // schema folded over all parts (a field's type must agree across files).
+    let mut schema = if w.has_collection(&a.c.collection) {
+        w.collection(&a.c.collection)?.schema().clone()
+    } else {
+        Schema::new(dim, metric)?
+    };
     for p in &parts {
         p.validate(dim, metric)?;
+        schema = p.validate_rows(&schema)?;
     }
     if !w.has_collection(&a.c.collection) {
         w.create_collection(&a.c.collection, Schema::new(dim, metric)?)?;

@@ -113,7 +113,7 @@ pub fn partitions(store: &Path, cmd: PartitionsCmd) -> Result<()> {
             let cutoff = match (older_than, before) {
                 (Some(age), _) => {
                     let secs = vitrine_store::parse_age(&age).context("--older-than")?;
-                    Day(Day::today().0 - (secs / 86_400) as i32)
+                    Day(Day::today().0 - (secs / 86_400) as i32) // parse_age caps ages at 10,000 years
                 }
                 (None, Some(b)) => parse_day("before", &b)?,
                 (None, None) => bail!("give --older-than or --before"),

@@ -44,7 +44,7 @@ pub fn selection(a: &SelectionArgs, schema: &Schema) -> Result<Selection> {
     if let Some(last) = &a.last {
         let secs = vitrine_store::parse_age(last).context("--last")?;
         let today = Day::today();
-        from = Some(Day(today.0 - (secs / 86_400) as i32 + 1));
+        from = Some(vitrine_store::days_back(today, secs));
         to = Some(today);
     }
     if let (Some(f), Some(t)) = (from, to) {
