@@ -32,6 +32,8 @@ pub enum Command {
     Partitions(PartitionsCmd),
     /// Embed texts or images with a CLIP / Chinese-CLIP checkpoint (L2-normalised vectors).
     Embed(EmbedArgs),
+    /// Embed image files and folders into a collection (incremental: unchanged files are skipped).
+    Index(IndexArgs),
     /// Import precomputed vectors (.npy + metadata, or a clip-retrieval folder).
     Import(ImportArgs),
     /// Exact top-k or threshold search with query vectors from a .npy file.
@@ -164,6 +166,30 @@ pub struct ImportArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct IndexArgs {
+    #[command(flatten)]
+    pub c: CollectionArg,
+    /// Image files or folders (searched recursively).
+    #[arg(required = true)]
+    pub paths: Vec<std::path::PathBuf>,
+    /// Data source of these images (partition key with the day).
+    #[arg(long)]
+    pub source: String,
+    /// A checkpoint folder or a cached hub name.
+    #[arg(long)]
+    pub model: String,
+    /// Files per commit.
+    #[arg(long, default_value_t = 256)]
+    pub commit_every: usize,
+    /// Images per forward pass.
+    #[arg(long, default_value_t = 32)]
+    pub batch: usize,
+    /// Write every failed file and its reason to this file (TSV).
+    #[arg(long)]
+    pub failures: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Args)]
 pub struct EmbedArgs {
     /// A checkpoint folder, or a hub name found in the local Hugging Face cache (never downloaded).
     #[arg(long)]
@@ -222,8 +248,17 @@ pub struct SearchArgs {
     #[command(flatten)]
     pub c: CollectionArg,
     /// Query vectors, .npy: one vector or a batch.
+    #[arg(long, required_unless_present_any = ["text", "image"], conflicts_with_all = ["text", "image"])]
+    pub vector_file: Option<PathBuf>,
+    /// Query by text (repeatable: one query each), embedded with the collection's model.
+    #[arg(long, conflicts_with = "image")]
+    pub text: Vec<String>,
+    /// Query by example image (repeatable).
     #[arg(long)]
-    pub vector_file: PathBuf,
+    pub image: Vec<PathBuf>,
+    /// Model for --text/--image (default: the one recorded in the collection).
+    #[arg(long)]
+    pub model: Option<String>,
     /// Results per query (with --threshold: an optional cap).
     #[arg(short, long)]
     pub k: Option<usize>,

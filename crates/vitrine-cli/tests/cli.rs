@@ -717,3 +717,68 @@ fn a_bad_row_in_a_later_batch_fails_the_import_before_anything_is_written() {
         "nothing may be written, not even the collection"
     );
 }
+
+#[test]
+fn index_a_folder_incrementally_then_search_it_by_text_and_by_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let imgs = dir.path().join("imgs");
+    std::fs::create_dir_all(imgs.join("sub")).unwrap();
+    let fx = clip_fixture("images");
+    for f in ["scene_320x240.png", "wide_641x203.jpg", "rgba_200x200.png", "photo.bmp"] {
+        std::fs::copy(fx.join(f), imgs.join(f)).unwrap();
+    }
+    std::fs::copy(fx.join("scene_320x240.png"), imgs.join("sub/same-content.png")).unwrap();
+    std::fs::write(imgs.join("broken.jpg"), b"\xff\xd8\xff garbage").unwrap();
+    let model = clip_fixture("chinese-clip-p16");
+    let (m, i) = (s(&model), s(&imgs));
+    let failures = dir.path().join("failures.tsv");
+    let out = ok(
+        &store,
+        &[
+            "index",
+            i,
+            "--source",
+            "products",
+            "--model",
+            m,
+            "--failures",
+            s(&failures),
+        ],
+    );
+    assert!(
+        out.contains("indexed 4 images") && out.contains("1 duplicates by content") && out.contains("1 failed"),
+        "{out}"
+    );
+    assert!(std::fs::read_to_string(&failures).unwrap().contains("broken.jpg"));
+    // A second run decodes nothing new.
+    let out = ok(&store, &["index", i, "--source", "products", "--model", m]);
+    assert!(out.contains("indexed 0 images") && out.contains("4 unchanged"), "{out}");
+    // Search by text with the collection's own model; by image: the picture finds itself first.
+    let out = ok(
+        &store,
+        &["search", "--text", "一只萨摩耶犬的照片", "-k", "2", "--format", "jsonl"],
+    );
+    assert_eq!(out.lines().count(), 2);
+    let out = ok(
+        &store,
+        &[
+            "search",
+            "--image",
+            s(&imgs.join("photo.bmp")),
+            "-k",
+            "1",
+            "--format",
+            "jsonl",
+        ],
+    );
+    let hit: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+    assert!(hit["uri"].as_str().unwrap().ends_with("photo.bmp"), "{hit}");
+    assert!((hit["score"].as_f64().unwrap() - 1.0).abs() < 1e-5);
+    // Another model's vectors are not comparable: refused.
+    let other = clip_fixture("clip-gelu-p16");
+    let e = fails(&store, &["index", i, "--source", "products", "--model", s(&other)]);
+    assert!(e.contains("not comparable"), "{e}");
+    let e = fails(&store, &["search", "--text", "dog", "--model", s(&other)]);
+    assert!(e.contains("not comparable"), "{e}");
+}

@@ -6,6 +6,8 @@
 //! and never stops the batch. Texts are tokenised and encoded in batches.
 #![deny(missing_docs)]
 
+pub mod index;
+
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use vitrine_clip::ClipModel;
@@ -21,6 +23,15 @@ pub enum Error {
     /// From image decoding or preprocessing.
     #[error(transparent)]
     Image(#[from] vitrine_image::Error),
+    /// From the store.
+    #[error(transparent)]
+    Store(#[from] vitrine_store::Error),
+    /// A file could not be read.
+    #[error("{0}")]
+    Io(String),
+    /// A model other than the collection's.
+    #[error("{0}")]
+    ModelMismatch(String),
 }
 
 /// A model plus everything needed to feed it.

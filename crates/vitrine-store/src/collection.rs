@@ -171,6 +171,22 @@ impl Snapshot {
         out
     }
 
+    /// For every live row: its uri → the values of `fields` (null where absent).
+    pub fn values_by_uri(&self, fields: &[&str]) -> HashMap<String, Vec<Value>> {
+        let mut out = HashMap::new();
+        for (_, seg, del) in &self.segments {
+            let acc: Vec<_> = fields.iter().map(|f| seg.accessor(f)).collect();
+            for r in 0..seg.rows() {
+                if del.as_ref().is_some_and(|d| d.contains(r)) {
+                    continue;
+                }
+                let vals = acc.iter().map(|a| a.get(r).to_value()).collect();
+                out.insert(seg.uri(r).to_string(), vals);
+            }
+        }
+        out
+    }
+
     /// Reads every byte of every segment and checks the checksums.
     pub fn verify(&self) -> Result<()> {
         self.segments.iter().try_for_each(|(_, s, _)| s.verify())

@@ -140,6 +140,19 @@ pub enum ValueRef<'a> {
     Bool(bool),
 }
 
+impl ValueRef<'_> {
+    /// An owned copy.
+    pub fn to_value(self) -> crate::Value {
+        match self {
+            ValueRef::Null => crate::Value::Null,
+            ValueRef::Str(s) => crate::Value::Str(s.to_string()),
+            ValueRef::Int(i) => crate::Value::Int(i),
+            ValueRef::Float(f) => crate::Value::Float(f),
+            ValueRef::Bool(b) => crate::Value::Bool(b),
+        }
+    }
+}
+
 /// The type of a field as filters see it: built-ins first, then the schema's user fields.
 pub fn field_type(schema: &Schema, name: &str) -> Option<FieldType> {
     match name {

@@ -120,7 +120,10 @@ pub fn run(store: &Path, a: DemoArgs) -> Result<()> {
                 c: CollectionArg {
                     collection: collection.clone(),
                 },
-                vector_file: query.clone(),
+                vector_file: Some(query.clone()),
+                text: vec![],
+                image: vec![],
+                model: None,
                 k,
                 threshold,
                 sel: s,

@@ -4,6 +4,7 @@ mod bench;
 mod demo;
 mod embed;
 mod import;
+mod index;
 mod manage;
 mod search;
 
@@ -18,6 +19,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Collection(c) => manage::collection(&store, c),
         Command::Partitions(p) => manage::partitions(&store, p),
         Command::Embed(a) => embed::run(a),
+        Command::Index(a) => index::run(&store, a),
         Command::Import(a) => import::run(&store, a),
         Command::Search(a) => search::run(&store, a),
         Command::Delete(a) => manage::delete(&store, a),

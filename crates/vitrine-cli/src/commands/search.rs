@@ -23,9 +23,42 @@ pub fn load_queries(path: &Path, snap: &Snapshot) -> Result<Vec<f32>> {
     Ok(q)
 }
 
+/// Embeds --text or --image queries with the collection's model (or --model, if the same weights).
+fn embed_queries(a: &SearchArgs, snap: &Snapshot) -> Result<Vec<f32>> {
+    use vitrine_engine::index::{check_model, model_identity, MODEL_KEY};
+    let info = &snap.manifest().info;
+    let model = match (&a.model, info.get(MODEL_KEY).and_then(|v| v.as_str())) {
+        (Some(m), _) => m.clone(),
+        (None, Some(m)) => m.to_string(),
+        (None, None) => anyhow::bail!(
+            "collection {:?} records no model (its vectors were imported); pass --model, or query with --vector-file",
+            snap.name()
+        ),
+    };
+    let e = vitrine_engine::Embedder::load(&model)?;
+    let (name, hash) = model_identity(e.model().dir())?;
+    check_model(info, &name, &hash)?;
+    anyhow::ensure!(
+        e.dim() == snap.schema().dim,
+        "model {model} embeds to {} dimensions, the collection has {}",
+        e.dim(),
+        snap.schema().dim
+    );
+    let rows = if !a.text.is_empty() {
+        let texts: Vec<&str> = a.text.iter().map(String::as_str).collect();
+        e.embed_texts(&texts)?
+    } else {
+        e.embed_images(&a.image).into_iter().collect::<Result<Vec<_>, _>>()?
+    };
+    Ok(rows.into_iter().flatten().collect())
+}
+
 pub fn run(store: &Path, a: SearchArgs) -> Result<()> {
     let snap = Store::open(store)?.snapshot(&a.c.collection)?;
-    let queries = load_queries(&a.vector_file, &snap)?;
+    let queries = match &a.vector_file {
+        Some(f) => load_queries(f, &snap)?,
+        None => embed_queries(&a, &snap)?,
+    };
     let selection = super::selection(&a.sel, snap.schema())?;
     let k = match (a.k, a.threshold) {
         (None, None) => Some(20),
