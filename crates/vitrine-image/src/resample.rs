@@ -124,8 +124,28 @@ fn resize_impl(img: &RgbImage, w: u32, h: u32, simd: bool) -> RgbImage {
     // Vertical pass, a whole output row at a time so the inner loop vectorises.
     let rowlen = tmp_w * 3;
     let mut out = vec![0u8; rowlen * h];
+    #[cfg(target_arch = "x86_64")]
+    if simd && std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: AVX2 is available.
+        unsafe { vertical_avx2(&tmp, rowlen, row0, &cv, &mut out) };
+        return RgbImage::from_raw(tmp_w as u32, h as u32, out).expect("sizes match");
+    }
+    vertical(&tmp, rowlen, row0, &cv, &mut out);
+    RgbImage::from_raw(tmp_w as u32, h as u32, out).expect("sizes match")
+}
+
+/// The vertical pass compiled for AVX2: the same code, but 8-lane 32-bit multiplies instead of
+/// the baseline target's emulated ones.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn vertical_avx2(tmp: &[u8], rowlen: usize, row0: usize, cv: &Coeffs, out: &mut [u8]) {
+    vertical(tmp, rowlen, row0, cv, out)
+}
+
+#[inline(always)]
+fn vertical(tmp: &[u8], rowlen: usize, row0: usize, cv: &Coeffs, out: &mut [u8]) {
     let mut acc = vec![0i32; rowlen];
-    for yy in 0..h {
+    for (yy, orow) in out.chunks_exact_mut(rowlen).enumerate() {
         let (ymin, ymax) = cv.bounds[yy];
         let ymin = ymin - row0;
         acc.fill(1 << (PRECISION_BITS - 1));
@@ -135,11 +155,10 @@ fn resize_impl(img: &RgbImage, w: u32, h: u32, simd: bool) -> RgbImage {
                 *a = a.wrapping_add(p as i32 * ky);
             }
         }
-        for (o, &a) in out[yy * rowlen..(yy + 1) * rowlen].iter_mut().zip(&acc) {
+        for (o, &a) in orow.iter_mut().zip(&acc) {
             *o = clip8(a);
         }
     }
-    RgbImage::from_raw(tmp_w as u32, h as u32, out).expect("sizes match")
 }
 
 fn horizontal_scalar(line: &[u8], ch: &Coeffs, dst: &mut [u8]) {
