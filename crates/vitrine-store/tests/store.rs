@@ -105,6 +105,16 @@ fn assert_same(got: &[Hit], want: &[(String, f64)], what: &str) {
     }
 }
 
+/// A top-k request over everything.
+fn top_k(queries: Vec<f32>, k: usize) -> SearchRequest {
+    SearchRequest {
+        queries,
+        k: Some(k),
+        threshold: None,
+        selection: Selection::default(),
+    }
+}
+
 fn open(dim: usize, metric: Metric) -> (tempfile::TempDir, Writer) {
     let dir = tempfile::tempdir().unwrap();
     let w = Store::open_writer(dir.path()).unwrap();
@@ -229,14 +239,7 @@ fn upsert_replaces_and_deletes_hide_rows_until_compaction_reclaims_them() {
     let snap = w.snapshot("images").unwrap();
     assert_eq!(snap.rows(), 200);
     // Each id appears once in a k=all search.
-    let res = snap
-        .search(&SearchRequest {
-            queries: d.vectors[..dim].to_vec(),
-            k: Some(1000),
-            threshold: None,
-            selection: Selection::default(),
-        })
-        .unwrap();
+    let res = snap.search(&top_k(d.vectors[..dim].to_vec(), 1000)).unwrap();
     let mut seen = HashMap::new();
     for h in &res.hits[0] {
         *seen.entry(h.id.clone()).or_insert(0) += 1;
@@ -264,12 +267,7 @@ fn upsert_replaces_and_deletes_hide_rows_until_compaction_reclaims_them() {
     let snap = w.snapshot("images").unwrap();
     assert_eq!(snap.rows(), 198 - avatars);
     let res = snap
-        .search(&SearchRequest {
-            queries: d.vectors[60 * dim..61 * dim].to_vec(),
-            k: Some(1000),
-            threshold: None,
-            selection: Selection::default(),
-        })
+        .search(&top_k(d.vectors[60 * dim..61 * dim].to_vec(), 1000))
         .unwrap();
     assert!(res.hits[0]
         .iter()
@@ -285,22 +283,8 @@ fn upsert_replaces_and_deletes_hide_rows_until_compaction_reclaims_them() {
     assert_eq!(after.rows(), 198 - avatars);
     assert!(after.partitions().iter().all(|p| p.deleted == 0 && p.segments == 1));
     // The old snapshot still reads its (now unlinked) files.
-    let again = snap
-        .search(&SearchRequest {
-            queries: d.vectors[..dim].to_vec(),
-            k: Some(5),
-            threshold: None,
-            selection: Selection::default(),
-        })
-        .unwrap();
-    let now = after
-        .search(&SearchRequest {
-            queries: d.vectors[..dim].to_vec(),
-            k: Some(5),
-            threshold: None,
-            selection: Selection::default(),
-        })
-        .unwrap();
+    let again = snap.search(&top_k(d.vectors[..dim].to_vec(), 5)).unwrap();
+    let now = after.search(&top_k(d.vectors[..dim].to_vec(), 5)).unwrap();
     let ids_scores = |r: &SearchResults| r.hits[0].iter().map(|h| (h.id.clone(), h.score)).collect::<Vec<_>>();
     assert_eq!(ids_scores(&again), ids_scores(&now));
     // Deletes survive a reopen, and the id index is rebuilt.
