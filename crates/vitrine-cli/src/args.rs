@@ -38,6 +38,10 @@ pub enum Command {
     Import(ImportArgs),
     /// Exact top-k or threshold search with query vectors from a .npy file.
     Search(SearchArgs),
+    /// Every image matching text prompts above a threshold (exact range search), or the top N.
+    Sweep(SweepArgs),
+    /// Zero-shot labels for every image in a selection, from a list of labels and prompt templates.
+    Classify(ClassifyArgs),
     /// Delete rows by id or by selection.
     Delete(DeleteArgs),
     /// Rewrite partitions to reclaim the space of deleted rows.
@@ -272,6 +276,53 @@ pub struct SearchArgs {
     /// Print what the search covered (partitions, rows scanned, rows excluded) to stderr.
     #[arg(long)]
     pub receipt: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SweepArgs {
+    #[command(flatten)]
+    pub c: CollectionArg,
+    /// A text prompt (repeatable); a row matches if any prompt matches.
+    #[arg(long = "prompt", required = true)]
+    pub prompts: Vec<String>,
+    /// Every row scoring at least this (exact, no cap).
+    #[arg(
+        long,
+        required_unless_present = "top",
+        conflicts_with = "top",
+        allow_negative_numbers = true
+    )]
+    pub threshold: Option<f64>,
+    /// The N best rows per prompt instead.
+    #[arg(long)]
+    pub top: Option<usize>,
+    #[command(flatten)]
+    pub sel: SelectionArgs,
+    /// Model (default: the collection's).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Output CSV (prompt, id, score, source, day, uri), best first.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ClassifyArgs {
+    #[command(flatten)]
+    pub c: CollectionArg,
+    /// A file with one label per line.
+    #[arg(long)]
+    pub labels: PathBuf,
+    /// Prompt template with {} for the label (repeatable; embeddings are averaged).
+    #[arg(long = "template", default_value = "a photo of a {}")]
+    pub templates: Vec<String>,
+    #[command(flatten)]
+    pub sel: SelectionArgs,
+    /// Model (default: the collection's).
+    #[arg(long)]
+    pub model: Option<String>,
+    #[arg(long, value_enum, default_value_t = Format::Csv)]
+    pub format: Format,
 }
 
 #[derive(Debug, Args)]

@@ -782,3 +782,74 @@ fn index_a_folder_incrementally_then_search_it_by_text_and_by_image() {
     let e = fails(&store, &["search", "--text", "dog", "--model", s(&other)]);
     assert!(e.contains("not comparable"), "{e}");
 }
+
+#[test]
+fn sweep_returns_every_row_past_the_threshold_and_classify_labels_every_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let model = clip_fixture("chinese-clip-p16");
+    let imgs = clip_fixture("images");
+    ok(
+        &store,
+        &["index", s(&imgs), "--source", "avatars", "--model", s(&model)],
+    );
+    let rows: usize = ok(&store, &["partitions", "list", "--format", "jsonl"])
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["rows"]
+                .as_u64()
+                .unwrap() as usize
+        })
+        .sum();
+    // The sweep equals an exact range search, best first, with counts per partition.
+    let hits = dir.path().join("hits.csv");
+    let out = ok(
+        &store,
+        &["sweep", "--prompt", "一只狗", "--threshold", "0.05", "--out", s(&hits)],
+    );
+    let csv = std::fs::read_to_string(&hits).unwrap();
+    let scores: Vec<f64> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(2).unwrap().parse().unwrap())
+        .collect();
+    let search = ok(
+        &store,
+        &["search", "--text", "一只狗", "--threshold", "0.05", "--format", "jsonl"],
+    );
+    assert_eq!(scores.len(), search.lines().count());
+    assert!(
+        !scores.is_empty() && scores.len() < rows,
+        "threshold should split the rows: {}",
+        scores.len()
+    );
+    assert!(scores.iter().all(|s| *s >= 0.05) && scores.windows(2).all(|w| w[0] >= w[1]));
+    assert!(
+        out.contains(&format!("{} hits", scores.len())) && out.contains("avatars"),
+        "{out}"
+    );
+    // Classify: one line per row, the best label first, a non-negative margin.
+    let labels = dir.path().join("labels.txt");
+    std::fs::write(&labels, "dog\ncat\nhandgun\n").unwrap();
+    let out = ok(
+        &store,
+        &[
+            "classify",
+            "--labels",
+            s(&labels),
+            "--template",
+            "a photo of a {}",
+            "--template",
+            "一张{}的照片",
+        ],
+    );
+    let lines: Vec<&str> = out.lines().skip(1).collect();
+    assert_eq!(lines.len(), rows);
+    for l in lines {
+        let f: Vec<&str> = l.split(',').collect();
+        assert!(["dog", "cat", "handgun"].contains(&f[1]) && f[4] != f[1], "{l}");
+        assert!(f[3].parse::<f64>().unwrap() >= 0.0, "{l}");
+    }
+    std::fs::write(&labels, "dog\n").unwrap();
+    assert!(fails(&store, &["classify", "--labels", s(&labels)]).contains("at least two labels"));
+}

@@ -1,5 +1,6 @@
 //! Command execution: each submodule runs one family of commands.
 
+mod analyze;
 mod bench;
 mod demo;
 mod embed;
@@ -22,6 +23,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Index(a) => index::run(&store, a),
         Command::Import(a) => import::run(&store, a),
         Command::Search(a) => search::run(&store, a),
+        Command::Sweep(a) => analyze::sweep(&store, a),
+        Command::Classify(a) => analyze::classify(&store, a),
         Command::Delete(a) => manage::delete(&store, a),
         Command::Compact(c) => manage::compact(&store, &c.collection),
         Command::Check(c) => manage::check(&store, &c.collection),

@@ -25,10 +25,22 @@ pub fn load_queries(path: &Path, snap: &Snapshot) -> Result<Vec<f32>> {
 
 /// Embeds --text or --image queries with the collection's model (or --model, if the same weights).
 fn embed_queries(a: &SearchArgs, snap: &Snapshot) -> Result<Vec<f32>> {
+    let e = collection_model(snap, a.model.as_deref())?;
+    let rows = if !a.text.is_empty() {
+        let texts: Vec<&str> = a.text.iter().map(String::as_str).collect();
+        e.embed_texts(&texts)?
+    } else {
+        e.embed_images(&a.image).into_iter().collect::<Result<Vec<_>, _>>()?
+    };
+    Ok(rows.into_iter().flatten().collect())
+}
+
+/// The model that filled `snap` (or `model`, if it has the same weights), ready to embed queries.
+pub fn collection_model(snap: &Snapshot, model: Option<&str>) -> Result<vitrine_engine::Embedder> {
     use vitrine_engine::index::{check_model, model_identity, MODEL_KEY};
     let info = &snap.manifest().info;
-    let model = match (&a.model, info.get(MODEL_KEY).and_then(|v| v.as_str())) {
-        (Some(m), _) => m.clone(),
+    let model = match (model, info.get(MODEL_KEY).and_then(|v| v.as_str())) {
+        (Some(m), _) => m.to_string(),
         (None, Some(m)) => m.to_string(),
         (None, None) => anyhow::bail!(
             "collection {:?} records no model (its vectors were imported); pass --model, or query with --vector-file",
@@ -44,13 +56,7 @@ fn embed_queries(a: &SearchArgs, snap: &Snapshot) -> Result<Vec<f32>> {
         e.dim(),
         snap.schema().dim
     );
-    let rows = if !a.text.is_empty() {
-        let texts: Vec<&str> = a.text.iter().map(String::as_str).collect();
-        e.embed_texts(&texts)?
-    } else {
-        e.embed_images(&a.image).into_iter().collect::<Result<Vec<_>, _>>()?
-    };
-    Ok(rows.into_iter().flatten().collect())
+    Ok(e)
 }
 
 pub fn run(store: &Path, a: SearchArgs) -> Result<()> {
