@@ -276,6 +276,9 @@ pub struct SearchArgs {
     /// Print what the search covered (partitions, rows scanned, rows excluded) to stderr.
     #[arg(long)]
     pub receipt: bool,
+    /// Also write a self-contained HTML page with the hits as a grid of thumbnails.
+    #[arg(long)]
+    pub html: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -775,6 +775,18 @@ fn index_a_folder_incrementally_then_search_it_by_text_and_by_image() {
     let hit: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
     assert!(hit["uri"].as_str().unwrap().ends_with("photo.bmp"), "{hit}");
     assert!((hit["score"].as_f64().unwrap() - 1.0).abs() < 1e-5);
+    // The same answer as a self-contained page: one embedded JPEG thumbnail per hit.
+    let page = dir.path().join("grid.html");
+    ok(
+        &store,
+        &["search", "--text", "a <b>dog</b>", "-k", "3", "--html", s(&page)],
+    );
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert_eq!(html.matches("src=\"data:image/jpeg;base64,").count(), 3);
+    assert!(
+        html.contains("a &lt;b&gt;dog&lt;/b&gt;") && !html.contains("<b>dog</b>"),
+        "texts are escaped"
+    );
     // Another model's vectors are not comparable: refused.
     let other = clip_fixture("clip-gelu-p16");
     let e = fails(&store, &["index", i, "--source", "products", "--model", s(&other)]);

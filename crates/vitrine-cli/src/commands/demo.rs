@@ -129,6 +129,7 @@ pub fn run(store: &Path, a: DemoArgs) -> Result<()> {
                 sel: s,
                 format: Format::Table,
                 receipt: false,
+                html: None,
             },
         )
     };

@@ -117,6 +117,18 @@ pub fn run(store: &Path, a: SearchArgs) -> Result<()> {
             res.hits.iter().map(Vec::len).sum::<usize>()
         );
     }
+    if let Some(path) = &a.html {
+        let labels: Vec<String> = if !a.text.is_empty() {
+            a.text.clone()
+        } else if !a.image.is_empty() {
+            a.image.iter().map(|p| format!("like {}", p.display())).collect()
+        } else {
+            (0..res.hits.len()).map(|q| format!("query {q}")).collect()
+        };
+        crate::html::write_grid(path, &format!("vitrine: {}", a.c.collection), &labels, &res.hits)
+            .with_context(|| path.display().to_string())?;
+        eprintln!("wrote {}", path.display());
+    }
     if a.receipt {
         eprintln!("{}", json!({"receipt": s_json(&res.stats)}));
     }
