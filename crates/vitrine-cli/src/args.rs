@@ -36,7 +36,7 @@ pub enum Command {
     Index(IndexArgs),
     /// Import precomputed vectors (.npy + metadata, or a clip-retrieval folder).
     Import(ImportArgs),
-    /// Exact top-k or threshold search with query vectors from a .npy file.
+    /// Exact top-k or threshold search by text, example image, or query vectors from a .npy file.
     Search(SearchArgs),
     /// Every image matching text prompts above a threshold (exact range search), or the top N.
     Sweep(SweepArgs),
