@@ -252,8 +252,11 @@ pub struct SearchArgs {
     #[command(flatten)]
     pub c: CollectionArg,
     /// Query vectors, .npy: one vector or a batch.
-    #[arg(long, required_unless_present_any = ["text", "image"], conflicts_with_all = ["text", "image"])]
+    #[arg(long, required_unless_present_any = ["text", "image", "like"], conflicts_with_all = ["text", "image", "like"])]
     pub vector_file: Option<PathBuf>,
+    /// Query by the vector of a stored row (its id; repeatable).
+    #[arg(long, conflicts_with_all = ["text", "image"])]
+    pub like: Vec<String>,
     /// Query by text (repeatable: one query each), embedded with the collection's model.
     #[arg(long, conflicts_with = "image")]
     pub text: Vec<String>,

@@ -775,6 +775,11 @@ fn index_a_folder_incrementally_then_search_it_by_text_and_by_image() {
     let hit: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
     assert!(hit["uri"].as_str().unwrap().ends_with("photo.bmp"), "{hit}");
     assert!((hit["score"].as_f64().unwrap() - 1.0).abs() < 1e-5);
+    // By a stored row: its own vector finds it first; an unknown id is named.
+    let id = hit["id"].as_str().unwrap();
+    let out = ok(&store, &["search", "--like", id, "-k", "1", "--format", "jsonl"]);
+    assert!(out.contains(&format!("\"id\":\"{id}\"")), "{out}");
+    assert!(fails(&store, &["search", "--like", "nope"]).contains("--like \"nope\": no row with that id"));
     // The same answer as a self-contained page: one embedded JPEG thumbnail per hit.
     let page = dir.path().join("grid.html");
     ok(

@@ -171,6 +171,15 @@ impl Snapshot {
         out
     }
 
+    /// The vector of the live row with primary key `id` (a scan of the id columns).
+    pub fn vector_of(&self, id: &str) -> Option<Vec<f32>> {
+        self.segments.iter().find_map(|(_, seg, del)| {
+            (0..seg.rows())
+                .find(|&r| !del.as_ref().is_some_and(|d| d.contains(r)) && seg.id(r) == id)
+                .map(|r| seg.vector(r).to_vec())
+        })
+    }
+
     /// For every live row: its uri → the values of `fields` (null where absent).
     pub fn values_by_uri(&self, fields: &[&str]) -> HashMap<String, Vec<Value>> {
         let mut out = HashMap::new();

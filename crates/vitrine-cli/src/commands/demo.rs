@@ -122,6 +122,7 @@ pub fn run(store: &Path, a: DemoArgs) -> Result<()> {
                 },
                 vector_file: Some(query.clone()),
                 text: vec![],
+                like: vec![],
                 image: vec![],
                 model: None,
                 k,

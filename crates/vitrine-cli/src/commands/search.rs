@@ -63,6 +63,16 @@ pub fn run(store: &Path, a: SearchArgs) -> Result<()> {
     let snap = Store::open(store)?.snapshot(&a.c.collection)?;
     let queries = match &a.vector_file {
         Some(f) => load_queries(f, &snap)?,
+        None if !a.like.is_empty() => {
+            let mut q = Vec::new();
+            for id in &a.like {
+                let v = snap
+                    .vector_of(id)
+                    .with_context(|| format!("--like {id:?}: no row with that id in {:?}", a.c.collection))?;
+                q.extend(v);
+            }
+            q
+        }
         None => embed_queries(&a, &snap)?,
     };
     let selection = super::selection(&a.sel, snap.schema())?;
@@ -122,6 +132,8 @@ pub fn run(store: &Path, a: SearchArgs) -> Result<()> {
             a.text.clone()
         } else if !a.image.is_empty() {
             a.image.iter().map(|p| format!("like {}", p.display())).collect()
+        } else if !a.like.is_empty() {
+            a.like.iter().map(|id| format!("like {id}")).collect()
         } else {
             (0..res.hits.len()).map(|q| format!("query {q}")).collect()
         };
