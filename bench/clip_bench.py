@@ -43,6 +43,9 @@ import tempfile
 import time
 from pathlib import Path
 
+# Shared with the search benchmark (this script runs from bench/, so it is importable).
+from search_bench import last_json_object
+
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parent
 FIXTURE_DIR = REPO_DIR / "crates" / "vitrine-clip" / "tests" / "fixtures" / "clip-quickgelu-p32"
@@ -112,27 +115,6 @@ def loadavg() -> list[float] | None:
         return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
     except OSError:
         return None
-
-
-def last_json_object(text: str) -> dict:
-    """The whole stdout as JSON, or else its last line that parses as an object."""
-    text = text.strip()
-    try:
-        obj = json.loads(text)
-        if isinstance(obj, dict):
-            return obj
-    except json.JSONDecodeError:
-        pass
-    for line in reversed(text.splitlines()):
-        line = line.strip()
-        if line.startswith("{"):
-            try:
-                obj = json.loads(line)
-                if isinstance(obj, dict):
-                    return obj
-            except json.JSONDecodeError:
-                continue
-    raise ValueError(f"no JSON object in output: {text[-300:]!r}")
 
 
 def gnu_time() -> str | None:
