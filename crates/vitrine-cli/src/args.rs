@@ -350,6 +350,31 @@ pub struct DeleteArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCmd {
+    /// Training data for the demo model: gallery pictures through JPEG, decoded and resized
+    /// exactly as at index time, as `pixels.npy` (N × size × size × 3, uint8) + `labels.jsonl`.
+    DemoDataset {
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 50_000)]
+        count: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Side of the model's input.
+        #[arg(long, default_value_t = 64)]
+        size: u32,
+        /// Side of the rendered JPEG.
+        #[arg(long, default_value_t = vitrine_gallery::GALLERY_SIDE)]
+        render: u32,
+    },
+    /// Zero-shot retrieval accuracy of a model on held-out gallery pictures; JSON.
+    DemoEval {
+        #[arg(long)]
+        model: Option<String>,
+        #[arg(long, default_value_t = 2000)]
+        count: usize,
+        #[arg(long, default_value_t = 7_000_001)]
+        seed: u64,
+    },
     /// Memory read bandwidth (sum of a large f32 array), 1 thread and all threads; JSON.
     Membw {
         #[arg(long, default_value_t = 2048)]

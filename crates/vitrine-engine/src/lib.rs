@@ -13,6 +13,15 @@ use std::sync::mpsc;
 use vitrine_clip::ClipModel;
 use vitrine_image::{Limits, Preprocess};
 
+/// Where the bundled demo model lives: `VITRINE_DEMO_MODEL` if set, else `models/vitrine-demo`
+/// in the source tree this binary was built from.
+pub fn demo_model_dir() -> PathBuf {
+    match std::env::var_os("VITRINE_DEMO_MODEL") {
+        Some(p) => PathBuf::from(p),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/vitrine-demo"),
+    }
+}
+
 /// Errors of the engine.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

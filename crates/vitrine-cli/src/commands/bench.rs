@@ -22,6 +22,8 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 pub fn run(store: &Path, cmd: BenchCmd) -> Result<()> {
     match cmd {
+        BenchCmd::DemoDataset { out, count, seed, size, render } => super::gallery::dataset(&out, count, seed, size, render)?,
+        BenchCmd::DemoEval { model, count, seed } => super::gallery::eval(&super::model_or_demo(model)?, count, seed)?,
         BenchCmd::Membw { mib, repeat } => {
             // A STREAM-like read probe: sum a large array with 1 thread, then with all threads.
             let n = mib * 1024 * 1024 / 4;

@@ -4,6 +4,7 @@ mod analyze;
 mod bench;
 mod demo;
 mod embed;
+mod gallery;
 mod import;
 mod index;
 mod manage;
@@ -30,6 +31,21 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Check(c) => manage::check(&store, &c.collection),
         Command::Bench(b) => bench::run(&store, b),
     }
+}
+
+/// `--model` if given, else the bundled demo model (a path baked in at build time, or
+/// `VITRINE_DEMO_MODEL`).
+pub fn model_or_demo(model: Option<String>) -> Result<String> {
+    if let Some(m) = model {
+        return Ok(m);
+    }
+    let dir = vitrine_engine::demo_model_dir();
+    anyhow::ensure!(
+        dir.join("config.json").is_file(),
+        "the bundled demo model is not at {} (set VITRINE_DEMO_MODEL, or pass --model)",
+        dir.display()
+    );
+    Ok(dir.display().to_string())
 }
 
 /// Parses a day argument, naming the flag in the error.
