@@ -81,8 +81,11 @@ def save_tokenizer(out, vocab, max_len):
     from transformers import BertTokenizerFast
     out.mkdir(parents=True, exist_ok=True)
     (out / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
-    tok = BertTokenizerFast(vocab_file=str(out / "vocab.txt"), do_lower_case=True, tokenize_chinese_chars=True,
-                            model_max_length=max_len)
+    # transformers 5 silently ignores BertTokenizerFast(vocab_file=...): load the folder instead.
+    tok = BertTokenizerFast.from_pretrained(str(out), do_lower_case=True, tokenize_chinese_chars=True,
+                                            model_max_length=max_len)
+    probe = tok("a photo of a red dog 一张红色狗的照片")["input_ids"]
+    assert tok.unk_token_id not in probe, f"tokenizer lost its vocabulary: {probe}"
     tok.save_pretrained(str(out))
     return tok
 
@@ -95,7 +98,9 @@ def main():
     ap.add_argument("--train-count", type=int, default=60_000)
     ap.add_argument("--steps", type=int, default=1600)
     ap.add_argument("--batch", type=int, default=256)
-    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--lr", type=float, default=8e-4, help="peak learning rate of the vision tower")
+    ap.add_argument("--text-lr", type=float, default=3e-4,
+                    help="peak learning rate of the text tower (post-LN BERT collapses at the vision rate)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--eval-every", type=int, default=200)
@@ -152,17 +157,22 @@ def main():
         x = torch.from_numpy(np.ascontiguousarray(arr[idx])).permute(0, 3, 1, 2).float() / 255.0
         return (x - mean) / std
 
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embedding" not in n]
-    no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embedding" not in n)]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05}, {"params": no_decay, "weight_decay": 0.0}],
-                            lr=args.lr, betas=(0.9, 0.98), eps=1e-6)
+    groups = []
+    for tower, peak in (("text_model.", args.text_lr), ("", args.lr)):
+        taken = {id(p) for g in groups for p in g["params"]}
+        params = [(n, p) for n, p in model.named_parameters() if n.startswith(tower) and id(p) not in taken]
+        decay = [p for n, p in params if p.ndim >= 2 and "embedding" not in n]
+        no_decay = [p for n, p in params if not (p.ndim >= 2 and "embedding" not in n)]
+        groups += [{"params": decay, "weight_decay": 0.05, "peak": peak},
+                   {"params": no_decay, "weight_decay": 0.0, "peak": peak}]
+    opt = torch.optim.AdamW(groups, lr=args.lr, betas=(0.9, 0.98), eps=1e-6)
     warmup = max(1, args.steps // 20)
 
-    def lr_at(step):
+    def lr_at(step, peak=args.lr):
         if step < warmup:
-            return args.lr * (step + 1) / warmup
+            return peak * (step + 1) / warmup
         p = (step - warmup) / max(1, args.steps - warmup)
-        return args.lr * 0.5 * (1 + math.cos(math.pi * p))
+        return peak * 0.5 * (1 + math.cos(math.pi * p))
 
     def evaluate():
         model.eval()
@@ -197,7 +207,7 @@ def main():
     t_train = time.time()
     for step in range(args.steps):
         for g in opt.param_groups:
-            g["lr"] = lr_at(step)
+            g["lr"] = lr_at(step, g["peak"])
         idx = np.sort(rng.choice(len(train_lb), size=args.batch, replace=False))
         which = torch.from_numpy(rng.integers(0, caps_per, size=args.batch))
         it = torch.from_numpy(idx)

@@ -174,23 +174,34 @@ pub struct IndexArgs {
     #[command(flatten)]
     pub c: CollectionArg,
     /// Image files or folders (searched recursively).
-    #[arg(required = true)]
+    #[arg(required_unless_present = "manifest")]
     pub paths: Vec<std::path::PathBuf>,
-    /// Data source of these images (partition key with the day).
+    /// A CSV or JSONL manifest: columns uri, source, timestamp, optional id and user fields.
+    #[arg(long, conflicts_with = "paths")]
+    pub manifest: Option<std::path::PathBuf>,
+    /// Data source of these images (partition key with the day); for a manifest, the default
+    /// for rows without a source.
+    #[arg(long, required_unless_present = "manifest")]
+    pub source: Option<String>,
+    /// A checkpoint folder or a cached hub name (default: the bundled demo model).
     #[arg(long)]
-    pub source: String,
-    /// A checkpoint folder or a cached hub name.
-    #[arg(long)]
-    pub model: String,
-    /// Files per commit.
+    pub model: Option<String>,
+    /// Inputs per commit.
     #[arg(long, default_value_t = 256)]
     pub commit_every: usize,
     /// Images per forward pass.
     #[arg(long, default_value_t = 32)]
     pub batch: usize,
-    /// Write every failed file and its reason to this file (TSV).
+    /// Do not keep thumbnails in the store.
+    #[arg(long)]
+    pub no_thumbnails: bool,
+    /// Write every failed input and its reason to this file (TSV; default: failures-COLLECTION.tsv
+    /// in the store, when anything failed).
     #[arg(long)]
     pub failures: Option<std::path::PathBuf>,
+    /// Print the summary as one JSON object.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -1,22 +1,34 @@
-//! Indexing image files into a collection: walk, skip unchanged files, embed in batches, upsert.
+//! Indexing images into a collection: plan, skip unchanged inputs, embed in batches, upsert.
 //!
-//! * The id of an image is the BLAKE3 hash of its bytes (32 hex digits), so the same picture
+//! * Inputs come from folders ([`inputs_from_paths`]) or a manifest ([`inputs_from_manifest`]:
+//!   CSV or JSONL with `uri`, `source`, `timestamp`, optional `id` and user fields).
+//! * The day of an image comes from the manifest's `timestamp`, else the photo's EXIF
+//!   `DateTimeOriginal`, else the file's modification time, in that order.
+//! * The id defaults to the BLAKE3 hash of the file's bytes (32 hex digits), so the same picture
 //!   indexed twice, or found under two paths, is one row.
-//! * A file whose size and modification time match what the collection holds for its path is
+//! * An input whose size and modification time match what the collection holds for its uri is
 //!   skipped without being decoded. A changed file is re-embedded and replaces its row.
-//! * The day comes from the file's modification time (EXIF and manifests come later).
+//! * Each row keeps a small JPEG thumbnail (field `thumbnail`, base64) so results can be shown
+//!   after the originals move.
 //! * Every commit is atomic and durable, so an interrupted run keeps what it committed and the
-//!   next run continues from there.
+//!   next run continues from there. The [`crate::ledger`] remembers inputs that failed or are
+//!   still pending, for recall receipts.
 
+use crate::ledger::{Ledger, LedgerEntry, State};
 use crate::{Embedder, Error};
+use base64::Engine as _;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use vitrine_store::{Batch, CollectionWriter, Row, Snapshot, Value};
+use vitrine_store::{Batch, CollectionWriter, Day, Row, Snapshot, Value};
 
 /// Manifest info keys recording the model that filled a collection.
 pub const MODEL_KEY: &str = "model";
 /// See [`MODEL_KEY`].
 pub const MODEL_HASH_KEY: &str = "model_hash";
+/// The user field holding each row's thumbnail (base64 JPEG); output formats leave it out.
+pub const THUMBNAIL_FIELD: &str = "thumbnail";
+/// Longest side of a thumbnail, in pixels.
+pub const THUMBNAIL_SIDE: u32 = 128;
 
 const EXTENSIONS: &[&str] = &[
     "jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff", "heic", "heif", "avif",
@@ -52,6 +64,140 @@ pub fn walk(paths: &[PathBuf]) -> Vec<PathBuf> {
     out
 }
 
+/// One image to index and what is known about it before it is read.
+#[derive(Debug, Clone)]
+pub struct Input {
+    /// The local file.
+    pub path: PathBuf,
+    /// The uri stored in the row (the manifest's, or the file's absolute path).
+    pub uri: String,
+    /// Data source.
+    pub source: String,
+    /// From the manifest, if it gave one.
+    pub timestamp: Option<i64>,
+    /// From the manifest, if it gave one.
+    pub id: Option<String>,
+    /// User field values, aligned with the plan's field names.
+    pub fields: Vec<Value>,
+    /// Where the input came from, for messages ("m.csv line 7", or the path).
+    pub origin: String,
+}
+
+/// An input that could not be indexed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failure {
+    /// Where it came from ("m.csv line 7", or the path).
+    pub origin: String,
+    /// Its uri, if known.
+    pub uri: Option<String>,
+    /// Its source, if known.
+    pub source: Option<String>,
+    /// Its day, if known.
+    pub day: Option<Day>,
+    /// A short category: "missing file", "bad manifest row", "not an image", "too large", …
+    pub kind: &'static str,
+    /// The full reason.
+    pub reason: String,
+}
+
+/// Folder inputs, all from `source`.
+pub fn inputs_from_paths(paths: &[PathBuf], source: &str) -> Vec<Input> {
+    walk(paths)
+        .into_iter()
+        .map(|p| {
+            let abs = std::fs::canonicalize(&p).unwrap_or_else(|_| p.clone());
+            Input {
+                uri: abs.display().to_string(),
+                origin: p.display().to_string(),
+                path: p,
+                source: source.to_string(),
+                timestamp: None,
+                id: None,
+                fields: vec![],
+            }
+        })
+        .collect()
+}
+
+/// Inputs of a manifest (`.csv` or `.jsonl`): columns `uri` (a path, relative to the manifest's
+/// folder, or `file://`), `source` (else `default_source`), `timestamp` (RFC 3339, unix seconds
+/// or YYYY-MM-DD; else EXIF, else mtime), optional `id`, and user fields. Returns the inputs,
+/// the user field names, and each unusable row as a failure naming its line.
+pub fn inputs_from_manifest(
+    manifest: &Path,
+    default_source: Option<&str>,
+) -> Result<(Vec<Input>, Vec<String>, Vec<Failure>), Error> {
+    let (table, bad) =
+        vitrine_import::metadata::read_lenient(manifest).map_err(|e| Error::Io(e.to_string()))?;
+    let name = manifest.display().to_string();
+    let base = manifest.parent().unwrap_or(Path::new("."));
+    let mut failures: Vec<Failure> = bad
+        .into_iter()
+        .map(|(line, e)| Failure {
+            origin: format!("{name} line {line}"),
+            uri: None,
+            source: None,
+            day: None,
+            kind: "bad manifest row",
+            reason: e.to_string(),
+        })
+        .collect();
+    let mut inputs = Vec::with_capacity(table.rows.len());
+    for row in table.rows {
+        let origin = format!("{name} {} {}", table.row_label, row.line.unwrap_or(0));
+        let day = row.timestamp.map(Day::from_timestamp);
+        let fail = |kind, reason: String| Failure {
+            origin: origin.clone(),
+            uri: row.uri.clone(),
+            source: row.source.clone().or(default_source.map(str::to_string)),
+            day,
+            kind,
+            reason: format!("{origin}: {reason}"),
+        };
+        let Some(uri) = row.uri.clone() else {
+            failures.push(fail("bad manifest row", "no uri".into()));
+            continue;
+        };
+        let Some(source) = row.source.clone().or(default_source.map(str::to_string)) else {
+            failures.push(fail("bad manifest row", "no source (add a source column or pass --source)".into()));
+            continue;
+        };
+        if let Err(e) = vitrine_store::check_name("source", &source) {
+            failures.push(fail("bad manifest row", e.to_string()));
+            continue;
+        }
+        if let Some(t) = row.timestamp {
+            if let Err(e) = vitrine_store::check_timestamp(t) {
+                failures.push(fail("bad manifest row", e.to_string()));
+                continue;
+            }
+        }
+        if uri.starts_with("http://") || uri.starts_with("https://") || uri.starts_with("s3://") {
+            failures.push(fail(
+                "remote uri",
+                format!("{uri}: remote images are not fetched (vitrine never uses the network); copy them locally"),
+            ));
+            continue;
+        }
+        let local = uri.strip_prefix("file://").unwrap_or(&uri);
+        let path = if Path::new(local).is_absolute() { PathBuf::from(local) } else { base.join(local) };
+        if !path.is_file() {
+            failures.push(fail("missing file", format!("{}: no such file", path.display())));
+            continue;
+        }
+        inputs.push(Input {
+            path,
+            uri,
+            source,
+            timestamp: row.timestamp,
+            id: row.id,
+            fields: row.fields,
+            origin,
+        });
+    }
+    Ok((inputs, table.field_names, failures))
+}
+
 /// A model's identity for a collection: its folder and the BLAKE3 hash of its weights.
 pub fn model_identity(dir: &Path) -> Result<(String, String), Error> {
     for name in ["model.safetensors", "pytorch_model.bin"] {
@@ -82,54 +228,147 @@ pub fn check_model(info: &serde_json::Map<String, serde_json::Value>, name: &str
 /// What an indexing run did.
 #[derive(Debug, Default, Clone)]
 pub struct IndexReport {
-    /// Files embedded and written.
+    /// Inputs embedded and written.
     pub indexed: u64,
-    /// Files skipped because they did not change.
+    /// Inputs skipped because they did not change.
     pub unchanged: u64,
-    /// Files whose content equals another file's in this run (one row for both).
+    /// Inputs whose content equals another input's (one row for both).
     pub duplicates: u64,
-    /// Files that could not be indexed, with the reason.
-    pub failed: Vec<(PathBuf, String)>,
+    /// Inputs that could not be indexed.
+    pub failed: Vec<Failure>,
 }
 
-/// Indexes `files` into `writer` as source `source`, committing every `commit_every` files.
-/// `progress(done, total)` is called after each commit.
-pub fn index_files(
+impl IndexReport {
+    /// Failures counted by kind, most frequent first.
+    pub fn failed_by_kind(&self) -> Vec<(&'static str, usize)> {
+        let mut m: HashMap<&'static str, usize> = HashMap::new();
+        for f in &self.failed {
+            *m.entry(f.kind).or_default() += 1;
+        }
+        let mut v: Vec<_> = m.into_iter().collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        v
+    }
+}
+
+/// Indexing settings.
+#[derive(Debug, Clone)]
+pub struct IndexOptions {
+    /// Inputs per commit.
+    pub commit_every: usize,
+    /// Keep a thumbnail of each image in the store.
+    pub thumbnails: bool,
+    /// Where the ledger of pending and failed inputs lives (`None`: keep none).
+    pub ledger: Option<PathBuf>,
+}
+
+impl Default for IndexOptions {
+    fn default() -> Self {
+        IndexOptions {
+            commit_every: 256,
+            thumbnails: true,
+            ledger: None,
+        }
+    }
+}
+
+fn kind_of(e: &Error) -> &'static str {
+    match e {
+        Error::Image(vitrine_image::Error::TooLarge { .. }) => "too large",
+        Error::Image(vitrine_image::Error::Decode { .. }) => "not a decodable image",
+        Error::Image(vitrine_image::Error::Io { .. }) | Error::Io(_) => "unreadable",
+        _ => "model error",
+    }
+}
+
+/// A JPEG thumbnail whose longer side is at most [`THUMBNAIL_SIDE`], base64-encoded.
+pub fn thumbnail(img: &vitrine_image::RgbImage) -> String {
+    let (w, h) = (img.width().max(1), img.height().max(1));
+    let s = THUMBNAIL_SIDE as f64 / w.max(h) as f64;
+    let small;
+    let img = if s < 1.0 {
+        let (tw, th) = (((w as f64 * s).round() as u32).max(1), ((h as f64 * s).round() as u32).max(1));
+        small = vitrine_image::resample::resize_bicubic(img, tw, th);
+        &small
+    } else {
+        img
+    };
+    let mut out = Vec::new();
+    let enc = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 80);
+    if img.write_with_encoder(enc).is_err() {
+        return String::new();
+    }
+    base64::engine::general_purpose::STANDARD.encode(out)
+}
+
+/// Indexes `inputs` into `writer`, committing every `opts.commit_every` inputs; `field_names`
+/// are the user fields the inputs carry; `early_failures` (bad manifest rows) join the report
+/// and the ledger. `progress(done, total)` is called after each commit.
+pub fn index_inputs(
     embedder: &Embedder,
     writer: &mut CollectionWriter,
     existing: Option<&Snapshot>,
-    files: &[PathBuf],
-    source: &str,
-    commit_every: usize,
+    inputs: &[Input],
+    field_names: &[String],
+    early_failures: Vec<Failure>,
+    opts: &IndexOptions,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<IndexReport, Error> {
     use rayon::prelude::*;
-    let mut report = IndexReport::default();
+    let mut report = IndexReport {
+        failed: early_failures,
+        ..Default::default()
+    };
     // uri → [file_size, file_mtime, id] of every live row.
     let known: HashMap<String, Vec<Value>> = existing
         .map(|s| s.values_by_uri(&["file_size", "file_mtime", "id"]))
         .unwrap_or_default();
     let mut todo = Vec::new();
     let mut stale = Vec::new();
-    for f in files {
-        let abs = std::fs::canonicalize(f).unwrap_or_else(|_| f.clone());
-        let uri = abs.display().to_string();
-        match (std::fs::metadata(f).map(|m| stat_values(&m)), known.get(&uri)) {
+    for input in inputs {
+        match (std::fs::metadata(&input.path).map(|m| stat_values(&m)), known.get(&input.uri)) {
             (Ok(now), Some(k)) if k[..2] == now[..] => report.unchanged += 1,
             (Ok(now), old) => {
                 // A changed file's old content goes away with its new embedding.
                 if let Some(Value::Str(id)) = old.map(|k| &k[2]) {
                     stale.push(id.clone());
                 }
-                todo.push((f.clone(), uri, now));
+                todo.push((input, now));
             }
-            (Err(e), _) => report.failed.push((f.clone(), format!("{}: {e}", f.display()))),
+            (Err(e), _) => report.failed.push(Failure {
+                origin: input.origin.clone(),
+                uri: Some(input.uri.clone()),
+                source: Some(input.source.clone()),
+                day: input.timestamp.map(Day::from_timestamp),
+                kind: "unreadable",
+                reason: format!("{}: {e}", input.path.display()),
+            }),
         }
     }
+    // Before anything is written: every input of this run is pending until its row commits.
+    let mut ledger = match &opts.ledger {
+        Some(p) => {
+            let mut l = Ledger::open(p)?;
+            let planned: Vec<LedgerEntry> = todo
+                .iter()
+                .map(|(i, _)| LedgerEntry {
+                    uri: i.uri.clone(),
+                    source: i.source.clone(),
+                    day: i.timestamp.map(Day::from_timestamp),
+                    state: State::Pending,
+                    reason: None,
+                })
+                .collect();
+            let this_run: HashSet<&str> = inputs.iter().map(|i| i.uri.as_str()).collect();
+            l.start_run(&this_run, planned)?;
+            Some(l)
+        }
+        None => None,
+    };
     if !stale.is_empty() {
         writer.delete_ids(&stale)?;
     }
-    // Content already in the collection under another path is a duplicate, not a new row.
+    // Content already in the collection under another uri is a duplicate, not a new row.
     let mut seen: HashSet<String> = known
         .values()
         .filter_map(|k| match &k[2] {
@@ -137,30 +376,56 @@ pub fn index_files(
             _ => None,
         })
         .collect();
+    let mut names = vec!["file_size".to_string(), "file_mtime".to_string()];
+    if opts.thumbnails {
+        names.push(THUMBNAIL_FIELD.to_string());
+    }
+    names.extend(field_names.iter().cloned());
     let mut done = 0;
-    for chunk in todo.chunks(commit_every.max(1)) {
-        let paths: Vec<PathBuf> = chunk.iter().map(|(p, ..)| p.clone()).collect();
-        let vectors = embedder.embed_images(&paths);
-        let hashes: Vec<std::io::Result<String>> = paths
+    for chunk in todo.chunks(opts.commit_every.max(1)) {
+        let paths: Vec<PathBuf> = chunk.iter().map(|(i, _)| i.path.clone()).collect();
+        let thumbs = opts.thumbnails;
+        let vectors = embedder.embed_images_with(&paths, |img| thumbs.then(|| thumbnail(img)));
+        // Content hash (default id) and EXIF date, read on all cores.
+        let facts: Vec<std::io::Result<(String, Option<i64>)>> = chunk
             .par_iter()
-            .map(|p| std::fs::read(p).map(|b| blake3::hash(&b).to_hex()[..32].to_string()))
+            .map(|(i, _)| {
+                let bytes = std::fs::read(&i.path)?;
+                let taken = if i.timestamp.is_none() { vitrine_image::taken_at(&i.path) } else { None };
+                Ok((blake3::hash(&bytes).to_hex()[..32].to_string(), taken))
+            })
             .collect();
         let mut batch = Batch {
-            field_names: vec!["file_size".into(), "file_mtime".into()],
+            field_names: names.clone(),
             ..Default::default()
         };
-        for (((path, uri, stat), v), h) in chunk.iter().zip(vectors).zip(hashes) {
-            let (v, id) = match (v, h) {
-                (Ok(v), Ok(h)) => (v, h),
+        let mut failed_now = Vec::new();
+        for (((input, stat), v), f) in chunk.iter().zip(vectors).zip(facts) {
+            let fail = |kind, reason: String| Failure {
+                origin: input.origin.clone(),
+                uri: Some(input.uri.clone()),
+                source: Some(input.source.clone()),
+                day: input.timestamp.map(Day::from_timestamp),
+                kind,
+                reason,
+            };
+            let ((v, thumb), (hash, taken)) = match (v, f) {
+                (Ok(v), Ok(f)) => (v, f),
                 (Err(e), _) => {
-                    report.failed.push((path.clone(), e.to_string()));
+                    let reason = if input.origin == input.path.display().to_string() {
+                        e.to_string()
+                    } else {
+                        format!("{}: {e}", input.origin)
+                    };
+                    failed_now.push(fail(kind_of(&e), reason));
                     continue;
                 }
                 (_, Err(e)) => {
-                    report.failed.push((path.clone(), format!("{}: {e}", path.display())));
+                    failed_now.push(fail("unreadable", format!("{}: {e}", input.path.display())));
                     continue;
                 }
             };
+            let id = input.id.clone().unwrap_or(hash);
             if !seen.insert(id.clone()) {
                 report.duplicates += 1;
                 continue;
@@ -168,12 +433,17 @@ pub fn index_files(
             let Value::Int(mtime) = stat[1] else {
                 unreachable!("stat_values gives ints")
             };
+            let mut fields = stat.clone();
+            if let Some(t) = thumb {
+                fields.push(Value::Str(t));
+            }
+            fields.extend(input.fields.iter().cloned());
             batch.rows.push(Row {
                 id,
-                uri: uri.clone(),
-                source: source.to_string(),
-                timestamp: mtime,
-                fields: stat.clone(),
+                uri: input.uri.clone(),
+                source: input.source.clone(),
+                timestamp: input.timestamp.or(taken).unwrap_or(mtime),
+                fields,
             });
             batch.vectors.extend(v);
         }
@@ -181,8 +451,23 @@ pub fn index_files(
             writer.insert(&batch)?;
             report.indexed += batch.rows.len() as u64;
         }
+        if let Some(l) = ledger.as_mut() {
+            l.record_failures(&failed_now)?;
+        }
+        report.failed.extend(failed_now);
         done += chunk.len();
         progress(done, todo.len());
+    }
+    if let Some(l) = ledger.as_mut() {
+        // Failures found before embedding (unreadable files, bad manifest rows) are recorded too.
+        let early: Vec<Failure> = report
+            .failed
+            .iter()
+            .filter(|f| !l.has_failure(f))
+            .cloned()
+            .collect();
+        l.record_failures(&early)?;
+        l.finish_run()?;
     }
     Ok(report)
 }

@@ -7,6 +7,7 @@
 #![deny(missing_docs)]
 
 pub mod index;
+pub mod ledger;
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -111,14 +112,32 @@ impl Embedder {
 
     /// L2-normalised image embeddings in input order; a failed file gets its error.
     pub fn embed_images(&self, paths: &[PathBuf]) -> Vec<ImageResult> {
+        self.embed_images_with(paths, |_| ())
+            .into_iter()
+            .map(|r| r.map(|(v, ())| v))
+            .collect()
+    }
+
+    /// [`Embedder::embed_images`], also returning `extra(decoded image)` for each image (a
+    /// thumbnail, say), computed on the decoding threads so the image is decoded once.
+    pub fn embed_images_with<T: Send>(
+        &self,
+        paths: &[PathBuf],
+        extra: impl Fn(&vitrine_image::RgbImage) -> T + Sync,
+    ) -> Vec<Result<(Vec<f32>, T), Error>> {
         use rayon::prelude::*;
-        let mut results: Vec<Option<ImageResult>> = (0..paths.len()).map(|_| None).collect();
-        let (tx, rx) = mpsc::sync_channel::<(usize, Vec<Result<Vec<f32>, Error>>)>(1);
+        type Decoded<T> = Result<(Vec<f32>, T), Error>;
+        let mut results: Vec<Option<Decoded<T>>> = (0..paths.len()).map(|_| None).collect();
+        let (tx, rx) = mpsc::sync_channel::<(usize, Vec<Decoded<T>>)>(1);
+        let decode = |p: &PathBuf| -> Decoded<T> {
+            let img = vitrine_image::decode(p, &self.limits)?;
+            Ok((self.preprocess.apply(&img), extra(&img)))
+        };
         std::thread::scope(|s| {
             // Producer: decode + preprocess batch i+1 while the consumer encodes batch i.
             s.spawn(|| {
                 for (bi, chunk) in paths.chunks(self.batch).enumerate() {
-                    let px: Vec<Result<Vec<f32>, Error>> = chunk.par_iter().map(|p| self.pixels(p)).collect();
+                    let px: Vec<Decoded<T>> = chunk.par_iter().map(decode).collect();
                     if tx.send((bi * self.batch, px)).is_err() {
                         return;
                     }
@@ -129,8 +148,8 @@ impl Embedder {
                 let (mut ok, mut flat) = (Vec::new(), Vec::new());
                 for (i, r) in px.into_iter().enumerate() {
                     match r {
-                        Ok(mut v) => {
-                            ok.push(i);
+                        Ok((mut v, t)) => {
+                            ok.push((i, t));
                             flat.append(&mut v);
                         }
                         Err(e) => results[start + i] = Some(Err(e)),
@@ -141,13 +160,13 @@ impl Embedder {
                 }
                 match self.model.embed_pixels(flat, ok.len()) {
                     Ok(rows) => {
-                        for (i, row) in ok.iter().zip(rows) {
-                            results[start + i] = Some(Ok(row));
+                        for ((i, t), row) in ok.into_iter().zip(rows) {
+                            results[start + i] = Some(Ok((row, t)));
                         }
                     }
                     Err(e) => {
                         let msg = e.to_string();
-                        for i in ok {
+                        for (i, _) in ok {
                             results[start + i] = Some(Err(Error::Model(vitrine_clip::Error::Input(format!(
                                 "{}: {msg}",
                                 paths[start + i].display()

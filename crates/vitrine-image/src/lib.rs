@@ -14,14 +14,18 @@
 //!   resized with `int()` truncation, center crop with floored offsets, rescale in f64 then f32,
 //!   normalise in f32, channels first.
 //!
+//! * [`taken_at`] — EXIF `DateTimeOriginal`, the day of a photo that has no other date.
+//!
 //! Every error names the file and the reason; nothing here panics on bad input.
 #![deny(missing_docs)]
 
 mod decode;
+mod exif;
 mod preprocess;
 pub mod resample;
 
 pub use decode::{decode, decode_bytes, Limits};
+pub use exif::taken_at;
 pub use preprocess::Preprocess;
 
 /// An 8-bit RGB image.

@@ -63,22 +63,49 @@ pub fn read(path: &Path) -> Result<Table> {
 
 /// [`read`] with column aliases: `(from, to)` renames column `from` to `to` if `to` is absent.
 pub fn read_with(path: &Path, aliases: Aliases<'_>) -> Result<Table> {
+    let (names, raw, label) = read_raw(path)?;
+    let (table, mut bad) = build(path, names, raw, label, aliases, false)?;
+    match bad.pop() {
+        Some(e) => Err(e.1),
+        None => Ok(table),
+    }
+}
+
+/// [`read`], but a row that cannot be used (unparsable timestamp, wrong type) is left out and
+/// returned with its line number and error instead of failing the whole file: for manifests,
+/// where one bad line must not stop the others.
+pub fn read_lenient(path: &Path) -> Result<(Table, Vec<(usize, Error)>)> {
+    let (names, raw, label) = read_raw(path)?;
+    build(path, names, raw, label, &[], true)
+}
+
+fn read_raw(path: &Path) -> Result<(Vec<String>, Raw, &'static str)> {
     let ext = path
         .extension()
         .map(|e| e.to_string_lossy().to_ascii_lowercase())
         .unwrap_or_default();
-    let (names, raw, label) = match ext.as_str() {
-        "jsonl" | "ndjson" | "json" => read_jsonl(path)?,
-        "csv" => read_csv(path)?,
-        "parquet" => read_parquet(path)?,
-        _ => return Err(invalid(path, "unknown metadata format: use .jsonl, .csv or .parquet")),
-    };
-    build(path, names, raw, label, aliases)
+    match ext.as_str() {
+        "jsonl" | "ndjson" | "json" => read_jsonl(path),
+        "csv" => read_csv(path),
+        "parquet" => read_parquet(path),
+        _ => Err(invalid(path, "unknown metadata format: use .jsonl, .csv or .parquet")),
+    }
 }
 
 type Raw = Vec<(usize, Vec<Value>)>;
 
-fn build(path: &Path, mut names: Vec<String>, raw: Raw, label: &'static str, aliases: Aliases<'_>) -> Result<Table> {
+type Built = (Table, Vec<(usize, Error)>);
+
+/// Pulls the built-ins out of raw rows. Strict (`lenient == false`): stops at the first bad row
+/// and returns it as the only error.
+fn build(
+    path: &Path,
+    mut names: Vec<String>,
+    raw: Raw,
+    label: &'static str,
+    aliases: Aliases<'_>,
+    lenient: bool,
+) -> Result<Built> {
     for (from, to) in aliases {
         if !names.iter().any(|n| n == to) {
             if let Some(n) = names.iter_mut().find(|n| n == from) {
@@ -92,7 +119,9 @@ fn build(path: &Path, mut names: Vec<String>, raw: Raw, label: &'static str, ali
         .filter(|&i| !RESERVED_FIELDS.contains(&names[i].as_str()))
         .collect();
     let mut rows = Vec::with_capacity(raw.len());
+    let mut bad = Vec::new();
     for (line, vals) in raw {
+        let row = (|| -> Result<MetaRow> {
         let at = |field: &str, msg: String| invalid(path, format!("{label} {line}, field {field:?}: {msg}"));
         let text = |c: Option<usize>, field: &str| -> Result<Option<String>> {
             match c.map(|c| &vals[c]) {
@@ -119,20 +148,31 @@ fn build(path: &Path, mut names: Vec<String>, raw: Raw, label: &'static str, ali
             Some(t) => Some(t),
             None => ts(c_day, "day")?,
         };
-        rows.push(MetaRow {
-            line: Some(line),
-            id: text(c_id, "id")?,
-            uri: text(c_uri, "uri")?,
-            source: text(c_src, "source")?,
-            timestamp,
-            fields: user.iter().map(|&c| vals[c].clone()).collect(),
-        });
+            Ok(MetaRow {
+                line: Some(line),
+                id: text(c_id, "id")?,
+                uri: text(c_uri, "uri")?,
+                source: text(c_src, "source")?,
+                timestamp,
+                fields: user.iter().map(|&c| vals[c].clone()).collect(),
+            })
+        })();
+        match row {
+            Ok(r) => rows.push(r),
+            Err(e) => {
+                bad.push((line, e));
+                if !lenient {
+                    break;
+                }
+            }
+        }
     }
-    Ok(Table {
+    let table = Table {
         field_names: user.iter().map(|&c| names[c].clone()).collect(),
         rows,
         row_label: label,
-    })
+    };
+    Ok((table, bad))
 }
 
 fn read_jsonl(path: &Path) -> Result<(Vec<String>, Raw, &'static str)> {

@@ -56,6 +56,12 @@ impl Store {
         &self.root
     }
 
+    /// The folder of collection `name` (other crates keep side files there, e.g. the
+    /// indexer's ledger; they go when the collection is dropped).
+    pub fn collection_dir(&self, name: &str) -> PathBuf {
+        self.dir(name)
+    }
+
     fn dir(&self, name: &str) -> PathBuf {
         self.root.join("collections").join(name)
     }

@@ -1,0 +1,176 @@
+//! The ledger of inputs that are not (yet) rows: pending or failed. Recall receipts read it so an
+//! analyst can show what a search did not cover.
+//!
+//! One JSON object per line in `STORE/collections/NAME/ledger.jsonl`; a later line about the
+//! same uri overrides an earlier one. An indexing run first rewrites the file with every input
+//! it is about to embed marked `pending` (fsync'd before any row is written), appends failures
+//! as they happen, and at the end drops the pending entries it resolved. An input is outstanding
+//! while its entry is there *and* no row with its uri is in the collection, so a run killed
+//! half-way leaves exactly its unwritten inputs pending.
+
+use crate::index::Failure;
+use crate::Error;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use vitrine_store::Day;
+
+/// File name of the ledger inside a collection's folder.
+pub const LEDGER_FILE: &str = "ledger.jsonl";
+
+/// Whether an input is waiting or has failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    /// Planned by a run that has not written it (yet).
+    Pending,
+    /// Could not be indexed.
+    Failed,
+}
+
+/// One input that is not a row.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LedgerEntry {
+    /// The input's uri (or, for a manifest row without one, where it came from).
+    pub uri: String,
+    /// Its source, if known.
+    pub source: String,
+    /// Its day, if known (without one it counts in every date range).
+    pub day: Option<Day>,
+    /// Pending or failed.
+    pub state: State,
+    /// Why it failed.
+    pub reason: Option<String>,
+}
+
+/// The ledger of one collection.
+#[derive(Debug)]
+pub struct Ledger {
+    path: PathBuf,
+    entries: BTreeMap<String, LedgerEntry>,
+    planned: HashSet<String>,
+}
+
+fn io(path: &Path, e: std::io::Error) -> Error {
+    Error::Io(format!("{}: {e}", path.display()))
+}
+
+impl Ledger {
+    /// Reads the ledger at `path` (none yet is an empty ledger). A torn last line (a crash while
+    /// appending) is ignored.
+    pub fn open(path: &Path) -> Result<Ledger, Error> {
+        let mut entries = BTreeMap::new();
+        match std::fs::read_to_string(path) {
+            Ok(text) => {
+                for line in text.lines() {
+                    if let Ok(e) = serde_json::from_str::<LedgerEntry>(line) {
+                        entries.insert(e.uri.clone(), e);
+                    }
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io(path, e)),
+        }
+        Ok(Ledger {
+            path: path.to_path_buf(),
+            entries,
+            planned: HashSet::new(),
+        })
+    }
+
+    /// Entries, by uri.
+    pub fn entries(&self) -> impl Iterator<Item = &LedgerEntry> {
+        self.entries.values()
+    }
+
+    /// Starts a run over the inputs `this_run`: forgets what the ledger said about them, marks
+    /// `planned` pending, and makes that durable before anything is indexed.
+    pub fn start_run(&mut self, this_run: &HashSet<&str>, planned: Vec<LedgerEntry>) -> Result<(), Error> {
+        self.entries.retain(|uri, _| !this_run.contains(uri.as_str()));
+        for e in planned {
+            self.planned.insert(e.uri.clone());
+            self.entries.insert(e.uri.clone(), e);
+        }
+        self.rewrite()
+    }
+
+    /// Whether `f` is already recorded as failed.
+    pub fn has_failure(&self, f: &Failure) -> bool {
+        self.entries
+            .get(&failure_key(f))
+            .is_some_and(|e| e.state == State::Failed)
+    }
+
+    /// Appends failures (flushed, not fsync'd: a crash leaves them pending, which is still true).
+    pub fn record_failures(&mut self, failures: &[Failure]) -> Result<(), Error> {
+        if failures.is_empty() {
+            return Ok(());
+        }
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .map_err(|e| io(&self.path, e))?;
+        let mut buf = String::new();
+        for fl in failures {
+            let e = LedgerEntry {
+                uri: failure_key(fl),
+                source: fl.source.clone().unwrap_or_default(),
+                day: fl.day,
+                state: State::Failed,
+                reason: Some(fl.reason.clone()),
+            };
+            buf.push_str(&serde_json::to_string(&e).expect("entries serialise"));
+            buf.push('\n');
+            self.entries.insert(e.uri.clone(), e);
+        }
+        f.write_all(buf.as_bytes()).map_err(|e| io(&self.path, e))
+    }
+
+    /// Ends a run: the pending entries it planned and did not fail are rows (or duplicates of
+    /// rows) now, so they leave the ledger.
+    pub fn finish_run(&mut self) -> Result<(), Error> {
+        let planned = std::mem::take(&mut self.planned);
+        self.entries
+            .retain(|uri, e| !(e.state == State::Pending && planned.contains(uri)));
+        self.rewrite()
+    }
+
+    fn rewrite(&self) -> Result<(), Error> {
+        let tmp = self.path.with_extension("jsonl.tmp");
+        let mut text = String::new();
+        for e in self.entries.values() {
+            text.push_str(&serde_json::to_string(e).expect("entries serialise"));
+            text.push('\n');
+        }
+        let mut f = std::fs::File::create(&tmp).map_err(|e| io(&tmp, e))?;
+        f.write_all(text.as_bytes()).map_err(|e| io(&tmp, e))?;
+        f.sync_all().map_err(|e| io(&tmp, e))?;
+        std::fs::rename(&tmp, &self.path).map_err(|e| io(&self.path, e))
+    }
+
+    /// Entries in the selection (sources, inclusive day range) whose uri is not a row of the
+    /// collection (`is_row`): what a search over that selection could not see.
+    pub fn outstanding(
+        &self,
+        sources: &[String],
+        from: Option<Day>,
+        to: Option<Day>,
+        is_row: impl Fn(&str) -> bool,
+    ) -> Vec<&LedgerEntry> {
+        self.entries
+            .values()
+            .filter(|e| sources.is_empty() || sources.contains(&e.source))
+            .filter(|e| match e.day {
+                None => true,
+                Some(d) => from.is_none_or(|f| d >= f) && to.is_none_or(|t| d <= t),
+            })
+            .filter(|e| !is_row(&e.uri))
+            .collect()
+    }
+}
+
+fn failure_key(f: &Failure) -> String {
+    f.uri.clone().unwrap_or_else(|| f.origin.clone())
+}
