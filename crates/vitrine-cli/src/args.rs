@@ -62,9 +62,15 @@ pub struct CollectionArg {
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// Rows to generate.
-    #[arg(long, default_value_t = 20_000)]
-    pub rows: usize,
+    /// Pictures in the generated gallery.
+    #[arg(long, default_value_t = 6000)]
+    pub images: usize,
+    /// Days the gallery spans (ending 2023-11-23).
+    #[arg(long, default_value_t = 45)]
+    pub days: u32,
+    /// Model (default: the bundled demo model).
+    #[arg(long)]
+    pub model: Option<String>,
     /// Keep an existing demo collection instead of rebuilding it.
     #[arg(long)]
     pub keep: bool,
@@ -321,6 +327,9 @@ pub struct SweepArgs {
     /// Output CSV (prompt, id, score, source, day, uri), best first.
     #[arg(long)]
     pub out: PathBuf,
+    /// Write the recall receipt (what was scanned, excluded, failed or pending) as JSON here.
+    #[arg(long)]
+    pub receipt: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -1,7 +1,7 @@
 //! A self-contained HTML page showing search hits as a grid of thumbnails (`--html`).
 //!
-//! Thumbnails are made from the hits' URIs when they are local files, scaled to 192 px and
-//! embedded as JPEG data URIs, so the page can be mailed or archived as one file. Every text is
+//! Thumbnails come from the store (kept there by `vitrine index`), else are made from the hits'
+//! URIs when they are local files, scaled to 192 px; both are embedded as JPEG data URIs, so the page can be mailed or archived as one file. Every text is
 //! HTML-escaped.
 
 use base64::Engine;
@@ -42,8 +42,15 @@ fn thumbnail(uri: &str) -> Option<String> {
     Some(base64::engine::general_purpose::STANDARD.encode(jpeg))
 }
 
-/// Writes the page for `hits` (all queries) to `out`.
-pub fn write_grid(out: &Path, title: &str, queries: &[String], hits: &[Vec<Hit>]) -> std::io::Result<()> {
+/// Writes the page for `hits` (all queries) to `out`. `stored(hit)` gives the thumbnail kept in
+/// the store (base64 JPEG), used first; the file at the hit's uri is the fallback.
+pub fn write_grid(
+    out: &Path,
+    title: &str,
+    queries: &[String],
+    hits: &[Vec<Hit>],
+    stored: impl Fn(&Hit) -> Option<String>,
+) -> std::io::Result<()> {
     let mut s = String::new();
     let _ = write!(
         s,
@@ -65,7 +72,7 @@ pub fn write_grid(out: &Path, title: &str, queries: &[String], hits: &[Vec<Hit>]
             qhits.len()
         );
         for h in qhits {
-            let pic = match thumbnail(&h.uri) {
+            let pic = match stored(h).filter(|t| !t.is_empty()).or_else(|| thumbnail(&h.uri)) {
                 Some(b64) => format!("<img alt=\"{}\" src=\"data:image/jpeg;base64,{b64}\">", escape(&h.id)),
                 None => "<div class=\"missing\">no thumbnail</div>".to_string(),
             };

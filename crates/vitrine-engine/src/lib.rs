@@ -105,6 +105,31 @@ impl Embedder {
         Ok(out)
     }
 
+    /// Why a text query may not mean to this model what it says (empty when it is fine):
+    /// Chinese asked of an English-only CLIP, or words outside a WordPiece vocabulary. Returning
+    /// noise silently would be worse than a warning.
+    pub fn query_warnings(&self, text: &str) -> Vec<String> {
+        let cjk = text.chars().any(|c| {
+            matches!(c as u32, 0x4E00..=0x9FFF | 0x3400..=0x4DBF | 0x3040..=0x30FF | 0xAC00..=0xD7AF | 0xF900..=0xFAFF)
+        });
+        let name = self.model.dir().display();
+        let mut out = Vec::new();
+        if cjk && self.model.family() == vitrine_clip::Family::Clip {
+            out.push(format!(
+                "query {text:?} is Chinese/Japanese/Korean but {name} is an English CLIP; its results for it are \
+                 unreliable: use a Chinese-CLIP model (e.g. OFA-Sys/chinese-clip-vit-base-patch16) or ask in English"
+            ));
+        }
+        let unknown = self.model.tokenizer().unknown_share(text);
+        if unknown > 0.0 {
+            out.push(format!(
+                "{:.0}% of the tokens of query {text:?} are unknown to the vocabulary of {name}; those words are ignored",
+                unknown * 100.0
+            ));
+        }
+        out
+    }
+
     /// Decodes and preprocesses one image.
     pub fn pixels(&self, path: &Path) -> Result<Vec<f32>, Error> {
         Ok(self.preprocess.apply(&vitrine_image::decode(path, &self.limits)?))

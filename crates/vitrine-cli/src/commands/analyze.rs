@@ -13,15 +13,20 @@ pub fn sweep(store: &Path, a: SweepArgs) -> Result<()> {
     let snap = Store::open(store)?.snapshot(&a.c.collection)?;
     let e = collection_model(&snap, a.model.as_deref())?;
     let prompts: Vec<&str> = a.prompts.iter().map(String::as_str).collect();
-    let queries: Vec<f32> = e.embed_texts(&prompts)?.into_iter().flatten().collect();
+    let queries: Vec<f32> = super::search::embed_text_queries(&e, &prompts)?
+        .into_iter()
+        .flatten()
+        .collect();
     let selection = super::selection(&a.sel, snap.schema())?;
     // Exact range search (every row at or above the threshold), or the exact top N.
-    let res = snap.search(&SearchRequest {
+    let req = SearchRequest {
         queries,
         k: a.top,
         threshold: a.threshold,
         selection,
-    })?;
+    };
+    let res = snap.search(&req)?;
+    let rec = super::search::receipt(store, &snap, &req.selection, &res.stats);
     let mut rows = Rows::new(&["prompt", "id", "score", "source", "day", "uri"]);
     let mut hits: Vec<_> = res.hits.iter().flatten().collect();
     hits.sort_by(|x, y| y.score.total_cmp(&x.score).then_with(|| x.id.cmp(&y.id)));
@@ -54,6 +59,10 @@ pub fn sweep(store: &Path, a: SweepArgs) -> Result<()> {
     for ((source, day), n) in &per_partition {
         println!("  {source} {day}: {n}");
     }
+    super::search::print_outstanding(&rec);
+    if let Some(r) = &a.receipt {
+        std::fs::write(r, serde_json::to_string_pretty(&rec)?).with_context(|| r.display().to_string())?;
+    }
     Ok(())
 }
 
@@ -71,7 +80,7 @@ pub fn classify(store: &Path, a: ClassifyArgs) -> Result<()> {
     for l in &labels {
         let prompts: Vec<String> = a.templates.iter().map(|t| t.replace("{}", l)).collect();
         let refs: Vec<&str> = prompts.iter().map(String::as_str).collect();
-        let embs = e.embed_texts(&refs)?;
+        let embs = super::search::embed_text_queries(&e, &refs)?;
         let mut mean = vec![0f32; e.dim()];
         for v in &embs {
             for (m, x) in mean.iter_mut().zip(v) {

@@ -27,12 +27,18 @@ pub fn run(store: &Path, a: IndexArgs) -> Result<()> {
         Some(m) => inputs_from_manifest(m, a.source.as_deref())?,
         None => (inputs_from_paths(&a.paths, a.source.as_deref().unwrap_or_default()), vec![], vec![]),
     };
-    let report = index_into(store, &a.c.collection, &embedder, &inputs, &field_names, early, &a, true)?;
+    let opts = IndexOptions {
+        commit_every: a.commit_every,
+        thumbnails: !a.no_thumbnails,
+        ledger: None,
+    };
+    let report = index_into(store, &a.c.collection, &embedder, &inputs, &field_names, early, opts, true)?;
     let secs = started.elapsed().as_secs_f64();
     print_summary(store, &a, &report, secs)
 }
 
-/// Indexes `inputs` into `collection` (created if needed), recording the model.
+/// Indexes `inputs` into `collection` (created if needed), recording the model; the ledger
+/// lives in the collection's folder.
 #[allow(clippy::too_many_arguments)]
 pub fn index_into(
     store: &Path,
@@ -41,7 +47,7 @@ pub fn index_into(
     inputs: &[vitrine_engine::index::Input],
     field_names: &[String],
     early: Vec<vitrine_engine::index::Failure>,
-    a: &IndexArgs,
+    mut opts: IndexOptions,
     show_progress: bool,
 ) -> Result<IndexReport> {
     let (name, hash) = model_identity(embedder.model().dir())?;
@@ -69,11 +75,7 @@ pub fn index_into(
     bar.set_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} images  {per_sec}  ETA {eta}").expect("template"),
     );
-    let opts = IndexOptions {
-        commit_every: a.commit_every,
-        thumbnails: !a.no_thumbnails,
-        ledger: Some(w.collection_dir(collection).join(LEDGER_FILE)),
-    };
+    opts.ledger = Some(w.collection_dir(collection).join(LEDGER_FILE));
     let report = index_inputs(embedder, &mut col, Some(&existing), inputs, field_names, early, &opts, |done, total| {
         bar.set_length(total as u64);
         bar.set_position(done as u64);

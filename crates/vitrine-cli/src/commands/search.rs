@@ -28,11 +28,63 @@ fn embed_queries(a: &SearchArgs, snap: &Snapshot) -> Result<Vec<f32>> {
     let e = collection_model(snap, a.model.as_deref())?;
     let rows = if !a.text.is_empty() {
         let texts: Vec<&str> = a.text.iter().map(String::as_str).collect();
-        e.embed_texts(&texts)?
+        embed_text_queries(&e, &texts)?
     } else {
         e.embed_images(&a.image).into_iter().collect::<Result<Vec<_>, _>>()?
     };
     Ok(rows.into_iter().flatten().collect())
+}
+
+/// Embeds text queries, warning on stderr about any the model cannot read (wrong language,
+/// unknown words).
+pub fn embed_text_queries(e: &vitrine_engine::Embedder, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+    for t in texts {
+        for w in e.query_warnings(t) {
+            eprintln!("warning: {w}");
+        }
+    }
+    Ok(e.embed_texts(texts)?)
+}
+
+/// What a search covered, for `--receipt` and the last record of JSON output: the store's scan
+/// statistics, plus the inputs in the selection that are not rows (failed to index, or still
+/// pending in an interrupted run), from the indexer's ledger.
+pub fn receipt(
+    store: &Path,
+    snap: &Snapshot,
+    sel: &vitrine_store::Selection,
+    stats: &vitrine_store::SearchStats,
+) -> serde_json::Value {
+    use vitrine_engine::ledger::{Ledger, State, LEDGER_FILE};
+    let mut r = serde_json::to_value(stats).unwrap_or_default();
+    let ledger = Store::open(store)
+        .map(|s| s.collection_dir(snap.name()).join(LEDGER_FILE))
+        .ok()
+        .and_then(|p| Ledger::open(&p).ok());
+    let (mut failed, mut pending) = (Vec::new(), Vec::new());
+    if let Some(l) = &ledger {
+        let rows = snap.values_by_uri(&[]);
+        for e in l.outstanding(&sel.sources, sel.from, sel.to, |uri| rows.contains_key(uri)) {
+            let v = json!({"uri": e.uri, "source": e.source, "day": e.day.map(|d| d.to_string()), "reason": e.reason});
+            match e.state {
+                State::Failed => failed.push(v),
+                State::Pending => pending.push(v),
+            }
+        }
+    }
+    if let Some(m) = r.as_object_mut() {
+        m.insert("inputs_failed".into(), json!(failed.len()));
+        m.insert("inputs_pending".into(), json!(pending.len()));
+        m.insert("failed".into(), json!(failed));
+        m.insert("pending".into(), json!(pending));
+        if sel.filter.is_some() && !(failed.is_empty() && pending.is_empty()) {
+            m.insert(
+                "note".into(),
+                json!("failed and pending inputs have no field values, so --filter could not be applied to them"),
+            );
+        }
+    }
+    r
 }
 
 /// The model that filled `snap` (or `model`, if it has the same weights), ready to embed queries.
@@ -89,7 +141,13 @@ pub fn run(store: &Path, a: SearchArgs) -> Result<()> {
     let res = snap
         .search(&req)
         .with_context(|| format!("searching {:?}", a.c.collection))?;
-    let fields: Vec<String> = snap.schema().fields.iter().map(|f| f.name.clone()).collect();
+    let fields: Vec<String> = snap
+        .schema()
+        .fields
+        .iter()
+        .map(|f| f.name.clone())
+        .filter(|f| f != vitrine_engine::index::THUMBNAIL_FIELD)
+        .collect();
     let mut cols = vec!["query", "rank", "id", "score", "source", "day", "uri"];
     cols.extend(fields.iter().map(String::as_str));
     let mut rows = Rows::new(&cols);
@@ -114,6 +172,10 @@ pub fn run(store: &Path, a: SearchArgs) -> Result<()> {
         rows.rows.push(r);
     }
     rows.print(a.format, &mut std::io::stdout().lock())?;
+    let rec = receipt(store, &snap, &req.selection, &res.stats);
+    if a.format == Format::Jsonl {
+        println!("{}", json!({ "receipt": rec }));
+    }
     if a.receipt || a.format == Format::Table {
         let s = &res.stats;
         eprintln!(
@@ -126,6 +188,7 @@ pub fn run(store: &Path, a: SearchArgs) -> Result<()> {
             s.rows_filtered,
             res.hits.iter().map(Vec::len).sum::<usize>()
         );
+        print_outstanding(&rec);
     }
     if let Some(path) = &a.html {
         let labels: Vec<String> = if !a.text.is_empty() {
@@ -137,16 +200,36 @@ pub fn run(store: &Path, a: SearchArgs) -> Result<()> {
         } else {
             (0..res.hits.len()).map(|q| format!("query {q}")).collect()
         };
-        crate::html::write_grid(path, &format!("vitrine: {}", a.c.collection), &labels, &res.hits)
+        crate::html::write_grid(path, &format!("vitrine: {}", a.c.collection), &labels, &res.hits, |h| {
+            stored_thumbnail(&snap, h)
+        })
             .with_context(|| path.display().to_string())?;
         eprintln!("wrote {}", path.display());
     }
     if a.receipt {
-        eprintln!("{}", json!({"receipt": s_json(&res.stats)}));
+        eprintln!("{}", json!({ "receipt": rec }));
     }
     Ok(())
 }
 
-fn s_json(s: &vitrine_store::SearchStats) -> serde_json::Value {
-    serde_json::to_value(s).unwrap_or_default()
+/// One line on stderr when the selection holds inputs that are not rows.
+pub fn print_outstanding(rec: &serde_json::Value) {
+    let (f, p) = (rec["inputs_failed"].as_u64().unwrap_or(0), rec["inputs_pending"].as_u64().unwrap_or(0));
+    if f + p > 0 {
+        eprintln!(
+            "not covered: {f} inputs in this selection failed to index and {p} are pending (not yet indexed); \
+             --receipt lists them"
+        );
+    }
+}
+
+/// The thumbnail `vitrine index` kept for a hit, if any.
+pub fn stored_thumbnail(snap: &Snapshot, h: &vitrine_store::Hit) -> Option<String> {
+    snap.fields_at(h.location)
+        .into_iter()
+        .find(|(n, _)| n == vitrine_engine::index::THUMBNAIL_FIELD)
+        .and_then(|(_, v)| match v {
+            vitrine_store::Value::Str(s) => Some(s),
+            _ => None,
+        })
 }
