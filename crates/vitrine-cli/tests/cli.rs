@@ -85,7 +85,10 @@ fn import_every_metadata_format_then_search_in_every_output_format() {
         &store,
         &["search", "--vector-file", s(&q), "-k", "3", "--format", "jsonl"],
     );
-    let hits: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let mut hits: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    // JSON output ends with the recall receipt.
+    let receipt = hits.pop().unwrap();
+    assert_eq!(receipt["receipt"]["rows_scanned"], 60, "{receipt}");
     assert_eq!(hits.len(), 3);
     assert_eq!(hits[0]["id"], "j9");
     assert_eq!(hits[0]["query"], 0);
@@ -116,7 +119,9 @@ fn import_every_metadata_format_then_search_in_every_output_format() {
             "jsonl",
         ],
     );
-    let hits: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let mut hits: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let receipt = hits.pop().unwrap();
+    assert_eq!(receipt["receipt"]["partitions_scanned"], 2, "pruned to products × 2 days");
     let want = (0..n)
         .filter(|i| i % 2 == 0 && i % 5 < 2 && i * 10 >= 100 && i % 3 != 0)
         .count();
@@ -610,15 +615,159 @@ fn kill_9_in_the_middle_of_an_import_keeps_every_acknowledged_batch() {
 }
 
 #[test]
-fn demo_runs_offline_and_answers_its_sample_questions() {
+fn demo_runs_offline_and_answers_its_sample_questions_right() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
-    let out = ok(&store, &["demo", "--rows", "3000"]);
-    assert!(out.contains("imported 3000 vectors"), "{out}");
-    assert!(out.contains("among products uploaded 2023-11-19 .. 2023-11-23"));
-    assert!(out.contains("sweep"));
+    let out = ok(&store, &["demo"]);
+    assert!(out.contains("indexed 6000 images"), "{out}");
+    // English, Chinese and image queries: every one of the top 10 is the right thing and colour.
+    assert_eq!(out.matches("10 of the top 10 are right").count(), 3, "{out}");
+    assert!(out.contains("uploaded 2023-11-19 .. 2023-11-23"), "{out}");
+    // Only those 5 days of products were scanned.
+    assert!(out.contains("in 5 of 90 partitions"), "{out}");
+    let classified = out.lines().find(|l| l.contains("labelled right")).unwrap();
+    let nums: Vec<f64> = classified
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    assert!(nums[0] >= 0.9 * nums[1], "{classified}");
+    assert!(out.contains("Sweep") && out.contains("are handguns"), "{out}");
     let parts = ok(&store, &["partitions", "list", "-c", "demo", "--format", "jsonl"]);
-    assert_eq!(parts.lines().count(), 60);
+    assert_eq!(parts.lines().count(), 90, "2 sources × 45 days");
+    let html = std::fs::read_to_string(store.join("demo-results.html")).unwrap();
+    assert!(html.matches("data:image/jpeg;base64").count() >= 40);
+}
+
+#[test]
+fn the_bundled_demo_model_finds_held_out_pictures_in_english_and_chinese() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = ok(dir.path(), &["bench", "demo-eval", "--count", "800", "--seed", "99"]);
+    let r: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    for key in ["text_to_image_top1_en", "text_to_image_top1_zh", "image_to_image_top1"] {
+        assert!(r[key].as_f64().unwrap() >= 0.9, "{key}: {r}");
+    }
+}
+
+/// A JPEG whose EXIF says it was taken at `when` ("YYYY:MM:DD HH:MM:SS").
+fn jpeg_with_exif_date(when: &str) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(64, 48, |x, y| image::Rgb([(x * 4) as u8, (y * 5) as u8, 90]));
+    let mut jpeg = Vec::new();
+    img.write_with_encoder(image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90))
+        .unwrap();
+    // TIFF (little endian): IFD0 → Exif IFD → DateTimeOriginal (ASCII, 20 bytes).
+    let mut tiff = b"II*\0".to_vec();
+    tiff.extend(8u32.to_le_bytes());
+    tiff.extend(1u16.to_le_bytes());
+    tiff.extend([0x69, 0x87, 4, 0]);
+    tiff.extend(1u32.to_le_bytes());
+    tiff.extend(26u32.to_le_bytes());
+    tiff.extend(0u32.to_le_bytes());
+    tiff.extend(1u16.to_le_bytes());
+    tiff.extend([0x03, 0x90, 2, 0]);
+    tiff.extend(20u32.to_le_bytes());
+    tiff.extend(44u32.to_le_bytes());
+    tiff.extend(0u32.to_le_bytes());
+    tiff.extend(when.as_bytes());
+    tiff.push(0);
+    let mut app1 = vec![0xFF, 0xE1];
+    app1.extend(((2 + 6 + tiff.len()) as u16).to_be_bytes());
+    app1.extend(b"Exif\0\0");
+    app1.extend(tiff);
+    let mut out = jpeg[..2].to_vec();
+    out.extend(app1);
+    out.extend(&jpeg[2..]);
+    out
+}
+
+#[test]
+fn index_a_manifest_with_bad_rows_then_receipts_name_what_was_not_covered() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let imgs = dir.path().join("imgs");
+    std::fs::create_dir_all(&imgs).unwrap();
+    let fx = clip_fixture("images");
+    for f in ["scene_320x240.png", "wide_641x203.jpg", "photo.bmp"] {
+        std::fs::copy(fx.join(f), imgs.join(f)).unwrap();
+    }
+    std::fs::write(imgs.join("exif.jpg"), jpeg_with_exif_date("2021:05:06 07:08:09")).unwrap();
+    let manifest = imgs.join("m.csv");
+    std::fs::write(
+        &manifest,
+        "uri,source,timestamp,price\n\
+         scene_320x240.png,products,2023-11-19T08:00:00Z,12.5\n\
+         wide_641x203.jpg,products,1700500000,3\n\
+         photo.bmp,products,last tuesday,4\n\
+         gone.jpg,products,2023-11-20,5\n\
+         https://example.com/x.jpg,avatars,2023-11-20,6\n\
+         exif.jpg,avatars,,7\n",
+    )
+    .unwrap();
+    let failures = dir.path().join("failures.tsv");
+    let out = ok(
+        &store,
+        &["index", "--manifest", s(&manifest), "--failures", s(&failures), "--json"],
+    );
+    let r: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!((r["indexed"].as_u64(), r["failed"].as_u64()), (Some(3), Some(3)), "{r}");
+    let tsv = std::fs::read_to_string(&failures).unwrap();
+    assert!(tsv.contains("m.csv line 4") && tsv.contains("unparsable timestamp"), "{tsv}");
+    assert!(tsv.contains("m.csv line 5") && tsv.contains("missing file"), "{tsv}");
+    assert!(tsv.contains("m.csv line 6") && tsv.contains("remote"), "{tsv}");
+    // Days: from the manifest, else EXIF DateTimeOriginal.
+    let rows = ok(&store, &["search", "--text", "a photo", "-k", "10", "--format", "jsonl"]);
+    let hits: Vec<serde_json::Value> = rows.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let day_of = |uri: &str| hits.iter().find(|h| h["uri"] == uri).map(|h| h["day"].clone());
+    assert_eq!(day_of("scene_320x240.png"), Some("2023-11-19".into()));
+    assert_eq!(day_of("wide_641x203.jpg"), Some("2023-11-20".into()));
+    assert_eq!(day_of("exif.jpg"), Some("2021-05-06".into()));
+    assert_eq!(hits.iter().filter(|h| h.get("price").is_some()).count(), 3);
+    assert!(hits.iter().all(|h| h.get("thumbnail").is_none()), "thumbnails stay out of outputs");
+    // The last JSON record is the receipt: the missing file falls in this selection.
+    let receipt = &hits.last().unwrap()["receipt"];
+    assert_eq!(receipt["rows_scanned"], 3);
+    let rows = ok(
+        &store,
+        &["search", "--text", "a photo", "--source", "products", "--from", "2023-11-20", "--to", "2023-11-20",
+          "--format", "jsonl"],
+    );
+    let last: serde_json::Value = serde_json::from_str(rows.lines().last().unwrap()).unwrap();
+    // The missing file is in it; the row with an unreadable timestamp (source and day unknown)
+    // counts in every selection, since it may belong to any.
+    let failed = last["receipt"]["failed"].as_array().unwrap();
+    assert_eq!(failed.len(), 2, "{last}");
+    assert!(failed.iter().any(|f| f["uri"] == "gone.jpg"), "{last}");
+    // Thumbnails live in the store: the page shows every hit after the originals are gone.
+    for f in ["scene_320x240.png", "wide_641x203.jpg", "exif.jpg"] {
+        std::fs::remove_file(imgs.join(f)).unwrap();
+    }
+    let html = dir.path().join("hits.html");
+    let vec_q = ok(&store, &["search", "--text", "a photo", "-k", "3", "--html", s(&html)]);
+    assert!(!vec_q.is_empty());
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert_eq!(page.matches("data:image/jpeg;base64").count(), 3, "{page}");
+    // The file appears: the next run indexes it and the receipt no longer lists it.
+    std::fs::copy(fx.join("photo.bmp"), imgs.join("gone.jpg")).unwrap();
+    ok(&store, &["index", "--manifest", s(&manifest)]);
+    let rows = ok(&store, &["search", "--text", "a photo", "--source", "products", "--format", "jsonl"]);
+    let last: serde_json::Value = serde_json::from_str(rows.lines().last().unwrap()).unwrap();
+    assert_eq!(last["receipt"]["inputs_failed"], 1, "only the bad timestamp row is left: {last}");
+}
+
+#[test]
+fn english_clip_asked_in_chinese_warns_instead_of_silently_returning_noise() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let fx = clip_fixture("images");
+    let model = clip_fixture("clip-quickgelu-p32");
+    ok(
+        &store,
+        &["index", s(&fx.join("photo.bmp")), "--source", "s", "--model", s(&model)],
+    );
+    let out = vitrine(&store, &["search", "--text", "一只狗的照片", "-k", "1"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && err.contains("warning") && err.contains("English CLIP"), "{err}");
+    let out = vitrine(&store, &["search", "--text", "a photo of a dog", "-k", "1"]);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("warning"));
 }
 
 fn clip_fixture(name: &str) -> std::path::PathBuf {
@@ -759,7 +908,7 @@ fn index_a_folder_incrementally_then_search_it_by_text_and_by_image() {
         &store,
         &["search", "--text", "一只萨摩耶犬的照片", "-k", "2", "--format", "jsonl"],
     );
-    assert_eq!(out.lines().count(), 2);
+    assert_eq!(out.lines().count(), 3, "2 hits and the receipt");
     let out = ok(
         &store,
         &[
@@ -834,7 +983,7 @@ fn sweep_returns_every_row_past_the_threshold_and_classify_labels_every_row() {
         &store,
         &["search", "--text", "一只狗", "--threshold", "0.05", "--format", "jsonl"],
     );
-    assert_eq!(scores.len(), search.lines().count());
+    assert_eq!(scores.len() + 1, search.lines().count(), "hits + the receipt");
     assert!(
         !scores.is_empty() && scores.len() < rows,
         "threshold should split the rows: {}",

@@ -458,6 +458,12 @@ pub fn index_inputs(
         done += chunk.len();
         progress(done, todo.len());
     }
+    // Frequent commits leave many small segments per partition; merge them once at the end so
+    // searches open a few files per partition, not hundreds.
+    let parts = writer.partitions();
+    if parts.iter().map(|p| p.segments).sum::<usize>() > 2 * parts.len() {
+        writer.compact()?;
+    }
     if let Some(l) = ledger.as_mut() {
         // Failures found before embedding (unreadable files, bad manifest rows) are recorded too.
         let early: Vec<Failure> = report

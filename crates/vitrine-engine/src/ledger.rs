@@ -34,7 +34,7 @@ pub enum State {
 pub struct LedgerEntry {
     /// The input's uri (or, for a manifest row without one, where it came from).
     pub uri: String,
-    /// Its source, if known.
+    /// Its source ("" if unknown: then it counts in every selection).
     pub source: String,
     /// Its day, if known (without one it counts in every date range).
     pub day: Option<Day>,
@@ -161,7 +161,8 @@ impl Ledger {
     ) -> Vec<&LedgerEntry> {
         self.entries
             .values()
-            .filter(|e| sources.is_empty() || sources.contains(&e.source))
+            // An unknown source or day (a manifest row that could not be read) may be anywhere.
+            .filter(|e| sources.is_empty() || e.source.is_empty() || sources.contains(&e.source))
             .filter(|e| match e.day {
                 None => true,
                 Some(d) => from.is_none_or(|f| d >= f) && to.is_none_or(|t| d <= t),
