@@ -417,6 +417,19 @@ pub enum BenchCmd {
         #[command(flatten)]
         sel: SelectionArgs,
     },
+    /// Median latency of text queries in-process (embed the text, then exact top-k); JSON.
+    TextSearch {
+        #[command(flatten)]
+        c: CollectionArg,
+        #[arg(long)]
+        model: Option<String>,
+        #[arg(short, long, default_value_t = 20)]
+        k: usize,
+        #[arg(long, default_value_t = 15)]
+        repeat: usize,
+        #[command(flatten)]
+        sel: SelectionArgs,
+    },
     /// Image encoding throughput on random pixels (no decoding); JSON.
     ClipImage {
         #[arg(long)]

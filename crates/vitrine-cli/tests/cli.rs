@@ -121,7 +121,10 @@ fn import_every_metadata_format_then_search_in_every_output_format() {
     );
     let mut hits: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     let receipt = hits.pop().unwrap();
-    assert_eq!(receipt["receipt"]["partitions_scanned"], 2, "pruned to products × 2 days");
+    assert_eq!(
+        receipt["receipt"]["partitions_scanned"], 2,
+        "pruned to products × 2 days"
+    );
     let want = (0..n)
         .filter(|i| i % 2 == 0 && i % 5 < 2 && i * 10 >= 100 && i % 3 != 0)
         .count();
@@ -626,10 +629,7 @@ fn demo_runs_offline_and_answers_its_sample_questions_right() {
     // Only those 5 days of products were scanned.
     assert!(out.contains("in 5 of 90 partitions"), "{out}");
     let classified = out.lines().find(|l| l.contains("labelled right")).unwrap();
-    let nums: Vec<f64> = classified
-        .split_whitespace()
-        .filter_map(|w| w.parse().ok())
-        .collect();
+    let nums: Vec<f64> = classified.split_whitespace().filter_map(|w| w.parse().ok()).collect();
     assert!(nums[0] >= 0.9 * nums[1], "{classified}");
     assert!(out.contains("Sweep") && out.contains("are handguns"), "{out}");
     let parts = ok(&store, &["partitions", "list", "-c", "demo", "--format", "jsonl"]);
@@ -705,30 +705,57 @@ fn index_a_manifest_with_bad_rows_then_receipts_name_what_was_not_covered() {
     let failures = dir.path().join("failures.tsv");
     let out = ok(
         &store,
-        &["index", "--manifest", s(&manifest), "--failures", s(&failures), "--json"],
+        &[
+            "index",
+            "--manifest",
+            s(&manifest),
+            "--failures",
+            s(&failures),
+            "--json",
+        ],
     );
     let r: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!((r["indexed"].as_u64(), r["failed"].as_u64()), (Some(3), Some(3)), "{r}");
     let tsv = std::fs::read_to_string(&failures).unwrap();
-    assert!(tsv.contains("m.csv line 4") && tsv.contains("unparsable timestamp"), "{tsv}");
+    assert!(
+        tsv.contains("m.csv line 4") && tsv.contains("unparsable timestamp"),
+        "{tsv}"
+    );
     assert!(tsv.contains("m.csv line 5") && tsv.contains("missing file"), "{tsv}");
     assert!(tsv.contains("m.csv line 6") && tsv.contains("remote"), "{tsv}");
     // Days: from the manifest, else EXIF DateTimeOriginal.
-    let rows = ok(&store, &["search", "--text", "a photo", "-k", "10", "--format", "jsonl"]);
+    let rows = ok(
+        &store,
+        &["search", "--text", "a photo", "-k", "10", "--format", "jsonl"],
+    );
     let hits: Vec<serde_json::Value> = rows.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     let day_of = |uri: &str| hits.iter().find(|h| h["uri"] == uri).map(|h| h["day"].clone());
     assert_eq!(day_of("scene_320x240.png"), Some("2023-11-19".into()));
     assert_eq!(day_of("wide_641x203.jpg"), Some("2023-11-20".into()));
     assert_eq!(day_of("exif.jpg"), Some("2021-05-06".into()));
     assert_eq!(hits.iter().filter(|h| h.get("price").is_some()).count(), 3);
-    assert!(hits.iter().all(|h| h.get("thumbnail").is_none()), "thumbnails stay out of outputs");
+    assert!(
+        hits.iter().all(|h| h.get("thumbnail").is_none()),
+        "thumbnails stay out of outputs"
+    );
     // The last JSON record is the receipt: the missing file falls in this selection.
     let receipt = &hits.last().unwrap()["receipt"];
     assert_eq!(receipt["rows_scanned"], 3);
     let rows = ok(
         &store,
-        &["search", "--text", "a photo", "--source", "products", "--from", "2023-11-20", "--to", "2023-11-20",
-          "--format", "jsonl"],
+        &[
+            "search",
+            "--text",
+            "a photo",
+            "--source",
+            "products",
+            "--from",
+            "2023-11-20",
+            "--to",
+            "2023-11-20",
+            "--format",
+            "jsonl",
+        ],
     );
     let last: serde_json::Value = serde_json::from_str(rows.lines().last().unwrap()).unwrap();
     // The missing file is in it; the row with an unreadable timestamp (source and day unknown)
@@ -748,9 +775,17 @@ fn index_a_manifest_with_bad_rows_then_receipts_name_what_was_not_covered() {
     // The file appears: the next run indexes it and the receipt no longer lists it.
     std::fs::copy(fx.join("photo.bmp"), imgs.join("gone.jpg")).unwrap();
     ok(&store, &["index", "--manifest", s(&manifest)]);
-    let rows = ok(&store, &["search", "--text", "a photo", "--source", "products", "--format", "jsonl"]);
+    let rows = ok(
+        &store,
+        &[
+            "search", "--text", "a photo", "--source", "products", "--format", "jsonl",
+        ],
+    );
     let last: serde_json::Value = serde_json::from_str(rows.lines().last().unwrap()).unwrap();
-    assert_eq!(last["receipt"]["inputs_failed"], 1, "only the bad timestamp row is left: {last}");
+    assert_eq!(
+        last["receipt"]["inputs_failed"], 1,
+        "only the bad timestamp row is left: {last}"
+    );
 }
 
 #[test]
@@ -765,7 +800,10 @@ fn english_clip_asked_in_chinese_warns_instead_of_silently_returning_noise() {
     );
     let out = vitrine(&store, &["search", "--text", "一只狗的照片", "-k", "1"]);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success() && err.contains("warning") && err.contains("English CLIP"), "{err}");
+    assert!(
+        out.status.success() && err.contains("warning") && err.contains("English CLIP"),
+        "{err}"
+    );
     let out = vitrine(&store, &["search", "--text", "a photo of a dog", "-k", "1"]);
     assert!(!String::from_utf8_lossy(&out.stderr).contains("warning"));
 }

@@ -100,9 +100,21 @@ pub struct Failure {
     pub reason: String,
 }
 
+/// What to index: the inputs, the user fields they carry, and the inputs already known to fail
+/// (bad manifest rows, missing files).
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    /// Inputs to index.
+    pub inputs: Vec<Input>,
+    /// User field names the inputs' values follow.
+    pub field_names: Vec<String>,
+    /// Inputs that failed before reading an image.
+    pub failures: Vec<Failure>,
+}
+
 /// Folder inputs, all from `source`.
-pub fn inputs_from_paths(paths: &[PathBuf], source: &str) -> Vec<Input> {
-    walk(paths)
+pub fn inputs_from_paths(paths: &[PathBuf], source: &str) -> Plan {
+    let inputs = walk(paths)
         .into_iter()
         .map(|p| {
             let abs = std::fs::canonicalize(&p).unwrap_or_else(|_| p.clone());
@@ -116,19 +128,19 @@ pub fn inputs_from_paths(paths: &[PathBuf], source: &str) -> Vec<Input> {
                 fields: vec![],
             }
         })
-        .collect()
+        .collect();
+    Plan {
+        inputs,
+        ..Plan::default()
+    }
 }
 
 /// Inputs of a manifest (`.csv` or `.jsonl`): columns `uri` (a path, relative to the manifest's
 /// folder, or `file://`), `source` (else `default_source`), `timestamp` (RFC 3339, unix seconds
-/// or YYYY-MM-DD; else EXIF, else mtime), optional `id`, and user fields. Returns the inputs,
-/// the user field names, and each unusable row as a failure naming its line.
-pub fn inputs_from_manifest(
-    manifest: &Path,
-    default_source: Option<&str>,
-) -> Result<(Vec<Input>, Vec<String>, Vec<Failure>), Error> {
-    let (table, bad) =
-        vitrine_import::metadata::read_lenient(manifest).map_err(|e| Error::Io(e.to_string()))?;
+/// or YYYY-MM-DD; else EXIF, else mtime), optional `id`, and user fields. Each unusable row
+/// becomes a failure naming its line.
+pub fn inputs_from_manifest(manifest: &Path, default_source: Option<&str>) -> Result<Plan, Error> {
+    let (table, bad) = vitrine_import::metadata::read_lenient(manifest).map_err(|e| Error::Io(e.to_string()))?;
     let name = manifest.display().to_string();
     let base = manifest.parent().unwrap_or(Path::new("."));
     let mut failures: Vec<Failure> = bad
@@ -159,7 +171,10 @@ pub fn inputs_from_manifest(
             continue;
         };
         let Some(source) = row.source.clone().or(default_source.map(str::to_string)) else {
-            failures.push(fail("bad manifest row", "no source (add a source column or pass --source)".into()));
+            failures.push(fail(
+                "bad manifest row",
+                "no source (add a source column or pass --source)".into(),
+            ));
             continue;
         };
         if let Err(e) = vitrine_store::check_name("source", &source) {
@@ -180,7 +195,11 @@ pub fn inputs_from_manifest(
             continue;
         }
         let local = uri.strip_prefix("file://").unwrap_or(&uri);
-        let path = if Path::new(local).is_absolute() { PathBuf::from(local) } else { base.join(local) };
+        let path = if Path::new(local).is_absolute() {
+            PathBuf::from(local)
+        } else {
+            base.join(local)
+        };
         if !path.is_file() {
             failures.push(fail("missing file", format!("{}: no such file", path.display())));
             continue;
@@ -195,7 +214,11 @@ pub fn inputs_from_manifest(
             origin,
         });
     }
-    Ok((inputs, table.field_names, failures))
+    Ok(Plan {
+        inputs,
+        field_names: table.field_names,
+        failures,
+    })
 }
 
 /// A model's identity for a collection: its folder and the BLAKE3 hash of its weights.
@@ -287,7 +310,10 @@ pub fn thumbnail(img: &vitrine_image::RgbImage) -> String {
     let s = THUMBNAIL_SIDE as f64 / w.max(h) as f64;
     let small;
     let img = if s < 1.0 {
-        let (tw, th) = (((w as f64 * s).round() as u32).max(1), ((h as f64 * s).round() as u32).max(1));
+        let (tw, th) = (
+            ((w as f64 * s).round() as u32).max(1),
+            ((h as f64 * s).round() as u32).max(1),
+        );
         small = vitrine_image::resample::resize_bicubic(img, tw, th);
         &small
     } else {
@@ -301,22 +327,20 @@ pub fn thumbnail(img: &vitrine_image::RgbImage) -> String {
     base64::engine::general_purpose::STANDARD.encode(out)
 }
 
-/// Indexes `inputs` into `writer`, committing every `opts.commit_every` inputs; `field_names`
-/// are the user fields the inputs carry; `early_failures` (bad manifest rows) join the report
-/// and the ledger. `progress(done, total)` is called after each commit.
+/// Indexes `plan` into `writer`, committing every `opts.commit_every` inputs; the plan's
+/// failures (bad manifest rows) join the report and the ledger. `progress(done, total)` is called after each commit.
 pub fn index_inputs(
     embedder: &Embedder,
     writer: &mut CollectionWriter,
     existing: Option<&Snapshot>,
-    inputs: &[Input],
-    field_names: &[String],
-    early_failures: Vec<Failure>,
+    plan: &Plan,
     opts: &IndexOptions,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<IndexReport, Error> {
     use rayon::prelude::*;
+    let (inputs, field_names) = (&plan.inputs, &plan.field_names);
     let mut report = IndexReport {
-        failed: early_failures,
+        failed: plan.failures.clone(),
         ..Default::default()
     };
     // uri → [file_size, file_mtime, id] of every live row.
@@ -326,7 +350,10 @@ pub fn index_inputs(
     let mut todo = Vec::new();
     let mut stale = Vec::new();
     for input in inputs {
-        match (std::fs::metadata(&input.path).map(|m| stat_values(&m)), known.get(&input.uri)) {
+        match (
+            std::fs::metadata(&input.path).map(|m| stat_values(&m)),
+            known.get(&input.uri),
+        ) {
             (Ok(now), Some(k)) if k[..2] == now[..] => report.unchanged += 1,
             (Ok(now), old) => {
                 // A changed file's old content goes away with its new embedding.
@@ -391,7 +418,11 @@ pub fn index_inputs(
             .par_iter()
             .map(|(i, _)| {
                 let bytes = std::fs::read(&i.path)?;
-                let taken = if i.timestamp.is_none() { vitrine_image::taken_at(&i.path) } else { None };
+                let taken = if i.timestamp.is_none() {
+                    vitrine_image::taken_at(&i.path)
+                } else {
+                    None
+                };
                 Ok((blake3::hash(&bytes).to_hex()[..32].to_string(), taken))
             })
             .collect();
@@ -466,12 +497,7 @@ pub fn index_inputs(
     }
     if let Some(l) = ledger.as_mut() {
         // Failures found before embedding (unreadable files, bad manifest rows) are recorded too.
-        let early: Vec<Failure> = report
-            .failed
-            .iter()
-            .filter(|f| !l.has_failure(f))
-            .cloned()
-            .collect();
+        let early: Vec<Failure> = report.failed.iter().filter(|f| !l.has_failure(f)).cloned().collect();
         l.record_failures(&early)?;
         l.finish_run()?;
     }

@@ -5,7 +5,10 @@ fn main() {
     let seed = args.next().and_then(|s| s.parse().ok()).unwrap_or(1);
     let (cols, rows, cell) = (12u32, 8u32, 96u32);
     let mut sheet = image::RgbImage::new(cols * cell, rows * cell);
-    for (i, p) in vitrine_gallery::pictures((cols * rows) as usize, seed, 0.3).iter().enumerate() {
+    for (i, p) in vitrine_gallery::pictures((cols * rows) as usize, seed, 0.3)
+        .iter()
+        .enumerate()
+    {
         let img = vitrine_gallery::render(p, cell);
         let (x, y) = ((i as u32 % cols) * cell, (i as u32 / cols) * cell);
         image::imageops::replace(&mut sheet, &img, x as i64, y as i64);

@@ -19,7 +19,11 @@ pub fn render(picture: &Picture, size: u32) -> image::RgbImage {
     let mut pm = Pixmap::new(size, size).expect("size is at least 8");
     let s = size as f32;
     let base = COLOURS[picture.colour].rgb;
-    let spread = if base.iter().all(|&c| c > 230 || c < 30) { 8 } else { 18 };
+    let spread = if base.iter().all(|&c| !(30..=230).contains(&c)) {
+        8
+    } else {
+        18
+    };
     let main: Rgb = base.map(|c| (c as i32 + rng.random_range(-spread..=spread)).clamp(0, 255) as u8);
     let bg = background(&mut pm, &mut rng, main);
     let (lo, hi) = match picture.style {
@@ -28,21 +32,41 @@ pub fn render(picture: &Picture, size: u32) -> image::RgbImage {
     };
     if picture.style == Style::Avatar {
         let disc = contrasting(&mut rng, main, Some(bg));
-        fill(&mut pm, circle(s / 2.0, s / 2.0, s * 0.44), paint(disc), Transform::identity());
+        fill(
+            &mut pm,
+            circle(s / 2.0, s / 2.0, s * 0.44),
+            paint(disc),
+            Transform::identity(),
+        );
     }
     let frac = rng.random_range(lo..hi);
     let room = (1.0 - frac) * s * 0.4;
-    let (cx, cy) = (s / 2.0 + rng.random_range(-room..=room), s / 2.0 + rng.random_range(-room..=room));
+    let (cx, cy) = (
+        s / 2.0 + rng.random_range(-room..=room),
+        s / 2.0 + rng.random_range(-room..=room),
+    );
     let scale = frac * s / 100.0;
     let mirror = if rng.random_bool(0.5) { -1.0 } else { 1.0 };
-    let angle = rng.random_range(-15.0..15.0f32) + if OBJECT_TILT.contains(&picture.object) { 35.0 } else { 0.0 };
+    let angle = rng.random_range(-15.0..15.0f32)
+        + if OBJECT_TILT.contains(&picture.object) {
+            35.0
+        } else {
+            0.0
+        };
     if picture.style == Style::Product {
         // A soft contact shadow under the thing.
         let mut p = paint([0, 0, 0]);
         p.set_color(Color::from_rgba8(0, 0, 0, 50));
-        fill(&mut pm, oval(cx, cy + 40.0 * scale, 38.0 * scale, 7.0 * scale), p, Transform::identity());
+        fill(
+            &mut pm,
+            oval(cx, cy + 40.0 * scale, 38.0 * scale, 7.0 * scale),
+            p,
+            Transform::identity(),
+        );
     }
-    let t = Transform::from_translate(cx, cy).pre_rotate(angle).pre_scale(scale * mirror, scale);
+    let t = Transform::from_translate(cx, cy)
+        .pre_rotate(angle)
+        .pre_scale(scale * mirror, scale);
     let mut pen = Pen::new(&mut pm, t, main);
     DRAW[picture.object](&mut pen);
     let rgba = pm.take();
@@ -110,7 +134,11 @@ fn background(pm: &mut Pixmap, rng: &mut impl Rng, thing: Rgb) -> Rgb {
                 Transform::identity(),
             );
             if let Some(shader) = g {
-                let p = Paint { shader, anti_alias: true, ..Paint::default() };
+                let p = Paint {
+                    shader,
+                    anti_alias: true,
+                    ..Paint::default()
+                };
                 fill(pm, rect(0.0, 0.0, s, s), p, Transform::identity());
             }
         }
@@ -133,7 +161,12 @@ fn background(pm: &mut Pixmap, rng: &mut impl Rng, thing: Rgb) -> Rgb {
                 x += 2.0 * w;
             }
             if let Some(path) = pb.finish() {
-                fill(pm, Some(path), paint(b), Transform::from_rotate_at(angle, s / 2.0, s / 2.0));
+                fill(
+                    pm,
+                    Some(path),
+                    paint(b),
+                    Transform::from_rotate_at(angle, s / 2.0, s / 2.0),
+                );
             }
         }
         _ => {
@@ -243,7 +276,11 @@ struct Pen<'a> {
 
 impl<'a> Pen<'a> {
     fn new(pm: &'a mut Pixmap, t: Transform, main: Rgb) -> Pen<'a> {
-        let detail = if lum(main) < 0.25 { mix(main, [255; 3], 0.45) } else { shade(main, 0.55) };
+        let detail = if lum(main) < 0.25 {
+            mix(main, [255; 3], 0.45)
+        } else {
+            shade(main, 0.55)
+        };
         Pen { pm, t, main, detail }
     }
 
@@ -258,8 +295,12 @@ impl<'a> Pen<'a> {
     /// Fills in the thing's colour with a detail-coloured outline.
     fn body(&mut self, path: Option<Path>) {
         if let Some(path) = path {
-            self.pm.fill_path(&path, &paint(self.main), FillRule::Winding, self.t, None);
-            let stroke = Stroke { width: 2.0, ..Stroke::default() };
+            self.pm
+                .fill_path(&path, &paint(self.main), FillRule::Winding, self.t, None);
+            let stroke = Stroke {
+                width: 2.0,
+                ..Stroke::default()
+            };
             self.pm.stroke_path(&path, &paint(self.detail), &stroke, self.t, None);
         }
     }
@@ -341,7 +382,11 @@ fn sneaker(p: &mut Pen) {
     p.stroke(line(&[(-46.0, 19.0), (48.0, 19.0)]), Ink::Detail, 2.0);
     for i in 0..3 {
         let x = -4.0 + 6.0 * i as f32;
-        p.stroke(line(&[(x, -22.0 + 4.0 * i as f32), (x + 7.0, -19.0 + 4.0 * i as f32)]), Ink::Detail, 2.0);
+        p.stroke(
+            line(&[(x, -22.0 + 4.0 * i as f32), (x + 7.0, -19.0 + 4.0 * i as f32)]),
+            Ink::Detail,
+            2.0,
+        );
     }
 }
 
@@ -433,8 +478,14 @@ fn bicycle(p: &mut Pen) {
 
 fn car(p: &mut Pen) {
     p.body(poly(&[(-28.0, -4.0), (-16.0, -26.0), (16.0, -26.0), (30.0, -4.0)]));
-    p.fill(poly(&[(-21.0, -6.0), (-13.0, -21.0), (-2.0, -21.0), (-2.0, -6.0)]), Ink::Fixed(SCREEN));
-    p.fill(poly(&[(2.0, -6.0), (2.0, -21.0), (13.0, -21.0), (22.0, -6.0)]), Ink::Fixed(SCREEN));
+    p.fill(
+        poly(&[(-21.0, -6.0), (-13.0, -21.0), (-2.0, -21.0), (-2.0, -6.0)]),
+        Ink::Fixed(SCREEN),
+    );
+    p.fill(
+        poly(&[(2.0, -6.0), (2.0, -21.0), (13.0, -21.0), (22.0, -6.0)]),
+        Ink::Fixed(SCREEN),
+    );
     p.body(rrect(-48.0, -6.0, 96.0, 26.0, 7.0));
     for x in [-27.0, 27.0] {
         p.fill(circle(x, 20.0, 11.0), Ink::Fixed(DARK));

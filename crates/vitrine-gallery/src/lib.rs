@@ -46,36 +46,140 @@ pub struct Colour {
 
 /// The things, in a fixed order (indices are stored in datasets).
 pub const OBJECTS: &[Object] = &[
-    Object { key: "dog", en: &["dog", "puppy"], zh: &["狗", "小狗"] },
-    Object { key: "cat", en: &["cat", "kitten"], zh: &["猫", "小猫"] },
-    Object { key: "sneaker", en: &["sneaker", "shoe"], zh: &["运动鞋", "鞋子"] },
-    Object { key: "t-shirt", en: &["t-shirt", "shirt"], zh: &["t恤", "短袖"] },
-    Object { key: "phone", en: &["phone", "smartphone"], zh: &["手机", "智能手机"] },
-    Object { key: "handbag", en: &["handbag", "bag"], zh: &["手提包", "包"] },
-    Object { key: "watch", en: &["watch", "wristwatch"], zh: &["手表", "腕表"] },
-    Object { key: "mug", en: &["mug", "cup"], zh: &["杯子", "马克杯"] },
-    Object { key: "chair", en: &["chair"], zh: &["椅子"] },
-    Object { key: "lamp", en: &["lamp", "desk lamp"], zh: &["台灯", "灯"] },
-    Object { key: "bicycle", en: &["bicycle", "bike"], zh: &["自行车", "单车"] },
-    Object { key: "car", en: &["car", "toy car"], zh: &["汽车", "车"] },
-    Object { key: "guitar", en: &["guitar"], zh: &["吉他"] },
-    Object { key: "umbrella", en: &["umbrella"], zh: &["雨伞", "伞"] },
-    Object { key: "handgun", en: &["handgun", "pistol", "gun"], zh: &["手枪", "枪"] },
-    Object { key: "knife", en: &["knife"], zh: &["刀", "小刀"] },
+    Object {
+        key: "dog",
+        en: &["dog", "puppy"],
+        zh: &["狗", "小狗"],
+    },
+    Object {
+        key: "cat",
+        en: &["cat", "kitten"],
+        zh: &["猫", "小猫"],
+    },
+    Object {
+        key: "sneaker",
+        en: &["sneaker", "shoe"],
+        zh: &["运动鞋", "鞋子"],
+    },
+    Object {
+        key: "t-shirt",
+        en: &["t-shirt", "shirt"],
+        zh: &["t恤", "短袖"],
+    },
+    Object {
+        key: "phone",
+        en: &["phone", "smartphone"],
+        zh: &["手机", "智能手机"],
+    },
+    Object {
+        key: "handbag",
+        en: &["handbag", "bag"],
+        zh: &["手提包", "包"],
+    },
+    Object {
+        key: "watch",
+        en: &["watch", "wristwatch"],
+        zh: &["手表", "腕表"],
+    },
+    Object {
+        key: "mug",
+        en: &["mug", "cup"],
+        zh: &["杯子", "马克杯"],
+    },
+    Object {
+        key: "chair",
+        en: &["chair"],
+        zh: &["椅子"],
+    },
+    Object {
+        key: "lamp",
+        en: &["lamp", "desk lamp"],
+        zh: &["台灯", "灯"],
+    },
+    Object {
+        key: "bicycle",
+        en: &["bicycle", "bike"],
+        zh: &["自行车", "单车"],
+    },
+    Object {
+        key: "car",
+        en: &["car", "toy car"],
+        zh: &["汽车", "车"],
+    },
+    Object {
+        key: "guitar",
+        en: &["guitar"],
+        zh: &["吉他"],
+    },
+    Object {
+        key: "umbrella",
+        en: &["umbrella"],
+        zh: &["雨伞", "伞"],
+    },
+    Object {
+        key: "handgun",
+        en: &["handgun", "pistol", "gun"],
+        zh: &["手枪", "枪"],
+    },
+    Object {
+        key: "knife",
+        en: &["knife"],
+        zh: &["刀", "小刀"],
+    },
 ];
 
 /// The colours, in a fixed order.
 pub const COLOURS: &[Colour] = &[
-    Colour { en: "red", zh: "红色", rgb: [205, 35, 40] },
-    Colour { en: "orange", zh: "橙色", rgb: [240, 130, 25] },
-    Colour { en: "yellow", zh: "黄色", rgb: [240, 210, 40] },
-    Colour { en: "green", zh: "绿色", rgb: [45, 155, 60] },
-    Colour { en: "blue", zh: "蓝色", rgb: [40, 90, 210] },
-    Colour { en: "purple", zh: "紫色", rgb: [125, 55, 175] },
-    Colour { en: "pink", zh: "粉色", rgb: [245, 135, 185] },
-    Colour { en: "brown", zh: "棕色", rgb: [120, 72, 38] },
-    Colour { en: "black", zh: "黑色", rgb: [24, 24, 27] },
-    Colour { en: "white", zh: "白色", rgb: [246, 246, 242] },
+    Colour {
+        en: "red",
+        zh: "红色",
+        rgb: [205, 35, 40],
+    },
+    Colour {
+        en: "orange",
+        zh: "橙色",
+        rgb: [240, 130, 25],
+    },
+    Colour {
+        en: "yellow",
+        zh: "黄色",
+        rgb: [240, 210, 40],
+    },
+    Colour {
+        en: "green",
+        zh: "绿色",
+        rgb: [45, 155, 60],
+    },
+    Colour {
+        en: "blue",
+        zh: "蓝色",
+        rgb: [40, 90, 210],
+    },
+    Colour {
+        en: "purple",
+        zh: "紫色",
+        rgb: [125, 55, 175],
+    },
+    Colour {
+        en: "pink",
+        zh: "粉色",
+        rgb: [245, 135, 185],
+    },
+    Colour {
+        en: "brown",
+        zh: "棕色",
+        rgb: [120, 72, 38],
+    },
+    Colour {
+        en: "black",
+        zh: "黑色",
+        rgb: [24, 24, 27],
+    },
+    Colour {
+        en: "white",
+        zh: "白色",
+        rgb: [246, 246, 242],
+    },
 ];
 
 /// How the picture is framed.
@@ -231,7 +335,8 @@ impl Picture {
         let img = render(self, size);
         let mut out = Vec::with_capacity(size as usize * size as usize / 4);
         let enc = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality);
-        img.write_with_encoder(enc).expect("encoding an in-memory RGB image into a Vec cannot fail");
+        img.write_with_encoder(enc)
+            .expect("encoding an in-memory RGB image into a Vec cannot fail");
         out
     }
 }
@@ -242,7 +347,11 @@ pub fn pictures(n: usize, seed: u64, avatar_share: f64) -> Vec<Picture> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     (0..n)
         .map(|_| {
-            let style = if rng.random_bool(avatar_share) { Style::Avatar } else { Style::Product };
+            let style = if rng.random_bool(avatar_share) {
+                Style::Avatar
+            } else {
+                Style::Product
+            };
             Picture::sample(&mut rng, style)
         })
         .collect()
@@ -267,7 +376,12 @@ mod tests {
         // The centre region must differ from the corner (background) for every thing/colour.
         for object in 0..OBJECTS.len() {
             for colour in 0..COLOURS.len() {
-                let p = Picture { object, colour, style: Style::Product, seed: 3 };
+                let p = Picture {
+                    object,
+                    colour,
+                    style: Style::Product,
+                    seed: 3,
+                };
                 let img = render(&p, 64);
                 let corner = img.get_pixel(1, 1).0;
                 let differing = img
@@ -283,10 +397,19 @@ mod tests {
     #[test]
     fn captions_name_what_is_drawn() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(1);
-        let p = Picture { object: 14, colour: 0, style: Style::Product, seed: 0 };
+        let p = Picture {
+            object: 14,
+            colour: 0,
+            style: Style::Product,
+            seed: 0,
+        };
         for _ in 0..50 {
             let en = p.caption(&mut rng, "en");
-            assert!(["handgun", "pistol", "gun"].iter().any(|w| en.text.contains(w)), "{}", en.text);
+            assert!(
+                ["handgun", "pistol", "gun"].iter().any(|w| en.text.contains(w)),
+                "{}",
+                en.text
+            );
             if en.colour.is_some() {
                 assert!(en.text.contains("red"));
             }

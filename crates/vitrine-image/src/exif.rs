@@ -15,7 +15,9 @@ pub fn taken_at(path: &Path) -> Option<i64> {
     let field = data
         .get_field(exif::Tag::DateTimeOriginal, exif::In::PRIMARY)
         .or_else(|| data.get_field(exif::Tag::DateTime, exif::In::PRIMARY))?;
-    let exif::Value::Ascii(ref parts) = field.value else { return None };
+    let exif::Value::Ascii(ref parts) = field.value else {
+        return None;
+    };
     let mut dt = exif::DateTime::from_ascii(parts.first()?).ok()?;
     if let Some(off) = data.get_field(exif::Tag::OffsetTimeOriginal, exif::In::PRIMARY) {
         if let exif::Value::Ascii(ref o) = off.value {

@@ -122,32 +122,32 @@ fn build(
     let mut bad = Vec::new();
     for (line, vals) in raw {
         let row = (|| -> Result<MetaRow> {
-        let at = |field: &str, msg: String| invalid(path, format!("{label} {line}, field {field:?}: {msg}"));
-        let text = |c: Option<usize>, field: &str| -> Result<Option<String>> {
-            match c.map(|c| &vals[c]) {
-                None | Some(Value::Null) => Ok(None),
-                Some(Value::Str(s)) => Ok(Some(s.clone())),
-                Some(Value::Int(i)) => Ok(Some(i.to_string())),
-                Some(other) => Err(at(field, format!("expected text, found {other:?}"))),
-            }
-        };
-        let ts = |c: Option<usize>, field: &str| -> Result<Option<i64>> {
-            match c.map(|c| &vals[c]) {
-                None | Some(Value::Null) => Ok(None),
-                Some(Value::Int(i)) => Ok(Some(*i)),
-                Some(Value::Float(f)) if f.is_finite() => Ok(Some(f.floor() as i64)),
-                Some(Value::Str(s)) if field == "day" => s
-                    .parse::<Day>()
-                    .map(|d| Some(d.start()))
-                    .map_err(|e| at(field, e.to_string())),
-                Some(Value::Str(s)) => parse_timestamp(s).map(Some).map_err(|e| at(field, e.to_string())),
-                Some(other) => Err(at(field, format!("expected a timestamp, found {other:?}"))),
-            }
-        };
-        let timestamp = match ts(c_ts, "timestamp")? {
-            Some(t) => Some(t),
-            None => ts(c_day, "day")?,
-        };
+            let at = |field: &str, msg: String| invalid(path, format!("{label} {line}, field {field:?}: {msg}"));
+            let text = |c: Option<usize>, field: &str| -> Result<Option<String>> {
+                match c.map(|c| &vals[c]) {
+                    None | Some(Value::Null) => Ok(None),
+                    Some(Value::Str(s)) => Ok(Some(s.clone())),
+                    Some(Value::Int(i)) => Ok(Some(i.to_string())),
+                    Some(other) => Err(at(field, format!("expected text, found {other:?}"))),
+                }
+            };
+            let ts = |c: Option<usize>, field: &str| -> Result<Option<i64>> {
+                match c.map(|c| &vals[c]) {
+                    None | Some(Value::Null) => Ok(None),
+                    Some(Value::Int(i)) => Ok(Some(*i)),
+                    Some(Value::Float(f)) if f.is_finite() => Ok(Some(f.floor() as i64)),
+                    Some(Value::Str(s)) if field == "day" => s
+                        .parse::<Day>()
+                        .map(|d| Some(d.start()))
+                        .map_err(|e| at(field, e.to_string())),
+                    Some(Value::Str(s)) => parse_timestamp(s).map(Some).map_err(|e| at(field, e.to_string())),
+                    Some(other) => Err(at(field, format!("expected a timestamp, found {other:?}"))),
+                }
+            };
+            let timestamp = match ts(c_ts, "timestamp")? {
+                Some(t) => Some(t),
+                None => ts(c_day, "day")?,
+            };
             Ok(MetaRow {
                 line: Some(line),
                 id: text(c_id, "id")?,

@@ -22,7 +22,13 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 pub fn run(store: &Path, cmd: BenchCmd) -> Result<()> {
     match cmd {
-        BenchCmd::DemoDataset { out, count, seed, size, render } => super::gallery::dataset(&out, count, seed, size, render)?,
+        BenchCmd::DemoDataset {
+            out,
+            count,
+            seed,
+            size,
+            render,
+        } => super::gallery::dataset(&out, count, seed, size, render)?,
         BenchCmd::DemoEval { model, count, seed } => super::gallery::eval(&super::model_or_demo(model)?, count, seed)?,
         BenchCmd::Membw { mib, repeat } => {
             // A STREAM-like read probe: sum a large array with 1 thread, then with all threads.
@@ -116,6 +122,46 @@ pub fn run(store: &Path, cmd: BenchCmd) -> Result<()> {
             println!(
                 "{}",
                 json!({"images_per_s": batch as f64 / med, "runs_s": runs, "batch": batch, "threads": rayon::current_num_threads()})
+            );
+        }
+        BenchCmd::TextSearch {
+            c,
+            model,
+            k,
+            repeat,
+            sel,
+        } => {
+            let snap = Store::open(store)?.snapshot(&c.collection)?;
+            let e = super::search::collection_model(&snap, model.as_deref())?;
+            let selection = super::selection(&sel, snap.schema())?;
+            let (mut embed, mut search, mut total) = (Vec::new(), Vec::new(), Vec::new());
+            let mut stats = None;
+            for i in 0..repeat + 1 {
+                // A different prompt each run, so nothing is cached between runs.
+                let text = format!("{} {i}", CAPTIONS[i % CAPTIONS.len()]);
+                let t = Instant::now();
+                let q = e.embed_texts(&[text.as_str()])?.remove(0);
+                let t_embed = t.elapsed().as_secs_f64() * 1e3;
+                let res = snap.search(&SearchRequest {
+                    queries: q,
+                    k: Some(k),
+                    threshold: None,
+                    selection: selection.clone(),
+                })?;
+                let t_total = t.elapsed().as_secs_f64() * 1e3;
+                if i > 0 {
+                    embed.push(t_embed);
+                    search.push(t_total - t_embed);
+                    total.push(t_total);
+                }
+                stats = Some(res.stats);
+            }
+            let stats = stats.expect("at least one run");
+            println!(
+                "{}",
+                json!({"total_ms": median(total), "embed_ms": median(embed), "search_ms": median(search),
+                       "rows_total": snap.rows(), "rows_scanned": stats.rows_scanned,
+                       "partitions_scanned": stats.partitions_scanned, "threads": rayon::current_num_threads()})
             );
         }
         BenchCmd::ClipText { model, batch, repeat } => {

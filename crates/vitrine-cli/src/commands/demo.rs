@@ -66,13 +66,20 @@ pub fn run(store: &Path, a: DemoArgs) -> Result<()> {
         );
         let t = Instant::now();
         let rows = write_gallery(&gallery, &pictures, first, a.days)?;
-        println!("   {} files + manifest.jsonl in {:.1} s", rows, t.elapsed().as_secs_f64());
+        println!(
+            "   {} files + manifest.jsonl in {:.1} s",
+            rows,
+            t.elapsed().as_secs_f64()
+        );
 
-        println!("== indexing {} with {}", gallery.join("manifest.jsonl").display(), model);
+        println!(
+            "== indexing {} with {}",
+            gallery.join("manifest.jsonl").display(),
+            model
+        );
         let t = Instant::now();
-        let (inputs, fields, early) = inputs_from_manifest(&gallery.join("manifest.jsonl"), None)?;
-        let opts = IndexOptions::default();
-        let report = index_into(store, COLLECTION, &embedder, &inputs, &fields, early, opts, true)?;
+        let plan = inputs_from_manifest(&gallery.join("manifest.jsonl"), None)?;
+        let report = index_into(store, COLLECTION, &embedder, &plan, IndexOptions::default(), true)?;
         let secs = t.elapsed().as_secs_f64();
         println!(
             "   indexed {} images in {secs:.1} s ({:.0} images/s), {} duplicates, {} failed",
@@ -137,9 +144,7 @@ pub fn run(store: &Path, a: DemoArgs) -> Result<()> {
         pages.push((title.to_string(), hits.clone()));
         Ok(hits)
     };
-    let text = |t: &str| -> Result<Vec<f32>> {
-        Ok(super::search::embed_text_queries(&embedder, &[t])?.remove(0))
-    };
+    let text = |t: &str| -> Result<Vec<f32>> { Ok(super::search::embed_text_queries(&embedder, &[t])?.remove(0)) };
     let everything = Selection::default();
 
     ask(
@@ -165,11 +170,12 @@ pub fn run(store: &Path, a: DemoArgs) -> Result<()> {
     };
     let probe_path = store.join("demo-query-blue-bicycle.jpg");
     std::fs::write(&probe_path, probe.jpeg(GALLERY_SIDE, 90))?;
-    let image_query = embedder
-        .embed_images(std::slice::from_ref(&probe_path))
-        .remove(0)?;
+    let image_query = embedder.embed_images(std::slice::from_ref(&probe_path)).remove(0)?;
     ask(
-        &format!("Image: pictures like {} (a new blue bicycle; top 10)", probe_path.display()),
+        &format!(
+            "Image: pictures like {} (a new blue bicycle; top 10)",
+            probe_path.display()
+        ),
         image_query,
         10,
         everything.clone(),
@@ -268,7 +274,8 @@ fn classify(snap: &Snapshot, e: &Embedder, pictures: &[Picture], last: Day) -> R
         let refs: Vec<&str> = prompts.iter().map(String::as_str).collect();
         let embs = e.embed_texts(&refs)?;
         let mut mean = vec![0f32; e.dim()];
-        embs.iter().for_each(|v| mean.iter_mut().zip(v).for_each(|(m, x)| *m += x));
+        embs.iter()
+            .for_each(|v| mean.iter_mut().zip(v).for_each(|(m, x)| *m += x));
         let n = mean.iter().map(|x| x * x).sum::<f32>().sqrt();
         label_vecs.push(mean.into_iter().map(|x| x / n).collect::<Vec<f32>>());
     }
@@ -288,7 +295,11 @@ fn classify(snap: &Snapshot, e: &Embedder, pictures: &[Picture], last: Day) -> R
             })
             .unwrap_or(0);
         *counts.entry(OBJECTS[best].key).or_default() += 1;
-        if uris.get(id).and_then(|u| truth_of(pictures, u)).is_some_and(|p| p.object == best) {
+        if uris
+            .get(id)
+            .and_then(|u| truth_of(pictures, u))
+            .is_some_and(|p| p.object == best)
+        {
             right += 1;
         }
     }
@@ -300,7 +311,7 @@ fn classify(snap: &Snapshot, e: &Embedder, pictures: &[Picture], last: Day) -> R
         rows.len()
     );
     let mut top: Vec<_> = counts.into_iter().collect();
-    top.sort_by(|a, b| b.1.cmp(&a.1));
+    top.sort_by_key(|b| std::cmp::Reverse(b.1));
     let parts: Vec<String> = top.iter().take(8).map(|(k, n)| format!("{k} {n}")).collect();
     println!("   {}", parts.join(", "));
     Ok(())

@@ -19,13 +19,16 @@ pub fn dataset(out: &Path, count: usize, seed: u64, size: u32, render: u32) -> R
     let pictures = vitrine_gallery::pictures(count, seed, AVATAR_SHARE);
     let plane = (size * size * 3) as usize;
     let mut pixels = vec![0u8; count * plane];
-    pixels.par_chunks_mut(plane).zip(&pictures).try_for_each(|(dst, p)| -> Result<()> {
-        let bytes = p.jpeg(render, 90);
-        let img = vitrine_image::decode_bytes(&bytes, "rendered picture", &Limits::default())?;
-        let small = resize_bicubic(&img, size, size);
-        dst.copy_from_slice(small.as_raw());
-        Ok(())
-    })?;
+    pixels
+        .par_chunks_mut(plane)
+        .zip(&pictures)
+        .try_for_each(|(dst, p)| -> Result<()> {
+            let bytes = p.jpeg(render, 90);
+            let img = vitrine_image::decode_bytes(&bytes, "rendered picture", &Limits::default())?;
+            let small = resize_bicubic(&img, size, size);
+            dst.copy_from_slice(small.as_raw());
+            Ok(())
+        })?;
     let header = format!("{{'descr': '|u1', 'fortran_order': False, 'shape': ({count}, {size}, {size}, 3), }}");
     let mut f = std::io::BufWriter::new(std::fs::File::create(out.join("pixels.npy"))?);
     write_npy_header(&mut f, &header)?;
@@ -116,7 +119,13 @@ pub fn eval(model: &str, count: usize, seed: u64) -> Result<()> {
     for lang in ["en", "zh"] {
         let queries: Vec<String> = classes
             .iter()
-            .map(|&(o, c)| if lang == "en" { Picture::query_en(o, c) } else { Picture::query_zh(o, c) })
+            .map(|&(o, c)| {
+                if lang == "en" {
+                    Picture::query_en(o, c)
+                } else {
+                    Picture::query_zh(o, c)
+                }
+            })
             .collect();
         let refs: Vec<&str> = queries.iter().map(String::as_str).collect();
         let q = embedder.embed_texts(&refs)?;
@@ -137,13 +146,22 @@ pub fn eval(model: &str, count: usize, seed: u64) -> Result<()> {
             .count();
         report.insert(format!("text_to_image_top1_{lang}"), json!(hit as f64 / asked as f64));
         report.insert(format!("queries_{lang}"), json!(asked));
-        report.insert(format!("classification_top1_{lang}"), json!(correct as f64 / count as f64));
+        report.insert(
+            format!("classification_top1_{lang}"),
+            json!(correct as f64 / count as f64),
+        );
         text_vectors.push(q);
     }
     let nn_hits = (0..images.len())
         .into_par_iter()
         .filter(|&i| {
-            let best = argmax(images.iter().enumerate().map(|(j, y)| if j == i { f32::NEG_INFINITY } else { dot(&images[i], y) }));
+            let best =
+                argmax(
+                    images
+                        .iter()
+                        .enumerate()
+                        .map(|(j, y)| if j == i { f32::NEG_INFINITY } else { dot(&images[i], y) }),
+                );
             class_of(&pictures[best]) == class_of(&pictures[i])
         })
         .count();

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Instant;
 use vitrine_engine::index::{
     check_model, index_inputs, inputs_from_manifest, inputs_from_paths, model_identity, IndexOptions, IndexReport,
-    MODEL_HASH_KEY, MODEL_KEY,
+    Plan, MODEL_HASH_KEY, MODEL_KEY,
 };
 use vitrine_engine::ledger::LEDGER_FILE;
 use vitrine_engine::Embedder;
@@ -23,30 +23,27 @@ pub fn run(store: &Path, a: IndexArgs) -> Result<()> {
     let model = super::model_or_demo(a.model.clone())?;
     let mut embedder = Embedder::load(&model)?;
     embedder.set_batch(a.batch);
-    let (inputs, field_names, early) = match &a.manifest {
+    let plan = match &a.manifest {
         Some(m) => inputs_from_manifest(m, a.source.as_deref())?,
-        None => (inputs_from_paths(&a.paths, a.source.as_deref().unwrap_or_default()), vec![], vec![]),
+        None => inputs_from_paths(&a.paths, a.source.as_deref().unwrap_or_default()),
     };
     let opts = IndexOptions {
         commit_every: a.commit_every,
         thumbnails: !a.no_thumbnails,
         ledger: None,
     };
-    let report = index_into(store, &a.c.collection, &embedder, &inputs, &field_names, early, opts, true)?;
+    let report = index_into(store, &a.c.collection, &embedder, &plan, opts, true)?;
     let secs = started.elapsed().as_secs_f64();
     print_summary(store, &a, &report, secs)
 }
 
-/// Indexes `inputs` into `collection` (created if needed), recording the model; the ledger
+/// Indexes `plan` into `collection` (created if needed), recording the model; the ledger
 /// lives in the collection's folder.
-#[allow(clippy::too_many_arguments)]
 pub fn index_into(
     store: &Path,
     collection: &str,
     embedder: &Embedder,
-    inputs: &[vitrine_engine::index::Input],
-    field_names: &[String],
-    early: Vec<vitrine_engine::index::Failure>,
+    plan: &Plan,
     mut opts: IndexOptions,
     show_progress: bool,
 ) -> Result<IndexReport> {
@@ -68,15 +65,13 @@ pub fn index_into(
         col.set_info(MODEL_HASH_KEY, hash.clone().into())?;
     }
     let existing = w.snapshot(collection)?;
-    let bar = ProgressBar::new(inputs.len() as u64);
+    let bar = ProgressBar::new(plan.inputs.len() as u64);
     if !show_progress {
         bar.set_draw_target(ProgressDrawTarget::hidden());
     }
-    bar.set_style(
-        ProgressStyle::with_template("{bar:40} {pos}/{len} images  {per_sec}  ETA {eta}").expect("template"),
-    );
+    bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} images  {per_sec}  ETA {eta}").expect("template"));
     opts.ledger = Some(w.collection_dir(collection).join(LEDGER_FILE));
-    let report = index_inputs(embedder, &mut col, Some(&existing), inputs, field_names, early, &opts, |done, total| {
+    let report = index_inputs(embedder, &mut col, Some(&existing), plan, &opts, |done, total| {
         bar.set_length(total as u64);
         bar.set_position(done as u64);
         tracing::info!(committed = done, "committed batch");
@@ -95,7 +90,13 @@ fn print_summary(store: &Path, a: &IndexArgs, report: &IndexReport, secs: f64) -
         let mut out = std::fs::File::create(f).with_context(|| f.display().to_string())?;
         writeln!(out, "input\tkind\treason")?;
         for fl in &report.failed {
-            writeln!(out, "{}\t{}\t{}", fl.origin, fl.kind, fl.reason.replace(['\t', '\n'], " "))?;
+            writeln!(
+                out,
+                "{}\t{}\t{}",
+                fl.origin,
+                fl.kind,
+                fl.reason.replace(['\t', '\n'], " ")
+            )?;
         }
     }
     let by_kind = report.failed_by_kind();

@@ -203,7 +203,7 @@ pub fn run(store: &Path, a: SearchArgs) -> Result<()> {
         crate::html::write_grid(path, &format!("vitrine: {}", a.c.collection), &labels, &res.hits, |h| {
             stored_thumbnail(&snap, h)
         })
-            .with_context(|| path.display().to_string())?;
+        .with_context(|| path.display().to_string())?;
         eprintln!("wrote {}", path.display());
     }
     if a.receipt {
@@ -214,7 +214,10 @@ pub fn run(store: &Path, a: SearchArgs) -> Result<()> {
 
 /// One line on stderr when the selection holds inputs that are not rows.
 pub fn print_outstanding(rec: &serde_json::Value) {
-    let (f, p) = (rec["inputs_failed"].as_u64().unwrap_or(0), rec["inputs_pending"].as_u64().unwrap_or(0));
+    let (f, p) = (
+        rec["inputs_failed"].as_u64().unwrap_or(0),
+        rec["inputs_pending"].as_u64().unwrap_or(0),
+    );
     if f + p > 0 {
         eprintln!(
             "not covered: {f} inputs in this selection failed to index and {p} are pending (not yet indexed); \
