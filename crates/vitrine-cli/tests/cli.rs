@@ -1057,3 +1057,129 @@ fn sweep_returns_every_row_past_the_threshold_and_classify_labels_every_row() {
     std::fs::write(&labels, "dog\n").unwrap();
     assert!(fails(&store, &["classify", "--labels", s(&labels)]).contains("at least two labels"));
 }
+
+#[test]
+fn kill_9_in_the_middle_of_an_index_run_keeps_its_commits_and_the_rerun_finishes_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let imgs = dir.path().join("imgs");
+    std::fs::create_dir_all(&imgs).unwrap();
+    let n = 3000;
+    for (i, p) in vitrine_gallery::pictures(n, 5, 0.3).iter().enumerate() {
+        std::fs::write(imgs.join(format!("{i:05}.jpg")), p.jpeg(96, 85)).unwrap();
+    }
+    // The bundled demo model is the default.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vitrine"))
+        .args(["--store", s(&store), "-v", "index", s(&imgs), "--source", "products"])
+        .args(["--commit-every", "100"])
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut commits = 0;
+    while let Some(Ok(line)) = lines.next() {
+        if line.contains("committed=") {
+            commits += 1;
+            if commits == 3 {
+                break;
+            }
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(commits, 3);
+    let rows = Store::open(&store).unwrap().snapshot("images").unwrap().rows() as usize;
+    assert!((300..n).contains(&rows), "{rows} rows after the kill");
+    assert_eq!(rows % 100, 0, "a partial commit is visible");
+    // The receipt names every image the killed run had not written yet as pending.
+    let out = ok(&store, &["search", "--text", "a photo of a dog", "--format", "jsonl"]);
+    let last: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(
+        last["receipt"]["inputs_pending"],
+        (n - rows) as u64,
+        "{}",
+        last["receipt"]["inputs_pending"]
+    );
+    // The re-run embeds only what is missing; nothing is lost or duplicated.
+    let out = ok(&store, &["index", s(&imgs), "--source", "products", "--json"]);
+    let r: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(r["indexed"], (n - rows) as u64, "{r}");
+    assert_eq!(r["unchanged"], rows as u64, "{r}");
+    let snap = Store::open(&store).unwrap().snapshot("images").unwrap();
+    assert_eq!(snap.rows() as usize, n);
+    let out = ok(&store, &["search", "--text", "a photo of a dog", "--format", "jsonl"]);
+    let last: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(last["receipt"]["inputs_pending"], 0);
+}
+
+#[test]
+fn a_folder_of_good_and_bad_files_indexes_every_good_image_and_names_each_bad_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let imgs = dir.path().join("imgs");
+    std::fs::create_dir_all(&imgs).unwrap();
+    // Every decodable kind: CMYK, progressive, 16-bit, palette, alpha, animated GIF, WebP, TIFF, BMP, EXIF.
+    let fx = clip_fixture("images");
+    let mut good = 0;
+    for e in std::fs::read_dir(&fx).unwrap() {
+        let p = e.unwrap().path();
+        std::fs::copy(&p, imgs.join(p.file_name().unwrap())).unwrap();
+        good += 1;
+    }
+    let jpeg = std::fs::read(fx.join("wide_641x203.jpg")).unwrap();
+    std::fs::write(imgs.join("zero.jpg"), b"").unwrap();
+    std::fs::write(imgs.join("truncated.jpg"), &jpeg[..jpeg.len() / 3]).unwrap();
+    std::fs::write(imgs.join("notes.png"), b"this is not an image at all").unwrap();
+    let mut heic = vec![0, 0, 0, 24];
+    heic.extend_from_slice(b"ftypheic");
+    heic.extend_from_slice(&[0; 16]);
+    std::fs::write(imgs.join("IMG_0001.heic"), heic).unwrap();
+    image::GrayImage::new(16_000, 16_000)
+        .save(imgs.join("bomb.png"))
+        .unwrap();
+    image::GrayImage::new(50_000, 2)
+        .save(imgs.join("panorama.png"))
+        .unwrap();
+    let failures = dir.path().join("failures.tsv");
+    let out = ok(
+        &store,
+        &[
+            "index",
+            s(&imgs),
+            "--source",
+            "products",
+            "--failures",
+            s(&failures),
+            "--json",
+        ],
+    );
+    let r: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(r["indexed"], good, "{r}");
+    assert_eq!(r["failed"], 6, "{r}");
+    assert_eq!(r["failed_by_kind"]["too large"], 2, "{r}");
+    let tsv = std::fs::read_to_string(&failures).unwrap();
+    for (name, why) in [
+        ("zero.jpg", ""),
+        ("truncated.jpg", ""),
+        ("notes.png", ""),
+        ("IMG_0001.heic", "HEIC"),
+        ("bomb.png", "16000×16000"),
+        ("panorama.png", "50000×2"),
+    ] {
+        let line = tsv
+            .lines()
+            .find(|l| l.contains(name))
+            .unwrap_or_else(|| panic!("{name} missing: {tsv}"));
+        assert!(line.contains(why), "{line}");
+    }
+    // Nothing already indexed is lost when the bad files are retried.
+    let out = ok(&store, &["index", s(&imgs), "--source", "products", "--json"]);
+    let r: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(
+        (r["unchanged"].as_u64(), r["failed"].as_u64()),
+        (Some(good), Some(6)),
+        "{r}"
+    );
+}

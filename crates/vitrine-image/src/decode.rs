@@ -58,6 +58,12 @@ pub fn decode_bytes(bytes: &[u8], name: &str, limits: &Limits) -> Result<RgbImag
             "not an image: unrecognised format (supported: JPEG, PNG, WebP, GIF, BMP, TIFF)".into(),
         ));
     };
+    // The JPEG decoder fills a file cut short with grey and reports no error; PIL refuses it.
+    if format == image::ImageFormat::Jpeg && !jpeg_complete(bytes) {
+        return Err(err(
+            "corrupt or truncated Jpeg: no end-of-image marker after the last scan (the file was cut short)".into(),
+        ));
+    }
     // Dimensions are checked below from the header, with a message naming them; the decoder
     // itself is only capped in how much it may allocate.
     let mut il = image::Limits::default();
@@ -102,6 +108,17 @@ fn classify(name: &str, format: image::ImageFormat, e: image::ImageError, limits
             path: name.to_string(),
             reason: format!("corrupt or truncated {format:?}: {other}"),
         },
+    }
+}
+
+/// Whether an end-of-image marker (FF D9) follows the last start-of-scan (FF DA). Inside
+/// entropy-coded data every FF byte is stuffed (FF 00) or a restart marker, so an FF D9 after
+/// the last scan can only be the real end; an EXIF thumbnail's markers all come before it.
+fn jpeg_complete(b: &[u8]) -> bool {
+    let last_sos = b.windows(2).rposition(|w| w == [0xFF, 0xDA]);
+    match last_sos {
+        Some(p) => b[p..].windows(2).any(|w| w == [0xFF, 0xD9]),
+        None => false,
     }
 }
 

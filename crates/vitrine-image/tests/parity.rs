@@ -63,6 +63,13 @@ fn bad_files_get_errors_naming_the_file_and_the_reason() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("half.png") && e.contains("corrupt or truncated"), "{e}");
+    // A JPEG cut short: its decoder would fill the rest with grey; refused like PIL does.
+    for f in ["wide_641x203.jpg", "progressive.jpg", "cmyk.jpg"] {
+        let jpg = std::fs::read(fixtures().join("images").join(f)).unwrap();
+        assert!(decode_bytes(&jpg, f, &l).is_ok());
+        let e = decode_bytes(&jpg[..jpg.len() * 2 / 3], f, &l).unwrap_err().to_string();
+        assert!(e.contains(f) && e.contains("truncated"), "{e}");
+    }
     let mut heic = vec![0, 0, 0, 24];
     heic.extend_from_slice(b"ftypheic");
     heic.extend_from_slice(&[0; 16]);
