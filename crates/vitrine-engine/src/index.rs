@@ -337,7 +337,6 @@ pub fn index_inputs(
     opts: &IndexOptions,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<IndexReport, Error> {
-    use rayon::prelude::*;
     let (inputs, field_names) = (&plan.inputs, &plan.field_names);
     let mut report = IndexReport {
         failed: plan.failures.clone(),
@@ -412,26 +411,19 @@ pub fn index_inputs(
     for chunk in todo.chunks(opts.commit_every.max(1)) {
         let paths: Vec<PathBuf> = chunk.iter().map(|(i, _)| i.path.clone()).collect();
         let thumbs = opts.thumbnails;
-        let vectors = embedder.embed_images_with(&paths, |img| thumbs.then(|| thumbnail(img)));
-        // Content hash (default id) and EXIF date, read on all cores.
-        let facts: Vec<std::io::Result<(String, Option<i64>)>> = chunk
-            .par_iter()
-            .map(|(i, _)| {
-                let bytes = std::fs::read(&i.path)?;
-                let taken = if i.timestamp.is_none() {
-                    vitrine_image::taken_at(&i.path)
-                } else {
-                    None
-                };
-                Ok((blake3::hash(&bytes).to_hex()[..32].to_string(), taken))
-            })
-            .collect();
+        // One read and one decode per file: the content hash (the default id), the EXIF date
+        // and the thumbnail come from the same bytes and pixels as the embedding.
+        let results = embedder.embed_images_with(&paths, |bytes, img| Facts {
+            hash: blake3::hash(bytes).to_hex()[..32].to_string(),
+            taken: vitrine_image::taken_at(bytes),
+            thumbnail: thumbs.then(|| thumbnail(img)),
+        });
         let mut batch = Batch {
             field_names: names.clone(),
             ..Default::default()
         };
         let mut failed_now = Vec::new();
-        for (((input, stat), v), f) in chunk.iter().zip(vectors).zip(facts) {
+        for ((input, stat), r) in chunk.iter().zip(results) {
             let fail = |kind, reason: String| Failure {
                 origin: input.origin.clone(),
                 uri: Some(input.uri.clone()),
@@ -440,9 +432,9 @@ pub fn index_inputs(
                 kind,
                 reason,
             };
-            let ((v, thumb), (hash, taken)) = match (v, f) {
-                (Ok(v), Ok(f)) => (v, f),
-                (Err(e), _) => {
+            let (v, facts) = match r {
+                Ok(r) => r,
+                Err(e) => {
                     let reason = if input.origin == input.path.display().to_string() {
                         e.to_string()
                     } else {
@@ -451,11 +443,8 @@ pub fn index_inputs(
                     failed_now.push(fail(kind_of(&e), reason));
                     continue;
                 }
-                (_, Err(e)) => {
-                    failed_now.push(fail("unreadable", format!("{}: {e}", input.path.display())));
-                    continue;
-                }
             };
+            let Facts { hash, taken, thumbnail } = facts;
             let id = input.id.clone().unwrap_or(hash);
             if !seen.insert(id.clone()) {
                 report.duplicates += 1;
@@ -465,7 +454,7 @@ pub fn index_inputs(
                 unreachable!("stat_values gives ints")
             };
             let mut fields = stat.clone();
-            if let Some(t) = thumb {
+            if let Some(t) = thumbnail {
                 fields.push(Value::Str(t));
             }
             fields.extend(input.fields.iter().cloned());
@@ -473,6 +462,7 @@ pub fn index_inputs(
                 id,
                 uri: input.uri.clone(),
                 source: input.source.clone(),
+                // The manifest's time wins over EXIF, which wins over the file's mtime.
                 timestamp: input.timestamp.or(taken).unwrap_or(mtime),
                 fields,
             });
@@ -502,6 +492,13 @@ pub fn index_inputs(
         l.finish_run()?;
     }
     Ok(report)
+}
+
+/// What indexing learns from a file's bytes and pixels besides its embedding.
+struct Facts {
+    hash: String,
+    taken: Option<i64>,
+    thumbnail: Option<String>,
 }
 
 fn stat_values(m: &std::fs::Metadata) -> Vec<Value> {

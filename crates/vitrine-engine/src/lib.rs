@@ -137,26 +137,32 @@ impl Embedder {
 
     /// L2-normalised image embeddings in input order; a failed file gets its error.
     pub fn embed_images(&self, paths: &[PathBuf]) -> Vec<ImageResult> {
-        self.embed_images_with(paths, |_| ())
+        self.embed_images_with(paths, |_, _| ())
             .into_iter()
             .map(|r| r.map(|(v, ())| v))
             .collect()
     }
 
-    /// [`Embedder::embed_images`], also returning `extra(decoded image)` for each image (a
-    /// thumbnail, say), computed on the decoding threads so the image is decoded once.
+    /// [`Embedder::embed_images`], also returning `extra(file bytes, decoded image)` for each
+    /// image (a content hash, a thumbnail), computed on the decoding threads so each file is
+    /// read and decoded once.
     pub fn embed_images_with<T: Send>(
         &self,
         paths: &[PathBuf],
-        extra: impl Fn(&vitrine_image::RgbImage) -> T + Sync,
+        extra: impl Fn(&[u8], &vitrine_image::RgbImage) -> T + Sync,
     ) -> Vec<Result<(Vec<f32>, T), Error>> {
         use rayon::prelude::*;
         type Decoded<T> = Result<(Vec<f32>, T), Error>;
         let mut results: Vec<Option<Decoded<T>>> = (0..paths.len()).map(|_| None).collect();
         let (tx, rx) = mpsc::sync_channel::<(usize, Vec<Decoded<T>>)>(1);
         let decode = |p: &PathBuf| -> Decoded<T> {
-            let img = vitrine_image::decode(p, &self.limits)?;
-            Ok((self.preprocess.apply(&img), extra(&img)))
+            let name = p.display().to_string();
+            let bytes = std::fs::read(p).map_err(|source| vitrine_image::Error::Io {
+                path: name.clone(),
+                source,
+            })?;
+            let img = vitrine_image::decode_bytes(&bytes, &name, &self.limits)?;
+            Ok((self.preprocess.apply(&img), extra(&bytes, &img)))
         };
         std::thread::scope(|s| {
             // Producer: decode + preprocess batch i+1 while the consumer encodes batch i.

@@ -1,17 +1,16 @@
 //! When a photo was taken, from its EXIF data.
 
-use std::path::Path;
-
-/// Unix seconds of the photo's EXIF `DateTimeOriginal` (else `DateTime`), if the file has one.
+/// Unix seconds of the photo's EXIF `DateTimeOriginal` (else `DateTime`), if the file's bytes
+/// have one.
 ///
 /// EXIF times are the camera's local wall-clock time; `OffsetTimeOriginal` (EXIF 2.31) is
 /// applied when present, otherwise the time is taken as UTC. Only the file's metadata is read,
 /// never its pixels. Any problem (no EXIF, unreadable, a malformed date) gives `None`, so the
 /// caller falls back to the file's modification time.
-pub fn taken_at(path: &Path) -> Option<i64> {
-    let file = std::fs::File::open(path).ok()?;
-    let mut reader = std::io::BufReader::new(file);
-    let data = exif::Reader::new().read_from_container(&mut reader).ok()?;
+pub fn taken_at(bytes: &[u8]) -> Option<i64> {
+    let data = exif::Reader::new()
+        .read_from_container(&mut std::io::Cursor::new(bytes))
+        .ok()?;
     let field = data
         .get_field(exif::Tag::DateTimeOriginal, exif::In::PRIMARY)
         .or_else(|| data.get_field(exif::Tag::DateTime, exif::In::PRIMARY))?;
