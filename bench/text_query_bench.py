@@ -64,6 +64,7 @@ import platform
 import shutil
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -81,8 +82,8 @@ FULL_META = DATA_DIR / f"meta365_{FULL_N}.jsonl"
 COLLECTION = "bench"
 METRIC = "cosine"
 
-# The captions of `vitrine bench text-search` (crates/vitrine-cli/src/commands/bench.rs,
-# CAPTIONS); query i is f"{CAPTIONS[i % len(CAPTIONS)]} {i}", i = 0 the warm-up.  Keep in sync.
+# The queries of both sides: query i is f"{CAPTIONS[i % len(CAPTIONS)]} {i}", i = 0 the
+# warm-up. vitrine reads the same list from a file (`bench text-search --queries`).
 CAPTIONS = [
     "a photo of a samoyed dog",
     "a photo of a handgun on a wooden table",
@@ -318,11 +319,15 @@ def filter_args(a) -> list[str]:
 
 
 def run_vitrine(a, store: Path, filtered: bool) -> dict:
+    queries = Path(tempfile.mkdtemp(prefix="text-queries-")) / "queries.txt"
+    queries.write_text("".join(query_text(i) + "\n" for i in range(a.repeat + 1)), encoding="utf-8")
     cmd = [str(a.vitrine), "--threads", str(a.threads), "--store", str(store), "bench", "text-search",
-           "-c", COLLECTION, "--model", str(a.model), "-k", str(a.k), "--repeat", str(a.repeat)]
+           "-c", COLLECTION, "--model", str(a.model), "-k", str(a.k), "--repeat", str(a.repeat),
+           "--queries", str(queries)]
     if filtered:
         cmd += filter_args(a)
     r = run_cmd(cmd, env=vitrine_env(a.threads))
+    shutil.rmtree(queries.parent, ignore_errors=True)
     if r["rc"] != 0:
         raise SystemExit(f"vitrine bench text-search failed (rc {r['rc']}): {tail(r['stderr'])}")
     res = last_json_object(r["stdout"])

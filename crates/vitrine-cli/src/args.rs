@@ -423,6 +423,9 @@ pub enum BenchCmd {
         c: CollectionArg,
         #[arg(long)]
         model: Option<String>,
+        /// Query texts, one per line, used in turn (the first warms up); default: built-in captions.
+        #[arg(long)]
+        queries: Option<PathBuf>,
         #[arg(short, long, default_value_t = 20)]
         k: usize,
         #[arg(long, default_value_t = 15)]

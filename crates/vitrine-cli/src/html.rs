@@ -1,10 +1,9 @@
 //! A self-contained HTML page showing search hits as a grid of thumbnails (`--html`).
 //!
 //! Thumbnails come from the store (kept there by `vitrine index`), else are made from the hits'
-//! URIs when they are local files, scaled to 192 px; both are embedded as JPEG data URIs, so the page can be mailed or archived as one file. Every text is
+//! URIs when they are local files (128 px); both are embedded as JPEG data URIs, so the page can be mailed or archived as one file. Every text is
 //! HTML-escaped.
 
-use base64::Engine;
 use std::fmt::Write as _;
 use std::path::Path;
 use vitrine_store::Hit;
@@ -17,6 +16,8 @@ fn escape(s: &str) -> String {
         .replace('\'', "&#39;")
 }
 
+/// A thumbnail made from the hit's file, when it is a local image (the same as `vitrine index`
+/// keeps in the store).
 fn thumbnail(uri: &str) -> Option<String> {
     let path = uri.strip_prefix("file://").unwrap_or(uri);
     let p = Path::new(path);
@@ -24,22 +25,7 @@ fn thumbnail(uri: &str) -> Option<String> {
         return None;
     }
     let img = vitrine_image::decode(p, &vitrine_image::Limits::default()).ok()?;
-    let (w, h) = (img.width(), img.height());
-    let scale = 192.0 / w.max(h) as f64;
-    let (tw, th) = (
-        ((w as f64 * scale).round() as u32).max(1),
-        ((h as f64 * scale).round() as u32).max(1),
-    );
-    let small = if scale < 1.0 {
-        vitrine_image::resample::resize_bicubic(&img, tw, th)
-    } else {
-        img
-    };
-    let mut jpeg = Vec::new();
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 80)
-        .encode_image(&small)
-        .ok()?;
-    Some(base64::engine::general_purpose::STANDARD.encode(jpeg))
+    Some(vitrine_engine::index::thumbnail(&img)).filter(|t| !t.is_empty())
 }
 
 /// Writes the page for `hits` (all queries) to `out`. `stored(hit)` gives the thumbnail kept in

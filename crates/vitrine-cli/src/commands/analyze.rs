@@ -75,21 +75,8 @@ pub fn classify(store: &Path, a: ClassifyArgs) -> Result<()> {
     for t in &a.templates {
         anyhow::ensure!(t.contains("{}"), "template {t:?} has no {{}} for the label");
     }
-    // One embedding per label: the normalised mean of its templates' embeddings.
-    let mut label_vecs = Vec::with_capacity(labels.len());
-    for l in &labels {
-        let prompts: Vec<String> = a.templates.iter().map(|t| t.replace("{}", l)).collect();
-        let refs: Vec<&str> = prompts.iter().map(String::as_str).collect();
-        let embs = super::search::embed_text_queries(&e, &refs)?;
-        let mut mean = vec![0f32; e.dim()];
-        for v in &embs {
-            for (m, x) in mean.iter_mut().zip(v) {
-                *m += x;
-            }
-        }
-        let n = mean.iter().map(|x| x * x).sum::<f32>().sqrt();
-        label_vecs.push(mean.into_iter().map(|x| x / n).collect::<Vec<f32>>());
-    }
+    let templates: Vec<&str> = a.templates.iter().map(String::as_str).collect();
+    let label_vecs = label_vectors(&e, &labels, &templates)?;
     let selection: Selection = super::selection(&a.sel, snap.schema())?;
     let mut rows = Rows::new(&["id", "label", "score", "margin", "second"]);
     for (id, v) in snap.rows_where(&selection) {
@@ -110,4 +97,23 @@ pub fn classify(store: &Path, a: ClassifyArgs) -> Result<()> {
     }
     rows.print(a.format, &mut std::io::stdout().lock())?;
     Ok(())
+}
+
+/// One embedding per label: the normalised mean of its templates' embeddings ("{}" is the label).
+pub fn label_vectors(e: &vitrine_engine::Embedder, labels: &[&str], templates: &[&str]) -> Result<Vec<Vec<f32>>> {
+    let mut out = Vec::with_capacity(labels.len());
+    for l in labels {
+        let prompts: Vec<String> = templates.iter().map(|t| t.replace("{}", l)).collect();
+        let refs: Vec<&str> = prompts.iter().map(String::as_str).collect();
+        let embs = super::search::embed_text_queries(e, &refs)?;
+        let mut mean = vec![0f32; e.dim()];
+        for v in &embs {
+            for (m, x) in mean.iter_mut().zip(v) {
+                *m += x;
+            }
+        }
+        let n = mean.iter().map(|x| x * x).sum::<f32>().sqrt();
+        out.push(mean.into_iter().map(|x| x / n).collect());
+    }
+    Ok(out)
 }

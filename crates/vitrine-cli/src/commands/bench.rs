@@ -2,7 +2,7 @@
 //! bench/search_bench.py runs them beside numpy and faiss on the same data.
 
 use crate::args::BenchCmd;
-use anyhow::Result;
+use anyhow::{Context, Result};
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 use serde_json::json;
@@ -127,10 +127,23 @@ pub fn run(store: &Path, cmd: BenchCmd) -> Result<()> {
         BenchCmd::TextSearch {
             c,
             model,
+            queries,
             k,
             repeat,
             sel,
         } => {
+            let texts: Vec<String> = match &queries {
+                Some(f) => std::fs::read_to_string(f)
+                    .with_context(|| f.display().to_string())?
+                    .lines()
+                    .filter(|l| !l.trim().is_empty())
+                    .map(str::to_string)
+                    .collect(),
+                None => (0..=repeat)
+                    .map(|i| format!("{} {i}", CAPTIONS[i % CAPTIONS.len()]))
+                    .collect(),
+            };
+            anyhow::ensure!(!texts.is_empty(), "--queries: no query texts");
             let snap = Store::open(store)?.snapshot(&c.collection)?;
             let e = super::search::collection_model(&snap, model.as_deref())?;
             let selection = super::selection(&sel, snap.schema())?;
@@ -138,7 +151,7 @@ pub fn run(store: &Path, cmd: BenchCmd) -> Result<()> {
             let mut stats = None;
             for i in 0..repeat + 1 {
                 // A different prompt each run, so nothing is cached between runs.
-                let text = format!("{} {i}", CAPTIONS[i % CAPTIONS.len()]);
+                let text = &texts[i % texts.len()];
                 let t = Instant::now();
                 let q = e.embed_texts(&[text.as_str()])?.remove(0);
                 let t_embed = t.elapsed().as_secs_f64() * 1e3;

@@ -91,10 +91,7 @@ pub fn run(store: &Path, a: DemoArgs) -> Result<()> {
     }
 
     let snap = Store::open(store)?.snapshot(COLLECTION)?;
-    let truth = |h: &Hit| -> Option<&Picture> {
-        let stem = Path::new(&h.uri).file_stem()?.to_str()?;
-        pictures.get(stem.parse::<usize>().ok()?)
-    };
+    let truth = |h: &Hit| truth_of(&pictures, &h.uri);
     let mark = |h: &Hit, want: Want| -> &'static str {
         match truth(h) {
             Some(p) if p.object == want.0 && want.1.is_none_or(|c| p.colour == c) => "✓",
@@ -268,17 +265,8 @@ fn truth_of<'a>(pictures: &'a [Picture], uri: &str) -> Option<&'a Picture> {
 /// Zero-shot labels for the last week's avatars, several templates averaged per label.
 fn classify(snap: &Snapshot, e: &Embedder, pictures: &[Picture], last: Day) -> Result<()> {
     let templates = ["a photo of a {}", "a picture of a {}", "a {}"];
-    let mut label_vecs = Vec::new();
-    for o in OBJECTS {
-        let prompts: Vec<String> = templates.iter().map(|t| t.replace("{}", o.en[0])).collect();
-        let refs: Vec<&str> = prompts.iter().map(String::as_str).collect();
-        let embs = e.embed_texts(&refs)?;
-        let mut mean = vec![0f32; e.dim()];
-        embs.iter()
-            .for_each(|v| mean.iter_mut().zip(v).for_each(|(m, x)| *m += x));
-        let n = mean.iter().map(|x| x * x).sum::<f32>().sqrt();
-        label_vecs.push(mean.into_iter().map(|x| x / n).collect::<Vec<f32>>());
-    }
+    let names: Vec<&str> = OBJECTS.iter().map(|o| o.en[0]).collect();
+    let label_vecs = super::analyze::label_vectors(e, &names, &templates)?;
     let sel = Selection {
         sources: vec!["avatars".into()],
         from: Some(Day(last.0 - 6)),

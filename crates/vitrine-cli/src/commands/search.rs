@@ -63,8 +63,10 @@ pub fn receipt(
         .and_then(|p| Ledger::open(&p).ok());
     let (mut failed, mut pending) = (Vec::new(), Vec::new());
     if let Some(l) = &ledger {
-        let rows = snap.values_by_uri(&[]);
-        for e in l.outstanding(&sel.sources, sel.from, sel.to, |uri| rows.contains_key(uri)) {
+        // The uri map costs a pass over every row: build it only if some entry is in the selection.
+        let rows = std::cell::OnceCell::new();
+        let is_row = |uri: &str| rows.get_or_init(|| snap.values_by_uri(&[])).contains_key(uri);
+        for e in l.outstanding(&sel.sources, sel.from, sel.to, is_row) {
             let v = json!({"uri": e.uri, "source": e.source, "day": e.day.map(|d| d.to_string()), "reason": e.reason});
             match e.state {
                 State::Failed => failed.push(v),
