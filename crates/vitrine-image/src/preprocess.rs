@@ -1,6 +1,6 @@
 //! The checkpoint's image preprocessing, applied as transformers' CLIP image processor does.
 
-use crate::resample::resize_bicubic;
+use crate::resample::{resize_region_rgbx, Kernel, Region};
 use crate::{Error, RgbImage};
 use serde_json::Value;
 use std::path::Path;
@@ -138,23 +138,30 @@ impl Preprocess {
 
     /// Model-ready pixels, channels first: `3 × out_h × out_w` floats.
     pub fn apply(&self, img: &RgbImage) -> Vec<f32> {
-        let (rh, rw) = self.resized_hw(img.height(), img.width());
-        let resized;
-        let img = if (rh, rw) != (img.height(), img.width()) {
-            resized = resize_bicubic(img, rw, rh);
-            &resized
-        } else {
-            img
-        };
-        let (h, w) = (img.height() as i64, img.width() as i64);
+        self.apply_with(img, Kernel::detect())
+    }
+
+    /// [`Preprocess::apply`] with a chosen resampling kernel (the tests pin each one).
+    pub fn apply_with(&self, img: &RgbImage, kernel: Kernel) -> Vec<f32> {
+        let (h, w) = self.resized_hw(img.height(), img.width());
+        let (h, w) = (h as i64, w as i64);
         let (ch, cw) = self.crop_hw.map_or((h, w), |(a, b)| (a as i64, b as i64));
         // transformers pads a too-small image to the crop size (centered, zeros), then crops
         // with floored offsets: both reduce to this offset arithmetic.
         let (pad_h, pad_w) = ((ch - h).max(0) / 2, (cw - w).max(0) / 2);
         let (top, left) = (((h.max(ch)) - ch) / 2 - pad_h, ((w.max(cw)) - cw) / 2 - pad_w);
-        let raw = img.as_raw();
+        // Only the part of the resized image the crop keeps is computed (same bits as PIL's
+        // full resize there); the rest of the crop is padding.
+        let (ry0, ry1) = (top.max(0), (top + ch).min(h));
+        let (rx0, rx1) = (left.max(0), (left + cw).min(w));
+        let region = Region {
+            x: rx0 as u32,
+            y: ry0 as u32,
+            width: (rx1 - rx0).max(0) as u32,
+            height: (ry1 - ry0).max(0) as u32,
+        };
+        let kept = resize_region_rgbx(img, w as u32, h as u32, region, kernel);
         let plane = (ch * cw) as usize;
-        let mut out = vec![0f32; 3 * plane];
         // Per channel: rescale in f64 then f32, normalise in f32 (transformers' order of rounding).
         let lut: Vec<[f32; 256]> = (0..3)
             .map(|c| {
@@ -172,22 +179,19 @@ impl Preprocess {
                 t
             })
             .collect();
-        let zero: [f32; 3] = std::array::from_fn(|c| lut[c][0]);
-        for y in 0..ch {
-            let sy = y + top;
-            for x in 0..cw {
-                let sx = x + left;
-                let o = (y * cw + x) as usize;
-                if (0..h).contains(&sy) && (0..w).contains(&sx) {
-                    let p = &raw[((sy * w + sx) * 3) as usize..][..3];
-                    for c in 0..3 {
-                        out[c * plane + o] = lut[c][p[c] as usize];
-                    }
-                } else {
-                    // Padding is zero *before* rescaling and normalising, as in transformers.
-                    for c in 0..3 {
-                        out[c * plane + o] = zero[c];
-                    }
+        // Padding is zero *before* rescaling and normalising, as in transformers.
+        let mut out = vec![0f32; 3 * plane];
+        for (c, o) in out.chunks_exact_mut(plane).enumerate() {
+            o.fill(lut[c][0]);
+        }
+        let kw = region.width as usize;
+        for y in ry0..ry1 {
+            let src = &kept[(y - ry0) as usize * kw * 4..][..kw * 4];
+            let o = ((y - top) * cw + (rx0 - left)) as usize;
+            for (c, lut) in lut.iter().enumerate() {
+                let dst = &mut out[c * plane + o..][..kw];
+                for (d, p) in dst.iter_mut().zip(src.chunks_exact(4)) {
+                    *d = lut[p[c] as usize];
                 }
             }
         }

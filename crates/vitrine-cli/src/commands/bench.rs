@@ -209,9 +209,23 @@ pub fn run(store: &Path, cmd: BenchCmd) -> Result<()> {
                 Ok(())
             })?;
             let med = median(runs.clone());
+            // Decoding alone (read + decode + RGB), for the split of the time.
+            let limits = vitrine_image::Limits::default();
+            let decode_runs = time_runs(repeat, || {
+                let n: usize = files
+                    .par_iter()
+                    .map(|p| vitrine_image::decode(p, &limits).map(|i| i.len()))
+                    .collect::<Result<Vec<_>, _>>()?
+                    .len();
+                std::hint::black_box(n);
+                Ok(())
+            })?;
+            let decode_med = median(decode_runs.clone());
             println!(
                 "{}",
-                json!({"images_per_s": files.len() as f64 / med, "runs_s": runs, "images": files.len(), "threads": rayon::current_num_threads()})
+                json!({"images_per_s": files.len() as f64 / med, "runs_s": runs, "images": files.len(),
+                       "decode_images_per_s": files.len() as f64 / decode_med, "decode_runs_s": decode_runs,
+                       "threads": rayon::current_num_threads()})
             );
         }
         BenchCmd::Pixels { model, image, out } => {
