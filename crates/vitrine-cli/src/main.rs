@@ -31,6 +31,10 @@ fn main() -> ExitCode {
         .with_target(false)
         .init();
     if let Some(n) = cli.threads {
+        // candle sizes its own worker pool (elementwise ops) and its GEMM split from
+        // RAYON_NUM_THREADS, not from rayon's global pool: without this, `--threads 1` still
+        // ran a second, spinning candle thread. Set before any model is loaded (no threads yet).
+        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
         if let Err(e) = rayon::ThreadPoolBuilder::new().num_threads(n).build_global() {
             eprintln!("error: cannot start {n} threads: {e}");
             return ExitCode::from(2);

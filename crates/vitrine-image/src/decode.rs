@@ -114,12 +114,15 @@ fn classify(name: &str, format: image::ImageFormat, e: image::ImageError, limits
 /// Whether an end-of-image marker (FF D9) follows the last start-of-scan (FF DA). Inside
 /// entropy-coded data every FF byte is stuffed (FF 00) or a restart marker, so an FF D9 after
 /// the last scan can only be the real end; an EXIF thumbnail's markers all come before it.
+/// Searched from both ends (the last EOI is normally the file's last two bytes and the first
+/// SOS is in the header) so a whole file is not scanned byte by byte.
 fn jpeg_complete(b: &[u8]) -> bool {
-    let last_sos = b.windows(2).rposition(|w| w == [0xFF, 0xDA]);
-    match last_sos {
-        Some(p) => b[p..].windows(2).any(|w| w == [0xFF, 0xD9]),
-        None => false,
-    }
+    let Some(eoi) = b.windows(2).rposition(|w| w == [0xFF, 0xD9]) else {
+        return false;
+    };
+    let sos = |w: &[u8]| w == [0xFF, 0xDA];
+    // Some scan before the last EOI, and none after it.
+    b[..eoi].windows(2).any(sos) && !b[eoi..].windows(2).any(sos)
 }
 
 /// HEIC/AVIF containers (ISO BMFF `ftyp` brands) that this build does not decode.
@@ -158,5 +161,25 @@ fn to_rgb_like_pil(img: DynamicImage) -> RgbImage {
             RgbImage::from_raw(w, h, raw).expect("same size")
         }
         other => other.to_rgb8(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::jpeg_complete;
+
+    #[test]
+    fn a_jpeg_is_complete_only_with_an_end_marker_after_its_last_scan() {
+        let soi = [0xFF, 0xD8];
+        let thumb = [0xFF, 0xD8, 0xFF, 0xDA, 1, 2, 0xFF, 0xD9]; // an EXIF thumbnail: scan + end
+        let scan = [0xFF, 0xDA, 0, 1, 0xFF, 0x00, 7, 8];
+        let eoi = [0xFF, 0xD9];
+        let cat = |parts: &[&[u8]]| parts.concat();
+        assert!(jpeg_complete(&cat(&[&soi, &scan, &eoi])));
+        assert!(jpeg_complete(&cat(&[&soi, &thumb, &scan, &eoi, &[0, 0]])), "trailing bytes are fine");
+        assert!(!jpeg_complete(&cat(&[&soi, &scan])), "cut after the scan");
+        assert!(!jpeg_complete(&cat(&[&soi, &thumb, &scan])), "the thumbnail's end is not the image's");
+        assert!(!jpeg_complete(&cat(&[&soi, &eoi])), "no scan at all");
+        assert!(!jpeg_complete(&[]));
     }
 }
