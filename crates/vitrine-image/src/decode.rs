@@ -176,9 +176,15 @@ mod tests {
         let eoi = [0xFF, 0xD9];
         let cat = |parts: &[&[u8]]| parts.concat();
         assert!(jpeg_complete(&cat(&[&soi, &scan, &eoi])));
-        assert!(jpeg_complete(&cat(&[&soi, &thumb, &scan, &eoi, &[0, 0]])), "trailing bytes are fine");
+        assert!(
+            jpeg_complete(&cat(&[&soi, &thumb, &scan, &eoi, &[0, 0]])),
+            "trailing bytes are fine"
+        );
         assert!(!jpeg_complete(&cat(&[&soi, &scan])), "cut after the scan");
-        assert!(!jpeg_complete(&cat(&[&soi, &thumb, &scan])), "the thumbnail's end is not the image's");
+        assert!(
+            !jpeg_complete(&cat(&[&soi, &thumb, &scan])),
+            "the thumbnail's end is not the image's"
+        );
         assert!(!jpeg_complete(&cat(&[&soi, &eoi])), "no scan at all");
         assert!(!jpeg_complete(&[]));
     }
