@@ -199,27 +199,19 @@ pub fn run(store: &Path, cmd: BenchCmd) -> Result<()> {
                 .collect();
             files.sort();
             anyhow::ensure!(!files.is_empty(), "{}: no files", images.display());
-            let runs = time_runs(repeat, || {
-                let n: usize = files
-                    .par_iter()
-                    .map(|p| e.pixels(p).map(|v| v.len()))
-                    .collect::<Result<Vec<_>, _>>()?
-                    .len();
-                std::hint::black_box(n);
-                Ok(())
-            })?;
+            // Every file through `f` on all threads, `repeat` times.
+            let over_files = |f: &(dyn Fn(&std::path::Path) -> Result<usize, vitrine_engine::Error> + Sync)| {
+                time_runs(repeat, || {
+                    let sizes = files.par_iter().map(|p| f(p)).collect::<Result<Vec<_>, _>>()?;
+                    std::hint::black_box(sizes);
+                    Ok(())
+                })
+            };
+            let runs = over_files(&|p| e.pixels(p).map(|v| v.len()))?;
             let med = median(runs.clone());
             // Decoding alone (read + decode + RGB), for the split of the time.
             let limits = vitrine_image::Limits::default();
-            let decode_runs = time_runs(repeat, || {
-                let n: usize = files
-                    .par_iter()
-                    .map(|p| vitrine_image::decode(p, &limits).map(|i| i.len()))
-                    .collect::<Result<Vec<_>, _>>()?
-                    .len();
-                std::hint::black_box(n);
-                Ok(())
-            })?;
+            let decode_runs = over_files(&|p| Ok(vitrine_image::decode(p, &limits)?.len()))?;
             let decode_med = median(decode_runs.clone());
             println!(
                 "{}",
