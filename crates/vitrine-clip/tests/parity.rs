@@ -2,7 +2,7 @@
 //! made by `tools/clip_fixtures.py` (token ids, text features, image features).
 
 use std::path::{Path, PathBuf};
-use vitrine_clip::{ClipModel, Family, Tensor, TextTokenizer};
+use vitrine_clip::{ClipModel, Family, Tensor, TextTokenizer, Towers};
 
 const FIXTURES: [&str; 3] = ["clip-quickgelu-p32", "clip-gelu-p16", "chinese-clip-p16"];
 
@@ -179,4 +179,46 @@ fn pytorch_model_bin_loads_the_same_weights_as_safetensors() {
     let b = ClipModel::load(tmp.path()).unwrap();
     let texts = ["一只萨摩耶犬的照片", "a photo of a dog"];
     assert_eq!(a.embed_texts(&texts).unwrap(), b.embed_texts(&texts).unwrap());
+}
+
+#[test]
+fn one_tower_loads_alone_gives_the_same_features_and_refuses_the_other_modality() {
+    for name in ["clip-quickgelu-p32", "chinese-clip-p16"] {
+        let dir = fixture(name);
+        let both = ClipModel::load(&dir).unwrap();
+        let text = ClipModel::load_towers(&dir, Towers::Text).unwrap();
+        let image = ClipModel::load_towers(&dir, Towers::Image).unwrap();
+        let texts = ["a photo of a dog", "一只狗的照片"];
+        assert_eq!(
+            text.embed_texts(&texts).unwrap(),
+            both.embed_texts(&texts).unwrap(),
+            "{name}"
+        );
+        let s = both.config().vision.image_size;
+        let px: Vec<f32> = (0..3 * s * s)
+            .map(|i| ((i * 7919) % 255) as f32 / 255.0 - 0.5)
+            .collect();
+        assert_eq!(
+            image.embed_pixels(px.clone(), 1).unwrap(),
+            both.embed_pixels(px.clone(), 1).unwrap(),
+            "{name}"
+        );
+        let e = text.embed_pixels(px, 1).unwrap_err().to_string();
+        assert!(e.contains("without its vision tower"), "{e}");
+        let e = image.embed_texts(&texts).unwrap_err().to_string();
+        assert!(e.contains("without its text tower"), "{e}");
+    }
+    // A text-only load never reads the vision weights: a checkpoint without them still loads.
+    let dir = fixture("clip-gelu-p16");
+    let tmp = tempfile::tempdir().unwrap();
+    for f in std::fs::read_dir(&dir).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, tmp.path().join(f.file_name().unwrap())).unwrap();
+    }
+    let mut tensors = candle_core::safetensors::load(dir.join("model.safetensors"), &candle_core::Device::Cpu).unwrap();
+    tensors.retain(|k, _| !k.starts_with("vision_model.") && !k.starts_with("visual_projection"));
+    candle_core::safetensors::save(&tensors, tmp.path().join("model.safetensors")).unwrap();
+    assert!(ClipModel::load(tmp.path()).is_err());
+    let text = ClipModel::load_towers(tmp.path(), Towers::Text).unwrap();
+    assert_eq!(text.embed_texts(&["a dog"]).unwrap().len(), 1);
 }

@@ -12,6 +12,7 @@ pub mod ledger;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use vitrine_clip::ClipModel;
+pub use vitrine_clip::Towers;
 use vitrine_image::{Limits, Preprocess};
 
 /// Where the bundled demo model lives: `VITRINE_DEMO_MODEL` if set, else `models/vitrine-demo`
@@ -58,13 +59,23 @@ pub type ImageResult = Result<Vec<f32>, Error>;
 impl Embedder {
     /// Loads a checkpoint folder or cached hub name.
     pub fn load(model: &str) -> Result<Embedder, Error> {
+        Embedder::load_towers(model, Towers::Both)
+    }
+
+    /// Loads a checkpoint folder or cached hub name with only the towers asked for.
+    pub fn load_towers(model: &str, towers: Towers) -> Result<Embedder, Error> {
         let dir = vitrine_clip::resolve(model)?;
-        Embedder::load_dir(&dir)
+        Embedder::load_dir_towers(&dir, towers)
     }
 
     /// Loads the checkpoint in `dir`.
     pub fn load_dir(dir: &Path) -> Result<Embedder, Error> {
-        let model = ClipModel::load(dir)?;
+        Embedder::load_dir_towers(dir, Towers::Both)
+    }
+
+    /// Loads the checkpoint in `dir` with only the towers asked for.
+    pub fn load_dir_towers(dir: &Path, towers: Towers) -> Result<Embedder, Error> {
+        let model = ClipModel::load_towers(dir, towers)?;
         let preprocess = Preprocess::load(dir)?;
         let s = model.config().vision.image_size as u32;
         if preprocess.output_hw(s, s) != (s, s) {

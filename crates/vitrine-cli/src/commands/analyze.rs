@@ -7,11 +7,12 @@ use anyhow::{Context, Result};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::Path;
+use vitrine_engine::Towers;
 use vitrine_store::{SearchRequest, Selection, Store};
 
 pub fn sweep(store: &Path, a: SweepArgs) -> Result<()> {
     let snap = Store::open(store)?.snapshot(&a.c.collection)?;
-    let e = collection_model(&snap, a.model.as_deref())?;
+    let e = collection_model(&snap, a.model.as_deref(), Towers::Text)?;
     let prompts: Vec<&str> = a.prompts.iter().map(String::as_str).collect();
     let queries: Vec<f32> = super::search::embed_text_queries(&e, &prompts)?
         .into_iter()
@@ -68,7 +69,7 @@ pub fn sweep(store: &Path, a: SweepArgs) -> Result<()> {
 
 pub fn classify(store: &Path, a: ClassifyArgs) -> Result<()> {
     let snap = Store::open(store)?.snapshot(&a.c.collection)?;
-    let e = collection_model(&snap, a.model.as_deref())?;
+    let e = collection_model(&snap, a.model.as_deref(), Towers::Text)?;
     let text = std::fs::read_to_string(&a.labels).with_context(|| a.labels.display().to_string())?;
     let labels: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
     anyhow::ensure!(labels.len() >= 2, "{}: need at least two labels", a.labels.display());

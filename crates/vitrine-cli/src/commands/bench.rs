@@ -145,7 +145,7 @@ pub fn run(store: &Path, cmd: BenchCmd) -> Result<()> {
             };
             anyhow::ensure!(!texts.is_empty(), "--queries: no query texts");
             let snap = Store::open(store)?.snapshot(&c.collection)?;
-            let e = super::search::collection_model(&snap, model.as_deref())?;
+            let e = super::search::collection_model(&snap, model.as_deref(), vitrine_engine::Towers::Text)?;
             let selection = super::selection(&sel, snap.schema())?;
             let (mut embed, mut search, mut total) = (Vec::new(), Vec::new(), Vec::new());
             let mut stats = None;

@@ -3,10 +3,11 @@
 use crate::args::{EmbedArgs, EmbedFormat};
 use anyhow::{bail, Context, Result};
 use std::io::Write;
-use vitrine_engine::Embedder;
+use vitrine_engine::{Embedder, Towers};
 
 pub fn run(a: EmbedArgs) -> Result<()> {
-    let mut e = Embedder::load(&a.model)?;
+    let towers = if a.text.is_empty() { Towers::Image } else { Towers::Text };
+    let mut e = Embedder::load_towers(&a.model, towers)?;
     e.set_batch(a.batch);
     let (rows, failed): (Vec<Vec<f32>>, usize) = if !a.text.is_empty() {
         let texts: Vec<&str> = a.text.iter().map(String::as_str).collect();

@@ -21,7 +21,7 @@ pub fn run(store: &Path, a: IndexArgs) -> Result<()> {
         vitrine_store::check_name("source", s)?;
     }
     let model = super::model_or_demo(a.model.clone())?;
-    let mut embedder = Embedder::load(&model)?;
+    let mut embedder = Embedder::load_towers(&model, vitrine_engine::Towers::Image)?;
     embedder.set_batch(a.batch);
     let plan = match &a.manifest {
         Some(m) => inputs_from_manifest(m, a.source.as_deref())?,

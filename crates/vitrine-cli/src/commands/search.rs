@@ -5,6 +5,7 @@ use crate::output::Rows;
 use anyhow::{Context, Result};
 use serde_json::json;
 use std::path::Path;
+use vitrine_engine::Towers;
 use vitrine_store::{SearchRequest, Snapshot, Store};
 
 /// Reads query vectors and checks their dimension against the collection.
@@ -25,7 +26,8 @@ pub fn load_queries(path: &Path, snap: &Snapshot) -> Result<Vec<f32>> {
 
 /// Embeds --text or --image queries with the collection's model (or --model, if the same weights).
 fn embed_queries(a: &SearchArgs, snap: &Snapshot) -> Result<Vec<f32>> {
-    let e = collection_model(snap, a.model.as_deref())?;
+    let towers = if a.text.is_empty() { Towers::Image } else { Towers::Text };
+    let e = collection_model(snap, a.model.as_deref(), towers)?;
     let rows = if !a.text.is_empty() {
         let texts: Vec<&str> = a.text.iter().map(String::as_str).collect();
         embed_text_queries(&e, &texts)?
@@ -89,8 +91,9 @@ pub fn receipt(
     r
 }
 
-/// The model that filled `snap` (or `model`, if it has the same weights), ready to embed queries.
-pub fn collection_model(snap: &Snapshot, model: Option<&str>) -> Result<vitrine_engine::Embedder> {
+/// The model that filled `snap` (or `model`, if it has the same weights), ready to embed queries
+/// (with only the tower they need).
+pub fn collection_model(snap: &Snapshot, model: Option<&str>, towers: Towers) -> Result<vitrine_engine::Embedder> {
     use vitrine_engine::index::{check_model, model_identity, MODEL_KEY};
     let info = &snap.manifest().info;
     let model = match (model, info.get(MODEL_KEY).and_then(|v| v.as_str())) {
@@ -101,7 +104,7 @@ pub fn collection_model(snap: &Snapshot, model: Option<&str>) -> Result<vitrine_
             snap.name()
         ),
     };
-    let e = vitrine_engine::Embedder::load(&model)?;
+    let e = vitrine_engine::Embedder::load_towers(&model, towers)?;
     let (name, hash) = model_identity(e.model().dir())?;
     check_model(info, &name, &hash)?;
     anyhow::ensure!(
