@@ -1183,3 +1183,49 @@ fn a_folder_of_good_and_bad_files_indexes_every_good_image_and_names_each_bad_on
         "{r}"
     );
 }
+
+#[test]
+fn queries_trust_the_recorded_weights_hash_only_while_the_weights_file_is_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let model = dir.path().join("model");
+    std::fs::create_dir(&model).unwrap();
+    for f in std::fs::read_dir(clip_fixture("chinese-clip-p16")).unwrap() {
+        let f = f.unwrap().path();
+        if f.is_file() {
+            std::fs::copy(&f, model.join(f.file_name().unwrap())).unwrap();
+        }
+    }
+    let imgs = clip_fixture("images");
+    ok(
+        &store,
+        &["index", s(&imgs), "--source", "avatars", "--model", s(&model)],
+    );
+    let manifest = std::fs::read_to_string(store.join("collections/images/manifest.json")).unwrap();
+    assert!(manifest.contains("model_weights_stamp"), "{manifest}");
+    // The stamp recorded at index time lets the query skip re-hashing the weights.
+    ok(&store, &["search", "--text", "a dog", "-k", "1"]);
+    // The same weights elsewhere (another stamp): hashed, equal, accepted.
+    let copy = dir.path().join("copy");
+    std::fs::create_dir(&copy).unwrap();
+    for f in std::fs::read_dir(&model).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, copy.join(f.file_name().unwrap())).unwrap();
+    }
+    ok(&store, &["search", "--text", "a dog", "-k", "1", "--model", s(&copy)]);
+    // The weights changed in place (same size, new modification time): hashed again, refused.
+    let weights = model.join("model.safetensors");
+    let mut bytes = std::fs::read(&weights).unwrap();
+    let n = bytes.len();
+    bytes[n - 8] ^= 0x40;
+    std::fs::write(&weights, &bytes).unwrap();
+    let later = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
+    std::fs::File::options()
+        .write(true)
+        .open(&weights)
+        .unwrap()
+        .set_modified(later)
+        .unwrap();
+    let e = fails(&store, &["search", "--text", "a dog", "-k", "1"]);
+    assert!(e.contains("not comparable"), "{e}");
+}

@@ -25,6 +25,8 @@ use vitrine_store::{Batch, CollectionWriter, Day, Row, Snapshot, Value};
 pub const MODEL_KEY: &str = "model";
 /// See [`MODEL_KEY`].
 pub const MODEL_HASH_KEY: &str = "model_hash";
+/// See [`weights_stamp`].
+pub const MODEL_STAMP_KEY: &str = "model_weights_stamp";
 /// The user field holding each row's thumbnail (base64 JPEG); output formats leave it out.
 pub const THUMBNAIL_FIELD: &str = "thumbnail";
 /// Longest side of a thumbnail, in pixels.
@@ -221,19 +223,53 @@ pub fn inputs_from_manifest(manifest: &Path, default_source: Option<&str>) -> Re
     })
 }
 
+/// The weights file of the checkpoint in `dir`.
+fn weights_file(dir: &Path) -> Option<PathBuf> {
+    ["model.safetensors", "pytorch_model.bin"]
+        .into_iter()
+        .map(|n| dir.join(n))
+        .find(|p| p.is_file())
+}
+
+/// `path|size|mtime_ns` of the weights file in `dir`, recorded with the collection
+/// ([`MODEL_STAMP_KEY`]) so that queries can trust the recorded hash without reading the
+/// weights again (600 MB for ViT-B/32, for every command-line query).
+pub fn weights_stamp(dir: &Path) -> Option<String> {
+    let p = weights_file(dir)?;
+    let meta = std::fs::metadata(&p).ok()?;
+    let mtime = meta
+        .modified()
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_nanos();
+    let p = std::fs::canonicalize(&p).unwrap_or(p);
+    Some(format!("{}|{}|{mtime}", p.display(), meta.len()))
+}
+
+/// [`check_model`] for a query: when the weights file's stamp equals the one recorded at index
+/// time, the recorded hash stands (the same rule as unchanged images: same path, size and
+/// modification time); otherwise the weights are hashed and compared.
+pub fn check_collection_model(info: &serde_json::Map<String, serde_json::Value>, dir: &Path) -> Result<(), Error> {
+    if !info.contains_key(MODEL_HASH_KEY) {
+        return Ok(()); // imported vectors: no model recorded, nothing to compare with
+    }
+    let recorded = info.get(MODEL_STAMP_KEY).and_then(|v| v.as_str());
+    if recorded.is_some() && recorded == weights_stamp(dir).as_deref() {
+        return Ok(());
+    }
+    let (name, hash) = model_identity(dir)?;
+    check_model(info, &name, &hash)
+}
+
 /// A model's identity for a collection: its folder and the BLAKE3 hash of its weights.
 pub fn model_identity(dir: &Path) -> Result<(String, String), Error> {
-    for name in ["model.safetensors", "pytorch_model.bin"] {
-        let p = dir.join(name);
-        if p.is_file() {
-            let mut h = blake3::Hasher::new();
-            h.update_mmap_rayon(&p)
-                .map_err(|e| Error::Io(format!("{}: {e}", p.display())))?;
-            let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
-            return Ok((dir.display().to_string(), h.finalize().to_hex()[..32].to_string()));
-        }
-    }
-    Err(Error::Io(format!("{}: no model weights", dir.display())))
+    let p = weights_file(dir).ok_or_else(|| Error::Io(format!("{}: no model weights", dir.display())))?;
+    let mut h = blake3::Hasher::new();
+    h.update_mmap_rayon(&p)
+        .map_err(|e| Error::Io(format!("{}: {e}", p.display())))?;
+    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    Ok((dir.display().to_string(), h.finalize().to_hex()[..32].to_string()))
 }
 
 /// Refuses a model other than the one that filled the collection (vectors would not compare).

@@ -8,8 +8,8 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Instant;
 use vitrine_engine::index::{
-    check_model, index_inputs, inputs_from_manifest, inputs_from_paths, model_identity, IndexOptions, IndexReport,
-    Plan, MODEL_HASH_KEY, MODEL_KEY,
+    check_model, index_inputs, inputs_from_manifest, inputs_from_paths, model_identity, weights_stamp, IndexOptions,
+    IndexReport, Plan, MODEL_HASH_KEY, MODEL_KEY, MODEL_STAMP_KEY,
 };
 use vitrine_engine::ledger::LEDGER_FILE;
 use vitrine_engine::Embedder;
@@ -63,6 +63,12 @@ pub fn index_into(
     if !col.manifest().info.contains_key(MODEL_HASH_KEY) {
         col.set_info(MODEL_KEY, name.clone().into())?;
         col.set_info(MODEL_HASH_KEY, hash.clone().into())?;
+    }
+    // The weights just hashed equal the recorded ones: let queries trust the hash for this file.
+    if let Some(stamp) = weights_stamp(embedder.model().dir()) {
+        if col.manifest().info.get(MODEL_STAMP_KEY).and_then(|v| v.as_str()) != Some(stamp.as_str()) {
+            col.set_info(MODEL_STAMP_KEY, stamp.into())?;
+        }
     }
     let existing = w.snapshot(collection)?;
     let bar = ProgressBar::new(plan.inputs.len() as u64);

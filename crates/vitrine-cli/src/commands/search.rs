@@ -94,7 +94,7 @@ pub fn receipt(
 /// The model that filled `snap` (or `model`, if it has the same weights), ready to embed queries
 /// (with only the tower they need).
 pub fn collection_model(snap: &Snapshot, model: Option<&str>, towers: Towers) -> Result<vitrine_engine::Embedder> {
-    use vitrine_engine::index::{check_model, model_identity, MODEL_KEY};
+    use vitrine_engine::index::{check_collection_model, MODEL_KEY};
     let info = &snap.manifest().info;
     let model = match (model, info.get(MODEL_KEY).and_then(|v| v.as_str())) {
         (Some(m), _) => m.to_string(),
@@ -105,8 +105,7 @@ pub fn collection_model(snap: &Snapshot, model: Option<&str>, towers: Towers) ->
         ),
     };
     let e = vitrine_engine::Embedder::load_towers(&model, towers)?;
-    let (name, hash) = model_identity(e.model().dir())?;
-    check_model(info, &name, &hash)?;
+    check_collection_model(info, e.model().dir())?;
     anyhow::ensure!(
         e.dim() == snap.schema().dim,
         "model {model} embeds to {} dimensions, the collection has {}",
