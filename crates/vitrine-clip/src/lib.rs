@@ -29,7 +29,7 @@ mod vision;
 
 pub use config::{Family, ModelConfig};
 pub use hub::{hub_cache, resolve};
-pub use model::{rows, ClipModel, Towers};
+pub use model::{rows, weights_file, ClipModel, Towers};
 pub use tokenizer::TextTokenizer;
 
 pub use candle_core::Tensor;

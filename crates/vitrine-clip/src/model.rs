@@ -41,7 +41,8 @@ pub struct ClipModel {
     device: Device,
 }
 
-fn weights_file(dir: &Path) -> Result<PathBuf, Error> {
+/// The weights file of the checkpoint in `dir`: `model.safetensors`, else `pytorch_model.bin`.
+pub fn weights_file(dir: &Path) -> Result<PathBuf, Error> {
     for name in ["model.safetensors", "pytorch_model.bin"] {
         let p = dir.join(name);
         if p.is_file() {

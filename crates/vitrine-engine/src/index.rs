@@ -223,19 +223,11 @@ pub fn inputs_from_manifest(manifest: &Path, default_source: Option<&str>) -> Re
     })
 }
 
-/// The weights file of the checkpoint in `dir`.
-fn weights_file(dir: &Path) -> Option<PathBuf> {
-    ["model.safetensors", "pytorch_model.bin"]
-        .into_iter()
-        .map(|n| dir.join(n))
-        .find(|p| p.is_file())
-}
-
 /// `path|size|mtime_ns` of the weights file in `dir`, recorded with the collection
 /// ([`MODEL_STAMP_KEY`]) so that queries can trust the recorded hash without reading the
 /// weights again (600 MB for ViT-B/32, for every command-line query).
 pub fn weights_stamp(dir: &Path) -> Option<String> {
-    let p = weights_file(dir)?;
+    let p = vitrine_clip::weights_file(dir).ok()?;
     let meta = std::fs::metadata(&p).ok()?;
     let mtime = meta
         .modified()
@@ -264,7 +256,7 @@ pub fn check_collection_model(info: &serde_json::Map<String, serde_json::Value>,
 
 /// A model's identity for a collection: its folder and the BLAKE3 hash of its weights.
 pub fn model_identity(dir: &Path) -> Result<(String, String), Error> {
-    let p = weights_file(dir).ok_or_else(|| Error::Io(format!("{}: no model weights", dir.display())))?;
+    let p = vitrine_clip::weights_file(dir)?;
     let mut h = blake3::Hasher::new();
     h.update_mmap_rayon(&p)
         .map_err(|e| Error::Io(format!("{}: {e}", p.display())))?;
