@@ -814,6 +814,17 @@ fn clip_fixture(name: &str) -> std::path::PathBuf {
         .join(name)
 }
 
+/// Copies the files of folder `from` into `to` (created), as a model folder elsewhere.
+fn copy_files(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for f in std::fs::read_dir(from).unwrap() {
+        let f = f.unwrap().path();
+        if f.is_file() {
+            std::fs::copy(&f, to.join(f.file_name().unwrap())).unwrap();
+        }
+    }
+}
+
 #[test]
 fn embed_prints_normalised_reference_vectors_and_finds_models_in_the_hub_cache() {
     let dir = tempfile::tempdir().unwrap();
@@ -834,10 +845,7 @@ fn embed_prints_normalised_reference_vectors_and_finds_models_in_the_hub_cache()
     std::fs::create_dir_all(&snap).unwrap();
     std::fs::create_dir_all(repo.join("refs")).unwrap();
     std::fs::write(repo.join("refs/main"), "abc123").unwrap();
-    for f in std::fs::read_dir(&fx).unwrap() {
-        let f = f.unwrap().path();
-        std::fs::copy(&f, snap.join(f.file_name().unwrap())).unwrap();
-    }
+    copy_files(&fx, &snap);
     let out = Command::new(env!("CARGO_BIN_EXE_vitrine"))
         .args(["embed", "--model", "vitrine-test/tiny-cn-clip", "--text", text])
         .env("HF_HUB_CACHE", dir.path().join("hub"))
@@ -1189,13 +1197,7 @@ fn queries_trust_the_recorded_weights_hash_only_while_the_weights_file_is_unchan
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
     let model = dir.path().join("model");
-    std::fs::create_dir(&model).unwrap();
-    for f in std::fs::read_dir(clip_fixture("chinese-clip-p16")).unwrap() {
-        let f = f.unwrap().path();
-        if f.is_file() {
-            std::fs::copy(&f, model.join(f.file_name().unwrap())).unwrap();
-        }
-    }
+    copy_files(&clip_fixture("chinese-clip-p16"), &model);
     let imgs = clip_fixture("images");
     ok(
         &store,
@@ -1207,11 +1209,7 @@ fn queries_trust_the_recorded_weights_hash_only_while_the_weights_file_is_unchan
     ok(&store, &["search", "--text", "a dog", "-k", "1"]);
     // The same weights elsewhere (another stamp): hashed, equal, accepted.
     let copy = dir.path().join("copy");
-    std::fs::create_dir(&copy).unwrap();
-    for f in std::fs::read_dir(&model).unwrap() {
-        let f = f.unwrap().path();
-        std::fs::copy(&f, copy.join(f.file_name().unwrap())).unwrap();
-    }
+    copy_files(&model, &copy);
     ok(&store, &["search", "--text", "a dog", "-k", "1", "--model", s(&copy)]);
     // The weights changed in place (same size, new modification time): hashed again, refused.
     let weights = model.join("model.safetensors");

@@ -23,6 +23,20 @@ fn floats(v: &serde_json::Value) -> Vec<f64> {
     v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect()
 }
 
+/// A copy of fixture `name` whose weights are rewritten after `edit` (a tensor removed, ...).
+fn edited_fixture(name: &str, edit: impl FnOnce(&mut std::collections::HashMap<String, Tensor>)) -> tempfile::TempDir {
+    let dir = fixture(name);
+    let tmp = tempfile::tempdir().unwrap();
+    for f in std::fs::read_dir(&dir).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, tmp.path().join(f.file_name().unwrap())).unwrap();
+    }
+    let mut tensors = candle_core::safetensors::load(dir.join("model.safetensors"), &candle_core::Device::Cpu).unwrap();
+    edit(&mut tensors);
+    candle_core::safetensors::save(&tensors, tmp.path().join("model.safetensors")).unwrap();
+    tmp
+}
+
 #[test]
 fn token_ids_equal_the_reference_tokenizer_from_tokenizer_json_and_from_vocab_files() {
     for name in FIXTURES {
@@ -132,21 +146,12 @@ fn the_end_of_text_token_is_found_by_position_not_by_largest_id() {
 
 #[test]
 fn missing_tensors_and_unknown_architectures_are_errors_naming_the_file() {
-    let dir = fixture("clip-gelu-p16");
     for missing in [
         "vision_model.embeddings.class_embedding",
         "logit_scale",
         "text_projection.weight",
     ] {
-        let tmp = tempfile::tempdir().unwrap();
-        for f in std::fs::read_dir(&dir).unwrap() {
-            let f = f.unwrap().path();
-            std::fs::copy(&f, tmp.path().join(f.file_name().unwrap())).unwrap();
-        }
-        let mut tensors =
-            candle_core::safetensors::load(dir.join("model.safetensors"), &candle_core::Device::Cpu).unwrap();
-        assert!(tensors.remove(missing).is_some());
-        candle_core::safetensors::save(&tensors, tmp.path().join("model.safetensors")).unwrap();
+        let tmp = edited_fixture("clip-gelu-p16", |t| assert!(t.remove(missing).is_some()));
         let err = ClipModel::load(tmp.path())
             .err()
             .expect("loading must fail")
@@ -209,15 +214,9 @@ fn one_tower_loads_alone_gives_the_same_features_and_refuses_the_other_modality(
         assert!(e.contains("without its text tower"), "{e}");
     }
     // A text-only load never reads the vision weights: a checkpoint without them still loads.
-    let dir = fixture("clip-gelu-p16");
-    let tmp = tempfile::tempdir().unwrap();
-    for f in std::fs::read_dir(&dir).unwrap() {
-        let f = f.unwrap().path();
-        std::fs::copy(&f, tmp.path().join(f.file_name().unwrap())).unwrap();
-    }
-    let mut tensors = candle_core::safetensors::load(dir.join("model.safetensors"), &candle_core::Device::Cpu).unwrap();
-    tensors.retain(|k, _| !k.starts_with("vision_model.") && !k.starts_with("visual_projection"));
-    candle_core::safetensors::save(&tensors, tmp.path().join("model.safetensors")).unwrap();
+    let tmp = edited_fixture("clip-gelu-p16", |t| {
+        t.retain(|k, _| !k.starts_with("vision_model.") && !k.starts_with("visual_projection"))
+    });
     assert!(ClipModel::load(tmp.path()).is_err());
     let text = ClipModel::load_towers(tmp.path(), Towers::Text).unwrap();
     assert_eq!(text.embed_texts(&["a dog"]).unwrap().len(), 1);
