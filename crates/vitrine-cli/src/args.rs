@@ -218,8 +218,8 @@ pub struct EmbedArgs {
     /// Texts to embed (repeatable).
     #[arg(long, conflicts_with = "image", required_unless_present = "image")]
     pub text: Vec<String>,
-    /// Image files to embed (repeatable).
-    #[arg(long)]
+    /// Image files to embed: `--image a.jpg b.jpg ...` (a shell glob works), or repeated.
+    #[arg(long, num_args = 1..)]
     pub image: Vec<std::path::PathBuf>,
     /// json: one JSON array per input, one per line; npy: a matrix written to --out.
     #[arg(long, value_enum, default_value_t = EmbedFormat::Json)]

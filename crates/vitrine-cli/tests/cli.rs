@@ -867,6 +867,43 @@ fn embed_prints_normalised_reference_vectors_and_finds_models_in_the_hub_cache()
         !out.status.success() && e.contains("models--vitrine-test--not-cached") && e.contains("never downloads"),
         "{e}"
     );
+    // A path that is not there is named as a missing folder, not looked up as a hub name.
+    let missing = dir.path().join("no/such/model");
+    let out = Command::new(env!("CARGO_BIN_EXE_vitrine"))
+        .args(["embed", "--model", s(&missing), "--text", "x"])
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && e.contains("no such folder") && !e.contains("models--"),
+        "{e}"
+    );
+    // Many images after one --image (as a shell glob gives them), a bad one among them: the
+    // good ones are embedded in order, the bad one is named, the exit status says so.
+    let imgs = clip_fixture("images");
+    let bad = dir.path().join("bad.jpg");
+    std::fs::write(&bad, b"not a jpeg").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_vitrine"))
+        .args(["embed", "--model", s(&fx), "--image"])
+        .args([imgs.join("photo.bmp"), bad.clone(), imgs.join("cmyk.jpg")])
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && e.contains("bad.jpg"), "{e}");
+    let rows: Vec<Vec<f64>> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 2, "two good images of three");
+    let one = Command::new(env!("CARGO_BIN_EXE_vitrine"))
+        .args(["embed", "--model", s(&fx), "--image", s(&imgs.join("cmyk.jpg"))])
+        .output()
+        .unwrap();
+    let alone: Vec<f64> = serde_json::from_slice(&one.stdout).unwrap();
+    assert!(
+        rows[1].iter().zip(&alone).all(|(a, b)| (a - b).abs() < 1e-6),
+        "order kept"
+    );
 }
 
 #[test]

@@ -32,6 +32,13 @@ pub fn resolve(model: &str) -> Result<PathBuf, Error> {
         }
         return Ok(p.to_path_buf());
     }
+    // Hub names are ORG/NAME; anything shaped like a path is a folder that is not there.
+    let path_like = model.starts_with(['/', '.', '~']) || model.contains('\\') || model.matches('/').count() > 1;
+    if path_like {
+        return Err(Error::NotFound(format!(
+            "model {model:?}: no such folder (a model is a folder with config.json and weights, or an ORG/NAME in the Hugging Face cache)"
+        )));
+    }
     let cache = hub_cache();
     let repo = cache.join(format!("models--{}", model.replace('/', "--")));
     let snapshots = repo.join("snapshots");
