@@ -130,8 +130,24 @@ impl Snapshot {
         partitions_of(&self.manifest)
     }
 
+    /// Fails with [`Error::UnknownSource`] if `selection` names a source the collection has no
+    /// partition of.
+    pub fn check_sources(&self, selection: &Selection) -> Result<()> {
+        let known: std::collections::BTreeSet<&str> =
+            self.manifest.segments.iter().map(|e| e.source.as_str()).collect();
+        match selection.sources.iter().find(|s| !known.contains(s.as_str())) {
+            None => Ok(()),
+            Some(s) => Err(Error::UnknownSource {
+                collection: self.name.clone(),
+                source_name: s.clone(),
+                known: known.into_iter().collect::<Vec<_>>().join(", "),
+            }),
+        }
+    }
+
     /// Runs an exact search.
     pub fn search(&self, req: &SearchRequest) -> Result<SearchResults> {
+        self.check_sources(&req.selection)?;
         let segs: Vec<SegRef<'_>> = self
             .segments
             .iter()

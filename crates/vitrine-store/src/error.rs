@@ -47,6 +47,17 @@ pub enum Error {
         /// The day asked for.
         day: String,
     },
+    /// A selection names a source that no partition of the collection has (a typo would
+    /// otherwise read as "no matches").
+    #[error("source {source_name:?} has no partitions in collection {collection:?} (its sources: {known})")]
+    UnknownSource {
+        /// The collection.
+        collection: String,
+        /// The source asked for.
+        source_name: String,
+        /// The sources it has, comma-separated.
+        known: String,
+    },
     /// Input that breaks the collection's schema or the store's rules; the message names the
     /// input (row, id, field) and the problem.
     #[error("{0}")]

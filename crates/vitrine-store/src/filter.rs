@@ -199,7 +199,15 @@ impl Expr {
             } else {
                 Err(err(
                     pos,
-                    format!("field {field:?} is {ty} but is compared with {lit:?}"),
+                    format!(
+                        "field {field:?} is {ty} but is compared with {}",
+                        match lit {
+                            Literal::Str(t) => format!("text {t:?}"),
+                            Literal::Int(i) => format!("integer {i}"),
+                            Literal::Float(f) => format!("number {f}"),
+                            Literal::Bool(b) => format!("boolean {b}"),
+                        }
+                    ),
                 ))
             }
         };
@@ -824,7 +832,7 @@ mod tests {
         assert!(e.message.contains("expected ')'"), "{e}");
         assert_eq!(e.pos, 14);
         let e = Expr::parse(r#"price > "cheap""#, &s).unwrap_err();
-        assert!(e.message.contains("is float"), "{e}");
+        assert!(e.message.contains("is float but is compared with text \"cheap\""), "{e}");
         let e = Expr::parse(r#"source == "a" price"#, &s).unwrap_err();
         assert!(e.message.contains("unexpected 'price'"), "{e}");
         let e = Expr::parse(r#"city == "unterminated"#, &s).unwrap_err();

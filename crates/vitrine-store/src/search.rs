@@ -169,6 +169,9 @@ pub(crate) fn search(
     if req.threshold.is_some_and(|t| !t.is_finite()) {
         return Err(invalid("threshold must be a finite number"));
     }
+    if req.k == Some(0) {
+        return Err(invalid("k must be at least 1"));
+    }
     let mut qnorm = Vec::with_capacity(nq);
     for (i, q) in req.queries.chunks_exact(dim).enumerate() {
         if let Some(j) = q.iter().position(|v| !v.is_finite()) {

@@ -326,6 +326,24 @@ fn partitions_drop_and_retention_remove_whole_days() {
         .unwrap()
         .count();
     assert_eq!(seg_files, snap.manifest().segments.len(), "dropped files are removed");
+    // A source with no partition (a typo, or all its days dropped) is named, not read as "no
+    // matches"; k = 0 is refused.
+    let mut q = top_k(vec![1.0; dim], 5);
+    q.selection.sources = vec!["avatars".into(), "product".into()];
+    let err = snap.search(&q).unwrap_err();
+    assert!(matches!(err, Error::UnknownSource { .. }), "{err}");
+    assert!(
+        err.to_string().contains("\"product\"") && err.to_string().contains("avatars, products"),
+        "{err}"
+    );
+    q.selection.sources = vec!["products".into()];
+    assert_eq!(snap.search(&q).unwrap().hits[0].len(), 5);
+    q.k = Some(0);
+    assert!(snap
+        .search(&q)
+        .unwrap_err()
+        .to_string()
+        .contains("k must be at least 1"));
 }
 
 #[test]

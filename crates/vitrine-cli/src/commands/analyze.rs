@@ -79,6 +79,7 @@ pub fn classify(store: &Path, a: ClassifyArgs) -> Result<()> {
     let templates: Vec<&str> = a.templates.iter().map(String::as_str).collect();
     let label_vecs = label_vectors(&e, &labels, &templates)?;
     let selection: Selection = super::selection(&a.sel, snap.schema())?;
+    snap.check_sources(&selection)?;
     let mut rows = Rows::new(&["id", "label", "score", "margin", "second"]);
     for (id, v) in snap.rows_where(&selection) {
         let norm = vitrine_kernels::norm_f64(&v);
