@@ -36,14 +36,22 @@ const EXTENSIONS: &[&str] = &[
     "jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff", "heic", "heif", "avif",
 ];
 
-/// Image files under `paths` (files as given, folders recursively), sorted.
-pub fn walk(paths: &[PathBuf]) -> Vec<PathBuf> {
-    fn visit(p: &Path, out: &mut Vec<PathBuf>) {
+/// Image files under `paths` (files as given, folders recursively, by extension), sorted, and
+/// the paths that could not be listed (missing, unreadable folders) with the reason: a folder
+/// that cannot be read is reported, never silently skipped.
+pub fn walk(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<(PathBuf, String)>) {
+    fn visit(p: &Path, out: &mut Vec<PathBuf>, bad: &mut Vec<(PathBuf, String)>) {
         if p.is_dir() {
-            if let Ok(rd) = std::fs::read_dir(p) {
-                for e in rd.flatten() {
-                    visit(&e.path(), out);
+            match std::fs::read_dir(p) {
+                Ok(rd) => {
+                    for e in rd {
+                        match e {
+                            Ok(e) => visit(&e.path(), out, bad),
+                            Err(e) => bad.push((p.to_path_buf(), format!("cannot list folder: {e}"))),
+                        }
+                    }
                 }
+                Err(e) => bad.push((p.to_path_buf(), format!("cannot list folder: {e}"))),
             }
         } else if p
             .extension()
@@ -53,17 +61,19 @@ pub fn walk(paths: &[PathBuf]) -> Vec<PathBuf> {
             out.push(p.to_path_buf());
         }
     }
-    let mut out = Vec::new();
+    let (mut out, mut bad) = (Vec::new(), Vec::new());
     for p in paths {
         if p.is_file() {
             out.push(p.clone());
+        } else if p.exists() {
+            visit(p, &mut out, &mut bad);
         } else {
-            visit(p, &mut out);
+            bad.push((p.clone(), "no such file or folder".into()));
         }
     }
     out.sort();
     out.dedup();
-    out
+    (out, bad)
 }
 
 /// One image to index and what is known about it before it is read.
@@ -116,7 +126,19 @@ pub struct Plan {
 
 /// Folder inputs, all from `source`.
 pub fn inputs_from_paths(paths: &[PathBuf], source: &str) -> Plan {
-    let inputs = walk(paths)
+    let (files, bad) = walk(paths);
+    let failures = bad
+        .into_iter()
+        .map(|(p, reason)| Failure {
+            origin: p.display().to_string(),
+            uri: None,
+            source: Some(source.to_string()),
+            day: None,
+            kind: "unreadable",
+            reason,
+        })
+        .collect();
+    let inputs = files
         .into_iter()
         .map(|p| {
             let abs = std::fs::canonicalize(&p).unwrap_or_else(|_| p.clone());
@@ -133,6 +155,7 @@ pub fn inputs_from_paths(paths: &[PathBuf], source: &str) -> Plan {
         .collect();
     Plan {
         inputs,
+        failures,
         ..Plan::default()
     }
 }

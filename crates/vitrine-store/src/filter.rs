@@ -832,7 +832,10 @@ mod tests {
         assert!(e.message.contains("expected ')'"), "{e}");
         assert_eq!(e.pos, 14);
         let e = Expr::parse(r#"price > "cheap""#, &s).unwrap_err();
-        assert!(e.message.contains("is float but is compared with text \"cheap\""), "{e}");
+        assert!(
+            e.message.contains("is float but is compared with text \"cheap\""),
+            "{e}"
+        );
         let e = Expr::parse(r#"source == "a" price"#, &s).unwrap_err();
         assert!(e.message.contains("unexpected 'price'"), "{e}");
         let e = Expr::parse(r#"city == "unterminated"#, &s).unwrap_err();

@@ -132,7 +132,11 @@ fn print_summary(store: &Path, a: &IndexArgs, report: &IndexReport, secs: f64) -
         let parts: Vec<String> = by_kind.iter().map(|(k, n)| format!("{n} {k}")).collect();
         println!("failed: {}", parts.join(", "));
         for fl in report.failed.iter().take(20) {
-            eprintln!("  {}", fl.reason);
+            if fl.reason.contains(&fl.origin) {
+                eprintln!("  {}", fl.reason);
+            } else {
+                eprintln!("  {}: {}", fl.origin, fl.reason);
+            }
         }
         if report.failed.len() > 20 {
             eprintln!("  … and {} more", report.failed.len() - 20);
