@@ -172,6 +172,13 @@ pub(crate) fn search(
     if req.k == Some(0) {
         return Err(invalid("k must be at least 1"));
     }
+    if let (Metric::Cosine, Some(t)) = (metric, req.threshold) {
+        if t > 1.0 {
+            return Err(invalid(format!(
+                "threshold {t} can select nothing: cosine scores are at most 1"
+            )));
+        }
+    }
     let mut qnorm = Vec::with_capacity(nq);
     for (i, q) in req.queries.chunks_exact(dim).enumerate() {
         if let Some(j) = q.iter().position(|v| !v.is_finite()) {

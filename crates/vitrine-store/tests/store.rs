@@ -455,6 +455,15 @@ fn bad_input_is_refused_with_the_row_named_and_nothing_written() {
         selection: Selection::default(),
     };
     assert!(snap.search(&q).unwrap_err().to_string().contains("dimension 3"));
+    // A cosine threshold above 1 could only ever return nothing: refused, saying why.
+    let q = SearchRequest {
+        queries: vec![1.0, 0.0, 0.0],
+        k: None,
+        threshold: Some(2.0),
+        selection: Selection::default(),
+    };
+    let err = snap.search(&q).unwrap_err().to_string();
+    assert!(err.contains("threshold 2") && err.contains("at most 1"), "{err}");
     let err = w.snapshot("nope").unwrap_err().to_string();
     assert!(
         err.contains("\"nope\" does not exist") && err.contains("images"),
