@@ -1227,15 +1227,13 @@ fn a_folder_of_good_and_bad_files_indexes_every_good_image_and_names_each_bad_on
         (Some(good), Some(6)),
         "{r}"
     );
-    // A path given that is not there (a typo) is a named failure, not an empty success.
+    // A path given that is not there (a typo) stops the run before anything is written,
+    // instead of an empty success.
     let typo = dir.path().join("imsg");
-    let out = vitrine(&store, &["index", s(&typo), s(&imgs), "--source", "products"]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("1 unreadable"), "{stdout}");
+    let e = fails(&store, &["index", s(&imgs), s(&typo), "--source", "products"]);
     assert!(
-        err.contains(&format!("{}: no such file or folder", typo.display())),
-        "{err}"
+        e.contains(&format!("{}: no such file or folder", typo.display())) && e.contains("nothing was indexed"),
+        "{e}"
     );
 }
 

@@ -20,6 +20,11 @@ pub fn run(store: &Path, a: IndexArgs) -> Result<()> {
     if let Some(s) = &a.source {
         vitrine_store::check_name("source", s)?;
     }
+    // A path that is not there is a typo, not an input that failed: stop before anything is
+    // written (it would otherwise sit in the ledger's receipts as a failed input).
+    if let Some(p) = a.paths.iter().find(|p| !p.exists()) {
+        anyhow::bail!("{}: no such file or folder (nothing was indexed)", p.display());
+    }
     let model = super::model_or_demo(a.model.clone())?;
     let mut embedder = Embedder::load_towers(&model, vitrine_engine::Towers::Image)?;
     embedder.set_batch(a.batch);
