@@ -208,6 +208,10 @@ pub struct IndexArgs {
     /// Print the summary as one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// Exit with an error status when any input failed (the good ones are still indexed), for
+    /// scheduled runs that must notice.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 #[derive(Debug, Args)]

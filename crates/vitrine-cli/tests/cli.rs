@@ -1227,6 +1227,9 @@ fn a_folder_of_good_and_bad_files_indexes_every_good_image_and_names_each_bad_on
         (Some(good), Some(6)),
         "{r}"
     );
+    // --strict: the same run, but the exit status says that inputs failed.
+    let e = fails(&store, &["index", s(&imgs), "--source", "products", "--strict"]);
+    assert!(e.contains("6 input(s) failed (--strict)"), "{e}");
     // A path given that is not there (a typo) stops the run before anything is written,
     // instead of an empty success.
     let typo = dir.path().join("imsg");

@@ -39,7 +39,15 @@ pub fn run(store: &Path, a: IndexArgs) -> Result<()> {
     };
     let report = index_into(store, &a.c.collection, &embedder, &plan, opts, true)?;
     let secs = started.elapsed().as_secs_f64();
-    print_summary(store, &a, &report, secs)
+    print_summary(store, &a, &report, secs)?;
+    if a.strict && !report.failed.is_empty() {
+        anyhow::bail!(
+            "{} input(s) failed (--strict); the other {} were indexed",
+            report.failed.len(),
+            report.indexed + report.unchanged + report.duplicates
+        );
+    }
+    Ok(())
 }
 
 /// Indexes `plan` into `collection` (created if needed), recording the model; the ledger
