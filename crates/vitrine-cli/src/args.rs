@@ -22,7 +22,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Generate a synthetic gallery of vectors, import it and run sample searches (offline).
+    /// Draw a gallery of products and avatars, index it with the bundled model and ask it questions (offline).
     Demo(DemoArgs),
     /// Create, list, describe or drop collections.
     #[command(subcommand)]
@@ -46,8 +46,8 @@ pub enum Command {
     Delete(DeleteArgs),
     /// Rewrite partitions to reclaim the space of deleted rows.
     Compact(CollectionArg),
-    /// Read every segment and verify checksums.
-    Check(CollectionArg),
+    /// Read every file and verify its checksums; names every damaged file.
+    Check(CheckArgs),
     /// Measurements for BENCHMARKS.md (memory bandwidth, search latency, open time).
     #[command(subcommand, hide = true)]
     Bench(BenchCmd),
@@ -58,6 +58,13 @@ pub struct CollectionArg {
     /// Collection name.
     #[arg(long, short = 'c', default_value = "images")]
     pub collection: String,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Only this collection (default: every collection in the store).
+    #[arg(long, short = 'c')]
+    pub collection: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -1,41 +1,39 @@
 //! A self-contained HTML page showing search hits as a grid of thumbnails (`--html`).
 //!
-//! Thumbnails come from the store (kept there by `vitrine index`), else are made from the hits'
-//! URIs when they are local files (128 px); both are embedded as JPEG data URIs, so the page can be mailed or archived as one file. Every text is
-//! HTML-escaped.
+//! Thumbnails are JPEG bytes from the engine (stored by `vitrine index`, else made from the
+//! local file), embedded as data URIs so the page can be mailed or archived as one file. Every
+//! text and attribute value goes through [`escape`], and image bytes are base64-encoded here, so
+//! no stored value reaches the markup unescaped.
 
+use base64::Engine as _;
 use std::fmt::Write as _;
 use std::path::Path;
-use vitrine_store::Hit;
+use vitrine_engine::Hit;
 
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
-}
-
-/// A thumbnail made from the hit's file, when it is a local image (the same as `vitrine index`
-/// keeps in the store).
-fn thumbnail(uri: &str) -> Option<String> {
-    let path = uri.strip_prefix("file://").unwrap_or(uri);
-    let p = Path::new(path);
-    if !p.is_file() {
-        return None;
+/// HTML-escapes text for element content and quoted attribute values.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
     }
-    let img = vitrine_image::decode(p, &vitrine_image::Limits::default()).ok()?;
-    Some(vitrine_engine::index::thumbnail(&img)).filter(|t| !t.is_empty())
+    out
 }
 
-/// Writes the page for `hits` (all queries) to `out`. `stored(hit)` gives the thumbnail kept in
-/// the store (base64 JPEG), used first; the file at the hit's uri is the fallback.
+/// Writes the page for `hits` (all queries, `labels[q]` naming query `q`) to `out`;
+/// `thumbnails` holds one JPEG (or none) per hit, in the order of `hits` flattened.
 pub fn write_grid(
     out: &Path,
     title: &str,
-    queries: &[String],
+    labels: &[String],
     hits: &[Vec<Hit>],
-    stored: impl Fn(&Hit) -> Option<String>,
+    thumbnails: &[Option<Vec<u8>>],
 ) -> std::io::Result<()> {
     let mut s = String::new();
     let _ = write!(
@@ -49,8 +47,9 @@ pub fn write_grid(
          figcaption{{font-size:12px;line-height:1.4;word-break:break-all}}</style></head><body><h1>{t}</h1>",
         t = escape(title)
     );
+    let mut thumbs = thumbnails.iter();
     for (q, qhits) in hits.iter().enumerate() {
-        let label = queries.get(q).map(String::as_str).unwrap_or("query");
+        let label = labels.get(q).map(String::as_str).unwrap_or("query");
         let _ = write!(
             s,
             "<h2>{} — {} hits</h2><div class=\"grid\">",
@@ -58,13 +57,18 @@ pub fn write_grid(
             qhits.len()
         );
         for h in qhits {
-            let pic = match stored(h).filter(|t| !t.is_empty()).or_else(|| thumbnail(&h.uri)) {
-                Some(b64) => format!("<img alt=\"{}\" src=\"data:image/jpeg;base64,{b64}\">", escape(&h.id)),
+            let pic = match thumbs.next().and_then(Option::as_ref) {
+                Some(jpeg) => format!(
+                    "<img alt=\"{}\" src=\"data:image/jpeg;base64,{}\">",
+                    escape(&h.id),
+                    base64::engine::general_purpose::STANDARD.encode(jpeg)
+                ),
                 None => "<div class=\"missing\">no thumbnail</div>".to_string(),
             };
             let _ = write!(
                 s,
-                "<figure>{pic}<figcaption><b>#{} · {:.4}</b><br>{} · {}<br>{}</figcaption></figure>",
+                "<figure data-id=\"{}\">{pic}<figcaption><b>#{} · {:.4}</b><br>{} · {}<br>{}</figcaption></figure>",
+                escape(&h.id),
                 h.rank,
                 h.score,
                 escape(&h.source),

@@ -6,6 +6,15 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// `println!` that returns the write error instead of panicking, so a closed pipe
+/// (`vitrine search ... | head -1`) ends the command quietly (see `main`).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout(), $($arg)*)?
+    }};
+}
+
 mod args;
 mod commands;
 mod html;

@@ -1,4 +1,5 @@
-//! Printing rows as an aligned table, JSON lines or CSV.
+//! Printing rows as an aligned table, JSON lines or CSV. JSON and CSV keep every float exactly
+//! (shortest form that reads back to the same value); the table rounds for reading.
 
 use crate::args::Format;
 use std::io::Write;
@@ -30,7 +31,7 @@ impl Rows {
                 let mut w = csv::Writer::from_writer(out);
                 w.write_record(&self.columns)?;
                 for r in &self.rows {
-                    w.write_record(r.iter().map(cell))?;
+                    w.write_record(r.iter().map(exact_cell))?;
                 }
                 w.flush()?;
             }
@@ -65,6 +66,20 @@ impl Rows {
     }
 }
 
+/// A cell as data: floats in their shortest form that reads back to the same value.
+fn exact_cell(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => String::new(),
+        serde_json::Value::Number(n) => match n.as_f64() {
+            Some(f) if n.is_f64() => f.to_string(),
+            _ => n.to_string(),
+        },
+        other => other.to_string(),
+    }
+}
+
+/// A cell for people: floats to 6 decimals.
 fn cell(v: &serde_json::Value) -> String {
     match v {
         serde_json::Value::String(s) => s.clone(),

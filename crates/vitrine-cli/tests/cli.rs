@@ -4,8 +4,7 @@
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use vitrine_import::npy::write_f32;
-use vitrine_store::{Selection, Store};
+use vitrine_engine::{write_npy as write_f32, Engine, Selection};
 
 fn vitrine(store: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_vitrine"))
@@ -428,14 +427,22 @@ fn bad_input_gets_an_error_naming_the_input_and_writes_nothing() {
         &["partitions", "drop", "--source", "avatars", "--day", "2023-11-19"],
     );
     assert!(
-        e.contains("partition source=\"avatars\" day=2023-11-19 does not exist"),
+        e.contains("source \"avatars\" has no partitions") && e.contains("its sources: products"),
+        "{e}"
+    );
+    let e = fails(
+        &store,
+        &["partitions", "drop", "--source", "products", "--day", "2020-01-01"],
+    );
+    assert!(
+        e.contains("partition source=\"products\" day=2020-01-01 does not exist"),
         "{e}"
     );
     let e = fails(&store, &["search", "--vector-file", s(&q), "--from", "2023-11-31"]);
     assert!(e.contains("--from") && e.contains("2023-11-31"), "{e}");
 
     // A second writer is refused and told who holds the lock; readers still work.
-    let holder = Store::open_writer(&store).unwrap();
+    let holder = Engine::open_store(&store).backend().writer().unwrap();
     let e = fails(
         &store,
         &[
@@ -574,8 +581,14 @@ fn kill_9_in_the_middle_of_an_import_keeps_every_acknowledged_batch() {
     assert_eq!(acknowledged, 3 * batch as u64);
 
     // The store opens, holds every acknowledged row with the right vector, and no half batch.
-    let snap = Store::open(&store).unwrap().snapshot("images").unwrap();
-    let rows = snap.rows_where(&Selection::default());
+    let reader = Engine::open_store(&store).reader("images").unwrap();
+    let mut rows = Vec::new();
+    reader
+        .scan(&Selection::default(), &[], true, &mut |r| {
+            rows.push((r.id, r.vector.unwrap()));
+            Ok(())
+        })
+        .unwrap();
     assert!(
         rows.len() as u64 >= acknowledged,
         "lost acknowledged rows: {} < {acknowledged}",
@@ -590,7 +603,7 @@ fn kill_9_in_the_middle_of_an_import_keeps_every_acknowledged_batch() {
         let i: usize = id.strip_prefix('r').unwrap().parse().unwrap();
         assert_eq!(v.as_slice(), &vecs[i * dim..(i + 1) * dim], "row {id} differs");
     }
-    drop(snap);
+    drop(reader);
     // The lock died with the process; re-running the import completes it without duplicates.
     ok(
         &store,
@@ -608,13 +621,32 @@ fn kill_9_in_the_middle_of_an_import_keeps_every_acknowledged_batch() {
             "100000",
         ],
     );
-    let snap = Store::open(&store).unwrap().snapshot("images").unwrap();
-    assert_eq!(snap.rows(), n as u64);
-    let seg_files = std::fs::read_dir(store.join("collections/images/segments"))
+    let info = Engine::open_store(&store).collection_info("images").unwrap();
+    assert_eq!(info.rows, n as u64);
+    // No orphans of the killed commit: one file per live segment, and at most one deletion
+    // bitmap per live segment (the re-run replaced rows, so some segments have one).
+    let names: Vec<String> = std::fs::read_dir(store.join("collections/images/segments"))
         .unwrap()
-        .count();
-    let live = snap.manifest().segments.len() + snap.manifest().segments.iter().filter(|e| e.deletes.is_some()).count();
-    assert_eq!(seg_files, live, "orphans of the killed commit were not cleaned up");
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    let segs: Vec<&str> = names.iter().filter_map(|n| n.strip_suffix(".vseg")).collect();
+    assert_eq!(
+        segs.len(),
+        info.segments,
+        "orphans of the killed commit were not cleaned up: {names:?}"
+    );
+    let mut dels: Vec<&str> = names
+        .iter()
+        .filter_map(|n| n.split_once(".del-").map(|(s, _)| s))
+        .collect();
+    let n_dels = dels.len();
+    dels.sort();
+    dels.dedup();
+    assert_eq!(n_dels, dels.len(), "two bitmaps for one segment: {names:?}");
+    assert!(
+        dels.iter().all(|d| segs.contains(d)),
+        "a bitmap of a dead segment: {names:?}"
+    );
 }
 
 #[test]
@@ -1011,7 +1043,7 @@ fn index_a_folder_incrementally_then_search_it_by_text_and_by_image() {
     let id = hit["id"].as_str().unwrap();
     let out = ok(&store, &["search", "--like", id, "-k", "1", "--format", "jsonl"]);
     assert!(out.contains(&format!("\"id\":\"{id}\"")), "{out}");
-    assert!(fails(&store, &["search", "--like", "nope"]).contains("--like \"nope\": no row with that id"));
+    assert!(fails(&store, &["search", "--like", "nope"]).contains("like \"nope\": no row with that id"));
     // The same answer as a self-contained page: one embedded JPEG thumbnail per hit.
     let page = dir.path().join("grid.html");
     ok(
@@ -1094,11 +1126,93 @@ fn sweep_returns_every_row_past_the_threshold_and_classify_labels_every_row() {
     );
     let lines: Vec<&str> = out.lines().skip(1).collect();
     assert_eq!(lines.len(), rows);
+    // Cross-check with search: each label's vector (the mean of its templates' embeddings from
+    // `vitrine embed`, normalised) as a query scores every row; classify's best label must be
+    // the best of those scores, its score that search score, and the margin the gap to the
+    // runner-up.
+    let names = ["dog", "cat", "handgun"];
+    let mut label_vecs: Vec<f32> = Vec::new();
+    for l in names {
+        let out = ok(
+            &store,
+            &[
+                "embed",
+                "--model",
+                s(&model),
+                "--text",
+                &format!("a photo of a {l}"),
+                "--text",
+                &format!("一张{l}的照片"),
+            ],
+        );
+        let embs: Vec<Vec<f32>> = out.lines().map(|x| serde_json::from_str(x).unwrap()).collect();
+        let mut mean = vec![0f64; embs[0].len()];
+        for v in &embs {
+            for (m, x) in mean.iter_mut().zip(v) {
+                *m += *x as f64;
+            }
+        }
+        let n = mean.iter().map(|x| x * x).sum::<f64>().sqrt();
+        label_vecs.extend(mean.iter().map(|x| (x / n) as f32));
+    }
+    let dim = label_vecs.len() / names.len();
+    let qfile = dir.path().join("labels.npy");
+    write_f32(&qfile, &label_vecs, names.len(), dim).unwrap();
+    let search = ok(
+        &store,
+        &[
+            "search",
+            "--vector-file",
+            s(&qfile),
+            "-k",
+            &rows.to_string(),
+            "--format",
+            "jsonl",
+        ],
+    );
+    let mut by_row: std::collections::HashMap<String, Vec<f64>> = Default::default();
+    for l in search.lines() {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        if v.get("receipt").is_some() {
+            continue;
+        }
+        let e = by_row
+            .entry(v["id"].as_str().unwrap().to_string())
+            .or_insert(vec![f64::NAN; names.len()]);
+        e[v["query"].as_u64().unwrap() as usize] = v["score"].as_f64().unwrap();
+    }
     for l in lines {
         let f: Vec<&str> = l.split(',').collect();
-        assert!(["dog", "cat", "handgun"].contains(&f[1]) && f[4] != f[1], "{l}");
-        assert!(f[3].parse::<f64>().unwrap() >= 0.0, "{l}");
+        let scores = &by_row[f[0]];
+        let (best, second) = (
+            names.iter().position(|n| *n == f[1]).unwrap(),
+            names.iter().position(|n| *n == f[4]).unwrap(),
+        );
+        let (score, margin): (f64, f64) = (f[2].parse().unwrap(), f[3].parse().unwrap());
+        assert!(best != second, "{l}");
+        assert!(
+            (score - scores[best]).abs() < 1e-12,
+            "{l}: search says {}",
+            scores[best]
+        );
+        assert!(
+            (score - margin - scores[second]).abs() < 1e-12,
+            "{l}: search says {}",
+            scores[second]
+        );
+        let max_other = (0..names.len())
+            .filter(|&i| i != best)
+            .map(|i| scores[i])
+            .fold(f64::MIN, f64::max);
+        assert!(
+            scores[best] >= max_other && (scores[second] - max_other).abs() < 1e-12,
+            "{l}: {scores:?}"
+        );
     }
+    // Label files: comments and blank lines are skipped; a label given twice is refused.
+    std::fs::write(&labels, "# things\ndog\n\ncat\ndog\n").unwrap();
+    let e = fails(&store, &["classify", "--labels", s(&labels)]);
+    assert!(e.contains("line 5") && e.contains("\"dog\" is given twice"), "{e}");
     std::fs::write(&labels, "dog\n").unwrap();
     assert!(fails(&store, &["classify", "--labels", s(&labels)]).contains("at least two labels"));
 }
@@ -1135,7 +1249,7 @@ fn kill_9_in_the_middle_of_an_index_run_keeps_its_commits_and_the_rerun_finishes
     child.kill().unwrap();
     child.wait().unwrap();
     assert_eq!(commits, 3);
-    let rows = Store::open(&store).unwrap().snapshot("images").unwrap().rows() as usize;
+    let rows = Engine::open_store(&store).collection_info("images").unwrap().rows as usize;
     assert!((300..n).contains(&rows), "{rows} rows after the kill");
     assert_eq!(rows % 100, 0, "a partial commit is visible");
     // The receipt names every image the killed run had not written yet as pending.
@@ -1152,8 +1266,10 @@ fn kill_9_in_the_middle_of_an_index_run_keeps_its_commits_and_the_rerun_finishes
     let r: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(r["indexed"], (n - rows) as u64, "{r}");
     assert_eq!(r["unchanged"], rows as u64, "{r}");
-    let snap = Store::open(&store).unwrap().snapshot("images").unwrap();
-    assert_eq!(snap.rows() as usize, n);
+    assert_eq!(
+        Engine::open_store(&store).collection_info("images").unwrap().rows as usize,
+        n
+    );
     let out = ok(&store, &["search", "--text", "a photo of a dog", "--format", "jsonl"]);
     let last: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
     assert_eq!(last["receipt"]["inputs_pending"], 0);
@@ -1259,12 +1375,23 @@ fn queries_trust_the_recorded_weights_hash_only_while_the_weights_file_is_unchan
     let copy = dir.path().join("copy");
     copy_files(&model, &copy);
     ok(&store, &["search", "--text", "a dog", "-k", "1", "--model", s(&copy)]);
-    // The weights changed in place (same size, new modification time): hashed again, refused.
+    // Other bytes under the same path, size and modification time: the stamp still matches, so
+    // the query trusts the recorded hash and does not read the weights (had it hashed them, it
+    // would refuse them, as below).
     let weights = model.join("model.safetensors");
+    let recorded = std::fs::metadata(&weights).unwrap().modified().unwrap();
     let mut bytes = std::fs::read(&weights).unwrap();
     let n = bytes.len();
     bytes[n - 8] ^= 0x40;
     std::fs::write(&weights, &bytes).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&weights)
+        .unwrap()
+        .set_modified(recorded)
+        .unwrap();
+    ok(&store, &["search", "--text", "a dog", "-k", "1"]);
+    // The weights changed in place (same size, new modification time): hashed again, refused.
     let later = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
     std::fs::File::options()
         .write(true)

@@ -18,7 +18,7 @@ enum TextTower {
 
 /// Which towers to load. A text query needs only the text tower: for ViT-L/14 that is 0.5 of
 /// its 1.7 GB, and a command-line search loads the model for every query.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Towers {
     /// Text and image.
     Both,

@@ -8,8 +8,7 @@
 //! while its entry is there *and* no row with its uri is in the collection, so a run killed
 //! half-way leaves exactly its unwritten inputs pending.
 
-use crate::index::Failure;
-use crate::Error;
+use crate::error::Error;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
@@ -53,19 +52,34 @@ pub struct Ledger {
 }
 
 fn io(path: &Path, e: std::io::Error) -> Error {
-    Error::Io(format!("{}: {e}", path.display()))
+    Error::io(path, e)
 }
 
 impl Ledger {
     /// Reads the ledger at `path` (none yet is an empty ledger). A torn last line (a crash while
-    /// appending) is ignored.
+    /// appending) is ignored; any other line that does not parse makes the ledger unreadable
+    /// (an error naming the line), since entries would be lost silently.
     pub fn open(path: &Path) -> Result<Ledger, Error> {
         let mut entries = BTreeMap::new();
         match std::fs::read_to_string(path) {
             Ok(text) => {
-                for line in text.lines() {
-                    if let Ok(e) = serde_json::from_str::<LedgerEntry>(line) {
-                        entries.insert(e.uri.clone(), e);
+                let torn = !text.is_empty() && !text.ends_with('\n');
+                let lines: Vec<&str> = text.lines().collect();
+                for (i, line) in lines.iter().enumerate() {
+                    match serde_json::from_str::<LedgerEntry>(line) {
+                        Ok(e) => {
+                            entries.insert(e.uri.clone(), e);
+                        }
+                        Err(_) if torn && i + 1 == lines.len() => {}
+                        Err(e) => {
+                            return Err(Error::io(
+                                path,
+                                std::io::Error::new(
+                                    std::io::ErrorKind::InvalidData,
+                                    format!("line {} is not a ledger entry: {e}", i + 1),
+                                ),
+                            ))
+                        }
                     }
                 }
             }
@@ -95,15 +109,14 @@ impl Ledger {
         self.rewrite()
     }
 
-    /// Whether `f` is already recorded as failed.
-    pub fn has_failure(&self, f: &Failure) -> bool {
-        self.entries
-            .get(&failure_key(f))
-            .is_some_and(|e| e.state == State::Failed)
+    /// Whether the input `uri` is already recorded as failed.
+    pub fn has_failure(&self, uri: &str) -> bool {
+        self.entries.get(uri).is_some_and(|e| e.state == State::Failed)
     }
 
-    /// Appends failures (flushed, not fsync'd: a crash leaves them pending, which is still true).
-    pub fn record_failures(&mut self, failures: &[Failure]) -> Result<(), Error> {
+    /// Appends failed entries (flushed, not fsync'd: a crash leaves them pending, which is
+    /// still true).
+    pub fn record_failures(&mut self, failures: Vec<LedgerEntry>) -> Result<(), Error> {
         if failures.is_empty() {
             return Ok(());
         }
@@ -113,14 +126,7 @@ impl Ledger {
             .open(&self.path)
             .map_err(|e| io(&self.path, e))?;
         let mut buf = String::new();
-        for fl in failures {
-            let e = LedgerEntry {
-                uri: failure_key(fl),
-                source: fl.source.clone().unwrap_or_default(),
-                day: fl.day,
-                state: State::Failed,
-                reason: Some(fl.reason.clone()),
-            };
+        for e in failures {
             buf.push_str(&serde_json::to_string(&e).expect("entries serialise"));
             buf.push('\n');
             self.entries.insert(e.uri.clone(), e);
@@ -170,8 +176,4 @@ impl Ledger {
             .filter(|e| !is_row(&e.uri))
             .collect()
     }
-}
-
-fn failure_key(f: &Failure) -> String {
-    f.uri.clone().unwrap_or_else(|| f.origin.clone())
 }

@@ -7,7 +7,7 @@
 //! avatar badges. Each [`Picture`] is fully determined by its fields (the seed drives every
 //! random choice), renders at any size, and comes with English and Chinese captions.
 //!
-//! The same code makes the demo model's training data (`vitrine demo dataset`, read by
+//! The same code makes the demo model's training data (`vitrine bench demo-dataset`, read by
 //! `tools/train_demo_model.py`), its held-out evaluation set and the gallery `vitrine demo`
 //! indexes, so what the model was trained on and what it is shown are drawn by one renderer.
 

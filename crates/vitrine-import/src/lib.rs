@@ -6,7 +6,7 @@
 //! * [`clip_retrieval`] — a clip-retrieval output folder (`img_emb/img_emb_N.npy` +
 //!   `metadata/metadata_N.parquet`), the common precomputed-embedding format of the field.
 //!
-//! An [`Import`] is validated completely before anything is written: vector values, counts,
+//! A [`Part`] (one vectors file and its metadata) is validated completely before anything is written: vector values, counts,
 //! timestamps and field types. Bad input therefore writes nothing; its error names the file,
 //! the row (and line) and the field.
 //!
@@ -170,6 +170,16 @@ impl Part {
             field_names: table.field_names,
             meta_path: meta_path.to_path_buf(),
         })
+    }
+
+    /// The user field names of its metadata.
+    pub fn field_names(&self) -> &[String] {
+        &self.field_names
+    }
+
+    /// The metadata file (the vectors file when there is none).
+    pub fn metadata_path(&self) -> &Path {
+        &self.meta_path
     }
 
     /// Vector dimension.

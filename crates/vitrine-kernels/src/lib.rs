@@ -85,6 +85,19 @@ pub fn scores_block(queries: &[f32], rows: &[f32], dim: usize, out: &mut [f32]) 
     scores_block_at(simd_level(), queries, rows, dim, out)
 }
 
+/// Whether this CPU can run `level` (scalar always can).
+pub fn supported(level: SimdLevel) -> bool {
+    match level {
+        #[cfg(target_arch = "x86_64")]
+        SimdLevel::Avx512 => std::arch::is_x86_feature_detected!("avx512f"),
+        #[cfg(target_arch = "x86_64")]
+        SimdLevel::Avx2Fma => std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma"),
+        SimdLevel::Scalar => true,
+        #[allow(unreachable_patterns)]
+        _ => false,
+    }
+}
+
 /// [`scores_block`] at an explicit SIMD level (falls back to scalar if the CPU lacks it).
 pub fn scores_block_at(level: SimdLevel, queries: &[f32], rows: &[f32], dim: usize, out: &mut [f32]) {
     assert!(dim > 0, "dimension must be positive");
@@ -95,14 +108,12 @@ pub fn scores_block_at(level: SimdLevel, queries: &[f32], rows: &[f32], dim: usi
     assert!(out.len() >= nq * nr, "output buffer too small");
     match level {
         #[cfg(target_arch = "x86_64")]
-        SimdLevel::Avx512 if std::arch::is_x86_feature_detected!("avx512f") => {
+        SimdLevel::Avx512 if supported(level) => {
             // SAFETY: the CPU supports AVX-512F (checked just above); shapes were checked.
             unsafe { simd::avx512::scores_block(queries, nq, rows, nr, dim, out) }
         }
         #[cfg(target_arch = "x86_64")]
-        SimdLevel::Avx2Fma
-            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") =>
-        {
+        SimdLevel::Avx2Fma if supported(level) => {
             // SAFETY: the CPU supports AVX2 and FMA (checked just above); shapes were checked.
             unsafe { simd::avx2::scores_block(queries, nq, rows, nr, dim, out) }
         }
@@ -162,13 +173,33 @@ mod tests {
     #[test]
     fn simd_levels_agree_with_scalar_on_random_shapes_and_tails() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        // Only levels this CPU has: an unsupported level would fall back to scalar and compare
+        // scalar with scalar. The test says which ran and which it skipped.
+        let all = [SimdLevel::Avx512, SimdLevel::Avx2Fma, SimdLevel::Scalar];
+        let (levels, skipped): (Vec<SimdLevel>, Vec<SimdLevel>) = all.into_iter().partition(|l| supported(*l));
+        eprintln!(
+            "SIMD levels tested: {:?}; skipped (not on this CPU): {:?}",
+            levels.iter().map(|l| l.name()).collect::<Vec<_>>(),
+            skipped.iter().map(|l| l.name()).collect::<Vec<_>>()
+        );
+        // A machine that must cover a level says so (VITRINE_REQUIRE_SIMD=avx512,avx2+fma).
+        for want in std::env::var("VITRINE_REQUIRE_SIMD")
+            .unwrap_or_default()
+            .split(',')
+            .filter(|s| !s.is_empty())
+        {
+            assert!(
+                levels.iter().any(|l| l.name() == want),
+                "VITRINE_REQUIRE_SIMD asks for {want}, which this CPU does not have"
+            );
+        }
         for &dim in &[1usize, 3, 7, 8, 15, 16, 17, 31, 33, 64, 100, 512, 515] {
             for &(nq, nr) in &[(1usize, 1usize), (1, 9), (3, 5), (4, 4), (5, 13), (9, 7), (64, 37)] {
                 let q = random(&mut rng, nq * dim);
                 let x = random(&mut rng, nr * dim);
                 let mut want = vec![0f32; nq * nr];
                 scalar::scores_block(&q, &x, dim, &mut want);
-                for level in [SimdLevel::Avx512, SimdLevel::Avx2Fma, SimdLevel::Scalar] {
+                for &level in &levels {
                     let mut got = vec![f32::NAN; nq * nr];
                     scores_block_at(level, &q, &x, dim, &mut got);
                     for i in 0..nq * nr {

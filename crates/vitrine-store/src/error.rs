@@ -16,6 +16,12 @@ pub enum Error {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// The directory holds no store.
+    #[error("{}: no vitrine store here (create one with `vitrine import`, `vitrine index` or `vitrine collection create`)", path.display())]
+    NoStore {
+        /// The directory.
+        path: PathBuf,
+    },
     /// Another process holds the store's writer lock.
     #[error("store {} is locked by another writer ({holder}); wait for it to finish or stop it", path.display())]
     Locked {

@@ -14,7 +14,10 @@
 //!
 //! Fields are the built-ins `id`, `uri`, `source`, `day` (text, `YYYY-MM-DD`), `timestamp`
 //! (int, unix seconds) and the collection's user fields. Keywords are case-insensitive.
-//! A predicate on a field that is null in a row is false (so `not` of it is true).
+//! Nulls follow SQL's three-valued rule ([`Expr::eval3`]): a predicate on a field that is null
+//! in a row is unknown, `not` of unknown is unknown, and a row is selected only when the whole
+//! expression is true. So `price != 5` and `not (price == 5)` agree: neither selects a row
+//! without a price.
 //!
 //! Before any vector is read, [`Expr::may_match_partition`] evaluates the expression with only
 //! the partition's source and day known; partitions for which it is certainly false are pruned.
@@ -235,28 +238,60 @@ impl Expr {
     /// The distinct field names the expression reads, in first-use order.
     pub fn fields(&self) -> Vec<String> {
         let mut out = Vec::new();
-        self.visit_fields(&mut |f| {
-            if !out.iter().any(|o: &String| o == f) {
-                out.push(f.to_string());
+        self.visit(&mut |e| {
+            if let Expr::Cmp { field, .. } | Expr::In { field, .. } | Expr::Like { field, .. } = e {
+                if !out.iter().any(|o: &String| o == field) {
+                    out.push(field.clone());
+                }
             }
         });
         out
     }
 
-    fn visit_fields(&self, f: &mut dyn FnMut(&str)) {
+    /// The source names the expression compares `source` with (`==`, `!=`, `in`, `not in`), so
+    /// a caller can refuse a source the collection does not have.
+    pub fn sources_named(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        self.visit(&mut |e| match e {
+            Expr::Cmp {
+                field,
+                op: CmpOp::Eq | CmpOp::Ne,
+                value: Literal::Str(s),
+                ..
+            } if field == "source" => out.push(s.clone()),
+            Expr::In { field, values, .. } if field == "source" => out.extend(values.iter().filter_map(|v| match v {
+                Literal::Str(s) => Some(s.clone()),
+                _ => None,
+            })),
+            _ => {}
+        });
+        out
+    }
+
+    fn visit(&self, f: &mut dyn FnMut(&Expr)) {
+        f(self);
         match self {
-            Expr::Const(_) => {}
-            Expr::Cmp { field, .. } | Expr::In { field, .. } | Expr::Like { field, .. } => f(field),
             Expr::And(a, b) | Expr::Or(a, b) => {
-                a.visit_fields(f);
-                b.visit_fields(f);
+                a.visit(f);
+                b.visit(f);
             }
-            Expr::Not(a) => a.visit_fields(f),
+            Expr::Not(a) => a.visit(f),
+            _ => {}
         }
     }
 
-    /// Evaluates on one row; `get(i)` returns the value of `self.fields()[i]`.
+    /// Evaluates on one row; `get(i)` returns the value of `self.fields()[i]`. A row is
+    /// selected only when the expression is true: see [`Expr::eval3`] for nulls.
     pub fn eval<'a>(&self, fields: &[String], get: &dyn Fn(usize) -> ValueRef<'a>) -> bool {
+        self.eval3(fields, get) == Some(true)
+    }
+
+    /// Three-valued evaluation (SQL's rule): a comparison, `in` or `like` on a null (absent)
+    /// value is unknown (`None`); `not` of unknown is unknown; `and` is false if either side is
+    /// false, `or` is true if either side is true, else unknown. So `price != 5`,
+    /// `not (price == 5)`, `x not in [..]` and `not (x in [..])` all leave out rows without a
+    /// price or an x.
+    pub fn eval3<'a>(&self, fields: &[String], get: &dyn Fn(usize) -> ValueRef<'a>) -> Option<bool> {
         let idx = |name: &str| {
             fields
                 .iter()
@@ -264,16 +299,16 @@ impl Expr {
                 .expect("field list from Expr::fields")
         };
         match self {
-            Expr::Const(b) => *b,
-            Expr::Cmp { field, op, value, .. } => compare(get(idx(field)), *op, value),
+            Expr::Const(b) => Some(*b),
+            Expr::Cmp { field, op, value, .. } => compare3(get(idx(field)), *op, value),
             Expr::In {
                 field, values, negated, ..
             } => {
                 let v = get(idx(field));
                 if v == ValueRef::Null {
-                    return false;
+                    return None;
                 }
-                values.iter().any(|l| compare(v, CmpOp::Eq, l)) != *negated
+                Some(values.iter().any(|l| compare(v, CmpOp::Eq, l)) != *negated)
             }
             Expr::Like {
                 field,
@@ -281,12 +316,20 @@ impl Expr {
                 negated,
                 ..
             } => match get(idx(field)) {
-                ValueRef::Str(s) => like(s, pattern) != *negated,
-                _ => false,
+                ValueRef::Str(s) => Some(like(s, pattern) != *negated),
+                _ => None,
             },
-            Expr::And(a, b) => a.eval(fields, get) && b.eval(fields, get),
-            Expr::Or(a, b) => a.eval(fields, get) || b.eval(fields, get),
-            Expr::Not(a) => !a.eval(fields, get),
+            Expr::And(a, b) => match (a.eval3(fields, get), b.eval3(fields, get)) {
+                (Some(false), _) | (_, Some(false)) => Some(false),
+                (Some(true), Some(true)) => Some(true),
+                _ => None,
+            },
+            Expr::Or(a, b) => match (a.eval3(fields, get), b.eval3(fields, get)) {
+                (Some(true), _) | (_, Some(true)) => Some(true),
+                (Some(false), Some(false)) => Some(false),
+                _ => None,
+            },
+            Expr::Not(a) => a.eval3(fields, get).map(|b| !b),
         }
     }
 
@@ -351,6 +394,15 @@ impl Expr {
             },
             Expr::Not(a) => a.tri(source, day).map(|b| !b),
         }
+    }
+}
+
+/// A comparison that is unknown (`None`) when the value is null or not comparable (NaN).
+fn compare3(v: ValueRef<'_>, op: CmpOp, lit: &Literal) -> Option<bool> {
+    match v {
+        ValueRef::Null => None,
+        ValueRef::Float(f) if f.is_nan() => None,
+        _ => Some(compare(v, op, lit)),
     }
 }
 
@@ -814,10 +866,141 @@ mod tests {
         assert!(eval(r#"city like "H_ngzh%u""#, &row));
         assert!(!eval(r#"city not like "%zhou""#, &row));
         assert!(eval("price >= 150 and price <= 150.0", &row));
-        // Null: predicates false, their negation true.
-        assert!(!eval("price > 1", &[("price", ValueRef::Null)]));
-        assert!(eval("not price > 1", &[("price", ValueRef::Null)]));
-        assert!(eval("true or price > 1", &[]));
+        // Null (three-valued): a predicate on a null and its negation are both unknown, so the
+        // row is left out either way; `or true` still selects it, `and true` does not.
+        let null = [("price", ValueRef::Null), ("city", ValueRef::Null)];
+        for text in [
+            "price > 1",
+            "not price > 1",
+            "price != 5",
+            "not (price == 5)",
+            "city in [\"x\"]",
+            "city not in [\"x\"]",
+            "not (city in [\"x\"])",
+            "city like \"%\"",
+            "city not like \"x\"",
+            "price > 1 and true",
+        ] {
+            assert!(!eval(text, &null), "{text} selected a row with nulls");
+        }
+        assert!(eval("true or price > 1", &null));
+        assert!(eval("price > 1 or city == \"x\" or true", &null));
+    }
+
+    /// A random expression over source, day, price and city, as text.
+    fn random_expr(rng: &mut impl rand::Rng, depth: u32) -> String {
+        use rand::seq::IndexedRandom;
+        let ops = ["==", "!=", "<", "<=", ">", ">="];
+        let sources = ["\"products\"", "\"avatars\"", "\"ads\""];
+        let days = ["\"2023-11-18\"", "\"2023-11-19\"", "\"2023-11-20\""];
+        if depth == 0 || rng.random_bool(0.35) {
+            return match rng.random_range(0..9) {
+                0 => format!("source {} {}", ops.choose(rng).unwrap(), sources.choose(rng).unwrap()),
+                1 => format!("day {} {}", ops.choose(rng).unwrap(), days.choose(rng).unwrap()),
+                2 => format!(
+                    "source {}in [{}]",
+                    if rng.random() { "not " } else { "" },
+                    sources.choose(rng).unwrap()
+                ),
+                3 => format!("day {}like \"2023-11-1%\"", if rng.random() { "not " } else { "" }),
+                4 => format!("price {} {}", ops.choose(rng).unwrap(), rng.random_range(0..4)),
+                5 => format!("city {} \"x\"", ops.choose(rng).unwrap()),
+                6 => format!(
+                    "timestamp {} {}",
+                    ops.choose(rng).unwrap(),
+                    1_700_265_600 + rng.random_range(-2..3) * 43_200
+                ),
+                7 => (if rng.random() { "true" } else { "false" }).to_string(),
+                _ => format!("city {}in [\"x\", \"y\"]", if rng.random() { "not " } else { "" }),
+            };
+        }
+        let a = random_expr(rng, depth - 1);
+        match rng.random_range(0..3) {
+            0 => format!("({a}) and ({})", random_expr(rng, depth - 1)),
+            1 => format!("({a}) or ({})", random_expr(rng, depth - 1)),
+            _ => format!("not ({a})"),
+        }
+    }
+
+    #[test]
+    fn partition_pruning_is_sound_on_random_expressions() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(42);
+        let s = schema();
+        let sources = ["products", "avatars", "ads"];
+        let days: Vec<crate::Day> = ["2023-11-18", "2023-11-19", "2023-11-20"]
+            .iter()
+            .map(|d| d.parse().unwrap())
+            .collect();
+        let (mut pruned, mut kept) = (0, 0);
+        for _ in 0..3000 {
+            let text = random_expr(&mut rng, 3);
+            let e = Expr::parse(&text, &s).unwrap_or_else(|err| panic!("{text}: {err}"));
+            let fields = e.fields();
+            for source in sources {
+                for &day in &days {
+                    if e.may_match_partition(source, day) {
+                        kept += 1;
+                        continue;
+                    }
+                    pruned += 1;
+                    // Pruned: no row of the partition may match, whatever its other values.
+                    let ds = day.to_string();
+                    for _ in 0..20 {
+                        let price = match rng.random_range(0..4) {
+                            0 => ValueRef::Null,
+                            1 => ValueRef::Float(f64::NAN),
+                            _ => ValueRef::Float(rng.random_range(0..4) as f64),
+                        };
+                        let city = match rng.random_range(0..3) {
+                            0 => ValueRef::Null,
+                            1 => ValueRef::Str("x"),
+                            _ => ValueRef::Str("y"),
+                        };
+                        let ts = day.start() + rng.random_range(0..86_400);
+                        let get = |i: usize| match fields[i].as_str() {
+                            "source" => ValueRef::Str(source),
+                            "day" => ValueRef::Str(&ds),
+                            "timestamp" => ValueRef::Int(ts),
+                            "price" => price,
+                            "city" => city,
+                            f => panic!("unexpected field {f}"),
+                        };
+                        assert!(
+                            !e.eval(&fields, &get),
+                            "{text}: partition ({source}, {day}) was pruned but a row matches"
+                        );
+                    }
+                }
+            }
+        }
+        assert!(
+            pruned > 1000 && kept > 1000,
+            "pruned {pruned}, kept {kept}: the generator is too one-sided"
+        );
+    }
+
+    #[test]
+    fn negated_operators_agree_with_not_on_every_value() {
+        let pairs = [
+            ("price != 2", "not (price == 2)"),
+            ("price >= 2", "not (price < 2)"),
+            ("city not in [\"x\"]", "not (city in [\"x\"])"),
+            ("city not like \"x%\"", "not (city like \"x%\")"),
+        ];
+        for v in [
+            ValueRef::Null,
+            ValueRef::Float(f64::NAN),
+            ValueRef::Float(2.0),
+            ValueRef::Float(3.0),
+        ] {
+            for c in [ValueRef::Null, ValueRef::Str("x"), ValueRef::Str("y")] {
+                let row = [("price", v), ("city", c)];
+                for (a, b) in pairs {
+                    assert_eq!(eval(a, &row), eval(b, &row), "{a} vs {b} on {row:?}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -41,26 +41,31 @@
 #[cfg(target_endian = "big")]
 compile_error!("vitrine's file formats are little-endian");
 
-mod collection;
 mod day;
 mod deletes;
 mod error;
 pub mod filter;
 mod lock;
 mod manifest;
+mod partition;
 mod schema;
 mod search;
 mod segment;
+mod selection;
+mod snapshot;
 mod store;
+mod validate;
+mod writer;
 
-pub use collection::{
-    check_vector, validate_rows, Batch, CollectionWriter, CompactReport, InsertReport, PartitionInfo, Row, Snapshot,
-    MAX_NORM, MAX_SEGMENT_ROWS, MIN_COSINE_NORM,
-};
 pub use day::{check_timestamp, days_back, parse_age, parse_timestamp, Day, TIMESTAMP_RANGE};
 pub use error::{Error, Result};
 pub use filter::{Expr, FilterError};
 pub use manifest::{Manifest, SegmentEntry};
+pub use partition::PartitionInfo;
 pub use schema::{check_name, Field, FieldType, Metric, Schema, Value, RESERVED_FIELDS};
-pub use search::{Hit, SearchRequest, SearchResults, SearchStats, Selection};
-pub use store::{Store, Writer};
+pub use search::{Hit, SearchRequest, SearchResults, SearchStats};
+pub use selection::Selection;
+pub use snapshot::{RowLocation, RowView, Snapshot};
+pub use store::{CheckOutcome, Store, Writer};
+pub use validate::{check_vector, validate_rows, MAX_NORM, MIN_COSINE_NORM};
+pub use writer::{Batch, CollectionWriter, CompactReport, InsertReport, Row, MAX_SEGMENT_ROWS};

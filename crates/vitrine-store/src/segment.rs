@@ -31,6 +31,11 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+/// The file of segment `id` in collection folder `dir`.
+pub(crate) fn seg_file(dir: &Path, id: u64) -> PathBuf {
+    dir.join("segments").join(format!("seg-{id:08}.vseg"))
+}
+
 const MAGIC: &[u8; 4] = b"VSG1";
 const ALIGN: u64 = 64;
 

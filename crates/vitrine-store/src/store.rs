@@ -9,11 +9,12 @@
 //!     segments/seg-*.del-*       deletion bitmaps
 //! ```
 
-use crate::collection::{CollectionWriter, Snapshot};
 use crate::error::{IoContext, Result};
 use crate::lock::WriterLock;
 use crate::manifest::{sync_dir, Manifest};
 use crate::schema::{check_name, Schema};
+use crate::snapshot::Snapshot;
+use crate::writer::CollectionWriter;
 use crate::Error;
 use std::path::{Path, PathBuf};
 
@@ -28,13 +29,7 @@ impl Store {
     pub fn open(root: impl AsRef<Path>) -> Result<Store> {
         let root = root.as_ref().to_path_buf();
         if !root.join("collections").is_dir() {
-            return Err(Error::Io {
-                path: root,
-                source: std::io::Error::new(
-                    std::io::ErrorKind::NotFound,
-                    "no vitrine store here (create one with `vitrine import` or `vitrine collection create`)",
-                ),
-            });
+            return Err(Error::NoStore { path: root });
         }
         Ok(Store { root })
     }
@@ -99,6 +94,43 @@ impl Store {
         self.dir(name).join(crate::manifest::FILE).is_file()
     }
 
+    /// Reads every file of collection `name` (manifest, segments, deletion bitmaps) and checks
+    /// it against its checksums and the manifest; returns the files read, the live rows, and
+    /// every damaged file (not only the first).
+    pub fn check(&self, name: &str) -> Result<CheckOutcome> {
+        check_name("collection", name)?;
+        if !self.has_collection(name) {
+            return Err(self.unknown(name));
+        }
+        let dir = self.dir(name);
+        let mut out = CheckOutcome::default();
+        let m = match Manifest::load(&dir) {
+            Ok(m) => m,
+            Err(e) => {
+                out.problems.push(e);
+                return Ok(out);
+            }
+        };
+        out.files = 1;
+        for e in &m.segments {
+            out.files += 1;
+            let seg = crate::segment::Segment::open(&crate::segment::seg_file(&dir, e.id))
+                .and_then(|s| crate::snapshot::check_entry(e, &s, m.schema.dim).map(|_| s))
+                .and_then(|s| s.verify());
+            if let Err(err) = seg {
+                out.problems.push(err);
+            }
+            if let Some(f) = &e.deletes {
+                out.files += 1;
+                if let Err(err) = crate::deletes::Bitmap::read(&dir.join("segments").join(f), e.rows as usize) {
+                    out.problems.push(err);
+                }
+            }
+            out.rows += e.rows - e.deleted;
+        }
+        Ok(out)
+    }
+
     /// A read snapshot of collection `name`.
     pub fn snapshot(&self, name: &str) -> Result<Snapshot> {
         check_name("collection", name)?;
@@ -107,6 +139,17 @@ impl Store {
         }
         Snapshot::open(name, &self.dir(name))
     }
+}
+
+/// What [`Store::check`] found.
+#[derive(Debug, Default)]
+pub struct CheckOutcome {
+    /// Files read.
+    pub files: usize,
+    /// Live rows, as the manifest counts them.
+    pub rows: u64,
+    /// Every damaged file, each as the error that names it.
+    pub problems: Vec<Error>,
 }
 
 /// A store opened by its single writer.

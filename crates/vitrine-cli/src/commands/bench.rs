@@ -8,7 +8,8 @@ use rayon::prelude::*;
 use serde_json::json;
 use std::path::Path;
 use std::time::Instant;
-use vitrine_store::{SearchRequest, Store};
+use vitrine_engine::query::{Query, SearchRequest};
+use vitrine_engine::Engine;
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -20,7 +21,7 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
-pub fn run(store: &Path, cmd: BenchCmd) -> Result<()> {
+pub fn run(engine: &Engine, store: &Path, cmd: BenchCmd) -> Result<()> {
     match cmd {
         BenchCmd::DemoDataset {
             out,
@@ -29,7 +30,13 @@ pub fn run(store: &Path, cmd: BenchCmd) -> Result<()> {
             size,
             render,
         } => super::gallery::dataset(&out, count, seed, size, render)?,
-        BenchCmd::DemoEval { model, count, seed } => super::gallery::eval(&super::model_or_demo(model)?, count, seed)?,
+        BenchCmd::DemoEval { model, count, seed } => {
+            let model = match model {
+                Some(m) => m,
+                None => vitrine_engine::model::demo_model()?,
+            };
+            super::gallery::eval(&model, count, seed)?
+        }
         BenchCmd::Membw { mib, repeat } => {
             // A STREAM-like read probe: sum a large array with 1 thread, then with all threads.
             let n = mib * 1024 * 1024 / 4;
@@ -51,7 +58,7 @@ pub fn run(store: &Path, cmd: BenchCmd) -> Result<()> {
             };
             let one = time(false);
             let all = time(true);
-            println!(
+            say!(
                 "{}",
                 json!({"threads_1_gbps": one, "threads_all_gbps": all, "threads": rayon::current_num_threads(), "mib": mib})
             );
@@ -64,37 +71,34 @@ pub fn run(store: &Path, cmd: BenchCmd) -> Result<()> {
             repeat,
             sel,
         } => {
-            let snap = Store::open(store)?.snapshot(&c.collection)?;
-            let q = super::search::load_queries(&queries, &snap)?;
-            let dim = snap.schema().dim;
-            let nq = q.len() / dim;
+            let (q, nq, dim) = vitrine_engine::read_npy(&queries)?;
             anyhow::ensure!(
                 batch >= 1 && batch <= nq,
                 "--batch {batch} but the query file has {nq} queries"
             );
-            let selection = super::selection(&sel, snap.schema())?;
+            let selection = super::selection(&sel)?;
             let mut runs = Vec::new();
             let mut stats = None;
             for i in 0..repeat + 1 {
                 // Single queries cycle through the file so no run repeats the previous one.
                 let start = (i * batch) % (nq - batch + 1);
-                let req = SearchRequest {
-                    queries: q[start * dim..(start + batch) * dim].to_vec(),
-                    k: Some(k),
-                    threshold: None,
-                    selection: selection.clone(),
-                };
+                let mut req = SearchRequest::new(
+                    c.collection.clone(),
+                    Query::Vectors(q[start * dim..(start + batch) * dim].to_vec()),
+                );
+                req.k = Some(k);
+                req.selection = selection.clone();
                 let t = Instant::now();
-                let res = snap.search(&req)?;
+                let ans = engine.search(&req)?;
                 let ms = t.elapsed().as_secs_f64() * 1e3;
                 if i > 0 {
                     runs.push(ms); // the first run warms the page cache
                 }
-                stats = Some(res.stats);
+                stats = Some(ans.receipt.scan);
             }
             let stats = stats.expect("at least one run");
             let med = median(runs.clone());
-            println!(
+            say!(
                 "{}",
                 json!({
                     "median_ms": med,
@@ -104,7 +108,7 @@ pub fn run(store: &Path, cmd: BenchCmd) -> Result<()> {
                     "partitions_scanned": stats.partitions_scanned,
                     "gbps": stats.bytes_scanned as f64 / (med / 1e3) / 1e9,
                     "batch": batch,
-                    "simd": vitrine_kernels::simd_level().name(),
+                    "simd": vitrine_engine::simd_level(),
                     "threads": rayon::current_num_threads(),
                 })
             );
@@ -119,7 +123,7 @@ pub fn run(store: &Path, cmd: BenchCmd) -> Result<()> {
                 Ok(())
             })?;
             let med = median(runs.clone());
-            println!(
+            say!(
                 "{}",
                 json!({"images_per_s": batch as f64 / med, "runs_s": runs, "batch": batch, "threads": rayon::current_num_threads()})
             );
@@ -144,36 +148,34 @@ pub fn run(store: &Path, cmd: BenchCmd) -> Result<()> {
                     .collect(),
             };
             anyhow::ensure!(!texts.is_empty(), "--queries: no query texts");
-            let snap = Store::open(store)?.snapshot(&c.collection)?;
-            let e = super::search::collection_model(&snap, model.as_deref(), vitrine_engine::Towers::Text)?;
-            let selection = super::selection(&sel, snap.schema())?;
+            let selection = super::selection(&sel)?;
             let (mut embed, mut search, mut total) = (Vec::new(), Vec::new(), Vec::new());
             let mut stats = None;
             for i in 0..repeat + 1 {
                 // A different prompt each run, so nothing is cached between runs.
                 let text = &texts[i % texts.len()];
                 let t = Instant::now();
-                let q = e.embed_texts(&[text.as_str()])?.remove(0);
+                let (q, _) =
+                    engine.query_embedding(&c.collection, &Query::Text(vec![text.clone()]), model.as_deref())?;
                 let t_embed = t.elapsed().as_secs_f64() * 1e3;
-                let res = snap.search(&SearchRequest {
-                    queries: q,
-                    k: Some(k),
-                    threshold: None,
-                    selection: selection.clone(),
-                })?;
+                let mut req = SearchRequest::new(c.collection.clone(), Query::Vectors(q));
+                req.k = Some(k);
+                req.selection = selection.clone();
+                let ans = engine.search(&req)?;
                 let t_total = t.elapsed().as_secs_f64() * 1e3;
                 if i > 0 {
                     embed.push(t_embed);
                     search.push(t_total - t_embed);
                     total.push(t_total);
                 }
-                stats = Some(res.stats);
+                stats = Some(ans.receipt.scan);
             }
+            let rows_total = engine.collection_info(&c.collection)?.rows;
             let stats = stats.expect("at least one run");
-            println!(
+            say!(
                 "{}",
                 json!({"total_ms": median(total), "embed_ms": median(embed), "search_ms": median(search),
-                       "rows_total": snap.rows(), "rows_scanned": stats.rows_scanned,
+                       "rows_total": rows_total, "rows_scanned": stats.rows_scanned,
                        "partitions_scanned": stats.partitions_scanned, "threads": rayon::current_num_threads()})
             );
         }
@@ -186,7 +188,7 @@ pub fn run(store: &Path, cmd: BenchCmd) -> Result<()> {
                 Ok(())
             })?;
             let med = median(runs.clone());
-            println!(
+            say!(
                 "{}",
                 json!({"texts_per_s": batch as f64 / med, "runs_s": runs, "batch": batch, "threads": rayon::current_num_threads()})
             );
@@ -210,10 +212,9 @@ pub fn run(store: &Path, cmd: BenchCmd) -> Result<()> {
             let runs = over_files(&|p| e.pixels(p).map(|v| v.len()))?;
             let med = median(runs.clone());
             // Decoding alone (read + decode + RGB), for the split of the time.
-            let limits = vitrine_image::Limits::default();
-            let decode_runs = over_files(&|p| Ok(vitrine_image::decode(p, &limits)?.len()))?;
+            let decode_runs = over_files(&|p| Ok(vitrine_engine::media::decode(p)?.len()))?;
             let decode_med = median(decode_runs.clone());
-            println!(
+            say!(
                 "{}",
                 json!({"images_per_s": files.len() as f64 / med, "runs_s": runs, "images": files.len(),
                        "decode_images_per_s": files.len() as f64 / decode_med, "decode_runs_s": decode_runs,
@@ -224,17 +225,18 @@ pub fn run(store: &Path, cmd: BenchCmd) -> Result<()> {
             let e = vitrine_engine::Embedder::load(&model)?;
             let rows: Vec<Vec<f32>> = image.iter().map(|p| e.pixels(p)).collect::<Result<_, _>>()?;
             let flat: Vec<f32> = rows.iter().flatten().copied().collect();
-            vitrine_import::npy::write_f32(&out, &flat, rows.len(), rows[0].len())?;
+            vitrine_engine::write_npy(&out, &flat, rows.len(), rows[0].len())?;
         }
         BenchCmd::Open { c, repeat } => {
             let mut runs = Vec::new();
             for _ in 0..repeat {
                 let t = Instant::now();
-                let snap = Store::open(store)?.snapshot(&c.collection)?;
-                std::hint::black_box(snap.rows());
+                // A fresh engine each time: nothing cached between runs.
+                let rows = Engine::open_store(store).collection_info(&c.collection)?.rows;
+                std::hint::black_box(rows);
                 runs.push(t.elapsed().as_secs_f64() * 1e3);
             }
-            println!("{}", json!({"open_ms": median(runs.clone()), "runs_ms": runs}));
+            say!("{}", json!({"open_ms": median(runs.clone()), "runs_ms": runs}));
         }
     }
     Ok(())

@@ -8,20 +8,19 @@
 //! truth is known, so each answer is marked right (✓) or wrong (✗); the store never sees it.
 
 use super::gallery::AVATAR_SHARE;
-use super::index::index_into;
 use crate::args::DemoArgs;
 use anyhow::{Context, Result};
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 use serde_json::json;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::Path;
 use std::time::Instant;
-use vitrine_engine::index::{inputs_from_manifest, IndexOptions};
-use vitrine_engine::Embedder;
+use vitrine_engine::index::{IndexInputs, IndexOptions, IndexRequest};
+use vitrine_engine::query::{ClassifyRequest, Query, SearchRequest, SweepRequest};
+use vitrine_engine::{Day, Engine, Hit, SelectionSpec};
 use vitrine_gallery::{Picture, Style, GALLERY_SIDE, OBJECTS};
-use vitrine_store::{Day, Hit, SearchRequest, Selection, Snapshot, Store};
 
 const COLLECTION: &str = "demo";
 const LAST_DAY: &str = "2023-11-23";
@@ -43,45 +42,63 @@ fn colour(en: &str) -> usize {
         .expect("known colour")
 }
 
-pub fn run(store: &Path, a: DemoArgs) -> Result<()> {
+pub fn run(engine: &Engine, store: &Path, a: DemoArgs) -> Result<()> {
     let started = Instant::now();
-    let model = super::model_or_demo(a.model.clone())?;
-    let embedder = Embedder::load(&model)?;
+    let model = match &a.model {
+        Some(m) => m.clone(),
+        None => vitrine_engine::model::demo_model()?,
+    };
     let gallery = store.join("demo-gallery");
     let last: Day = LAST_DAY.parse()?;
     let first = Day(last.0 - a.days as i32 + 1);
     let pictures = vitrine_gallery::pictures(a.images, 2023, AVATAR_SHARE);
 
-    let exists = Store::open(store).is_ok_and(|s| s.has_collection(COLLECTION));
+    let exists = engine.backend().has_collection(COLLECTION)?;
     if !(a.keep && exists) {
         if exists {
-            Store::open_writer(store)?.drop_collection(COLLECTION)?;
+            engine.drop_collection(COLLECTION)?;
         }
         if gallery.exists() {
             std::fs::remove_dir_all(&gallery).with_context(|| gallery.display().to_string())?;
         }
-        println!(
+        say!(
             "== drawing {} pictures: products and avatars over {} days ({first} .. {last})",
-            a.images, a.days
+            a.images,
+            a.days
         );
         let t = Instant::now();
         let rows = write_gallery(&gallery, &pictures, first, a.days)?;
-        println!(
+        say!(
             "   {} files + manifest.jsonl in {:.1} s",
             rows,
             t.elapsed().as_secs_f64()
         );
 
-        println!(
+        say!(
             "== indexing {} with {}",
             gallery.join("manifest.jsonl").display(),
             model
         );
         let t = Instant::now();
-        let plan = inputs_from_manifest(&gallery.join("manifest.jsonl"), None)?;
-        let report = index_into(store, COLLECTION, &embedder, &plan, IndexOptions::default(), true)?;
+        let bar = super::index::progress_bar();
+        let report = engine.index(
+            &IndexRequest {
+                collection: COLLECTION.into(),
+                inputs: IndexInputs::Manifest {
+                    path: gallery.join("manifest.jsonl"),
+                    default_source: None,
+                },
+                model: Some(model.clone()),
+                options: IndexOptions::default(),
+            },
+            &mut |done, total| {
+                bar.set_length(total as u64);
+                bar.set_position(done as u64);
+            },
+        )?;
+        bar.finish_and_clear();
         let secs = t.elapsed().as_secs_f64();
-        println!(
+        say!(
             "   indexed {} images in {secs:.1} s ({:.0} images/s), {} duplicates, {} failed",
             report.indexed,
             report.indexed as f64 / secs,
@@ -90,7 +107,12 @@ pub fn run(store: &Path, a: DemoArgs) -> Result<()> {
         );
     }
 
-    let snap = Store::open(store)?.snapshot(COLLECTION)?;
+    // Ground truth by row id (the store never sees it): the picture a row's uri names.
+    let truth_by_id: HashMap<String, &Picture> = engine
+        .rows(COLLECTION, &SelectionSpec::all())?
+        .into_iter()
+        .filter_map(|r| truth_of(&pictures, &r.uri).map(|p| (r.id, p)))
+        .collect();
     let truth = |h: &Hit| truth_of(&pictures, &h.uri);
     let mark = |h: &Hit, want: Want| -> &'static str {
         match truth(h) {
@@ -100,34 +122,33 @@ pub fn run(store: &Path, a: DemoArgs) -> Result<()> {
         }
     };
     let mut pages: Vec<(String, Vec<Hit>)> = Vec::new();
-    let by_id = uris_by_id(&snap);
-    let mut ask = |title: &str, query: Vec<f32>, k: usize, selection: Selection, want: Want| -> Result<Vec<Hit>> {
+    let mut ask = |title: &str, query: Query, k: usize, selection: SelectionSpec, want: Want| -> Result<Vec<Hit>> {
         // How many right answers exist at all in the selection (ground truth).
-        let exist = snap
-            .rows_where(&selection)
+        let exist = engine
+            .rows(COLLECTION, &selection)?
             .iter()
-            .filter_map(|(id, _)| by_id.get(id).and_then(|u| truth_of(&pictures, u)))
+            .filter_map(|r| truth_by_id.get(&r.id))
             .filter(|p| p.object == want.0 && want.1.is_none_or(|c| p.colour == c))
             .count();
-        let res = snap.search(&SearchRequest {
-            queries: query,
-            k: Some(k),
-            threshold: None,
-            selection,
-        })?;
-        let hits = res.hits.into_iter().next().unwrap_or_default();
+        let mut req = SearchRequest::new(COLLECTION, query);
+        req.k = Some(k);
+        req.selection = selection;
+        let ans = engine.search(&req)?;
+        super::warn(&ans.warnings);
+        let stats = ans.receipt.scan.clone();
+        let hits = ans.hits.into_iter().next().unwrap_or_default();
         let right = hits.iter().filter(|h| mark(h, want) == "✓").count();
-        println!(
+        say!(
             "\n== {title}\n   {right} of the top {} are right ({exist} right answers exist in the selection); \
              scanned {} rows in {} of {} partitions",
             hits.len(),
-            res.stats.rows_scanned,
-            res.stats.partitions_scanned,
-            res.stats.partitions_total
+            stats.rows_scanned,
+            stats.partitions_scanned,
+            stats.partitions_total
         );
         for h in hits.iter().take(5) {
             let what = truth(h).map(Picture::label).unwrap_or_default();
-            println!(
+            say!(
                 "   {} #{:<2} {:.3}  {:<8} {}  {:<28} {}",
                 mark(h, want),
                 h.rank,
@@ -141,21 +162,20 @@ pub fn run(store: &Path, a: DemoArgs) -> Result<()> {
         pages.push((title.to_string(), hits.clone()));
         Ok(hits)
     };
-    let text = |t: &str| -> Result<Vec<f32>> { Ok(super::search::embed_text_queries(&embedder, &[t])?.remove(0)) };
-    let everything = Selection::default();
+    let text = |t: &str| Query::Text(vec![t.to_string()]);
 
     ask(
         "English text: \"a photo of a red sneaker\" (top 10, everything)",
-        text("a photo of a red sneaker")?,
+        text("a photo of a red sneaker"),
         10,
-        everything.clone(),
+        SelectionSpec::all(),
         (object("sneaker"), Some(colour("red"))),
     )?;
     ask(
         "Chinese text: \"一张黑色手枪的照片\" (a photo of a black handgun; top 10)",
-        text("一张黑色手枪的照片")?,
+        text("一张黑色手枪的照片"),
         10,
-        everything.clone(),
+        SelectionSpec::all(),
         (object("handgun"), Some(colour("black"))),
     )?;
     // An image the gallery has never seen.
@@ -167,40 +187,39 @@ pub fn run(store: &Path, a: DemoArgs) -> Result<()> {
     };
     let probe_path = store.join("demo-query-blue-bicycle.jpg");
     std::fs::write(&probe_path, probe.jpeg(GALLERY_SIDE, 90))?;
-    let image_query = embedder.embed_images(std::slice::from_ref(&probe_path)).remove(0)?;
     ask(
         &format!(
             "Image: pictures like {} (a new blue bicycle; top 10)",
             probe_path.display()
         ),
-        image_query,
+        Query::ImageFiles(vec![probe_path.clone()]),
         10,
-        everything.clone(),
+        SelectionSpec::all(),
         (probe.object, Some(probe.colour)),
     )?;
-    let week = Selection {
+    let week = SelectionSpec {
         sources: vec!["products".into()],
         from: Some("2023-11-19".parse()?),
         to: Some(last),
-        filter: None,
+        ..Default::default()
     };
     ask(
         "Filter: top 20 products like \"a photo of a samoyed\", uploaded 2023-11-19 .. 2023-11-23",
-        text("a photo of a samoyed")?,
+        text("a photo of a samoyed"),
         20,
         week,
         (object("dog"), Some(colour("white"))),
     )?;
-    classify(&snap, &embedder, &pictures, last)?;
-    sweep(&snap, &embedder, &pictures, last)?;
+    classify(engine, &truth_by_id, last)?;
+    sweep(engine, &truth_by_id, &pictures, last)?;
 
     let html = store.join("demo-results.html");
     let titles: Vec<String> = pages.iter().map(|(t, _)| t.clone()).collect();
     let hits: Vec<Vec<Hit>> = pages.into_iter().map(|(_, h)| h).collect();
-    crate::html::write_grid(&html, "vitrine demo", &titles, &hits, |h| {
-        super::search::stored_thumbnail(&snap, h)
-    })?;
-    println!(
+    let rows: Vec<(String, String)> = hits.iter().flatten().map(|h| (h.id.clone(), h.uri.clone())).collect();
+    let thumbs = engine.thumbnails(COLLECTION, &rows)?;
+    crate::html::write_grid(&html, "vitrine demo", &titles, &hits, &thumbs)?;
+    say!(
         "\n== done in {:.1} s. The answers as pictures: {}\n   store: {}   try: vitrine --store {} search -c demo --text \"一张白色猫的照片\" -k 5",
         started.elapsed().as_secs_f64(),
         html.display(),
@@ -246,109 +265,87 @@ fn write_gallery(dir: &Path, pictures: &[Picture], first: Day, days: u32) -> Res
     Ok(rows.len())
 }
 
-/// id → uri of every row.
-fn uris_by_id(snap: &Snapshot) -> std::collections::HashMap<String, String> {
-    snap.values_by_uri(&["id"])
-        .into_iter()
-        .filter_map(|(uri, v)| match v.into_iter().next() {
-            Some(vitrine_store::Value::Str(id)) => Some((id, uri)),
-            _ => None,
-        })
-        .collect()
-}
-
 fn truth_of<'a>(pictures: &'a [Picture], uri: &str) -> Option<&'a Picture> {
     let stem = Path::new(uri).file_stem()?.to_str()?;
     pictures.get(stem.parse::<usize>().ok()?)
 }
 
-/// Zero-shot labels for the last week's avatars, several templates averaged per label.
-fn classify(snap: &Snapshot, e: &Embedder, pictures: &[Picture], last: Day) -> Result<()> {
-    let templates = ["a photo of a {}", "a picture of a {}", "a {}"];
-    let names: Vec<&str> = OBJECTS.iter().map(|o| o.en[0]).collect();
-    let label_vecs = super::analyze::label_vectors(e, &names, &templates)?;
-    let sel = Selection {
-        sources: vec!["avatars".into()],
-        from: Some(Day(last.0 - 6)),
-        to: Some(last),
-        filter: None,
-    };
-    let uris = uris_by_id(snap);
-    let rows = snap.rows_where(&sel);
+/// Zero-shot labels for the last week's avatars, several templates averaged per label (the
+/// same classification as `vitrine classify`).
+fn classify(engine: &Engine, truth: &HashMap<String, &Picture>, last: Day) -> Result<()> {
+    let ans = engine.classify(&ClassifyRequest {
+        collection: COLLECTION.into(),
+        labels: OBJECTS.iter().map(|o| o.en[0].to_string()).collect(),
+        templates: ["a photo of a {}", "a picture of a {}", "a {}"]
+            .map(String::from)
+            .to_vec(),
+        selection: SelectionSpec {
+            sources: vec!["avatars".into()],
+            from: Some(Day(last.0 - 6)),
+            to: Some(last),
+            ..Default::default()
+        },
+        model: None,
+    })?;
     let (mut right, mut counts) = (0, BTreeMap::<&str, usize>::new());
-    for (id, v) in &rows {
-        let best = (0..label_vecs.len())
-            .max_by(|&i, &j| {
-                vitrine_kernels::dot_f64(v, &label_vecs[i]).total_cmp(&vitrine_kernels::dot_f64(v, &label_vecs[j]))
-            })
-            .unwrap_or(0);
-        *counts.entry(OBJECTS[best].key).or_default() += 1;
-        if uris
-            .get(id)
-            .and_then(|u| truth_of(pictures, u))
-            .is_some_and(|p| p.object == best)
-        {
+    for r in &ans.rows {
+        *counts.entry(OBJECTS[r.label].key).or_default() += 1;
+        if truth.get(&r.id).is_some_and(|p| p.object == r.label) {
             right += 1;
         }
     }
-    println!(
+    say!(
         "\n== Classify: {} avatars of {} .. {last} among {} labels (templates averaged)\n   {right} of {} labelled right",
-        rows.len(),
+        ans.rows.len(),
         Day(last.0 - 6),
         OBJECTS.len(),
-        rows.len()
+        ans.rows.len()
     );
     let mut top: Vec<_> = counts.into_iter().collect();
     top.sort_by_key(|b| std::cmp::Reverse(b.1));
     let parts: Vec<String> = top.iter().take(8).map(|(k, n)| format!("{k} {n}")).collect();
-    println!("   {}", parts.join(", "));
+    say!("   {}", parts.join(", "));
     Ok(())
 }
 
-/// Every image of the last 30 days scoring at or above the threshold for a prompt, exactly.
-fn sweep(snap: &Snapshot, e: &Embedder, pictures: &[Picture], last: Day) -> Result<()> {
+/// Every image of the last 30 days scoring at or above the threshold for a prompt, exactly
+/// (the same sweep as `vitrine sweep`).
+fn sweep(engine: &Engine, truth: &HashMap<String, &Picture>, pictures: &[Picture], last: Day) -> Result<()> {
     let prompt = "a photo of a handgun";
     let from = Day(last.0 - 29);
-    let sel = Selection {
-        sources: vec![],
+    let selection = SelectionSpec {
         from: Some(from),
         to: Some(last),
-        filter: None,
+        ..Default::default()
     };
-    let q = super::search::embed_text_queries(e, &[prompt])?.remove(0);
-    let res = snap.search(&SearchRequest {
-        queries: q,
-        k: None,
+    let ans = engine.sweep(&SweepRequest {
+        collection: COLLECTION.into(),
+        prompts: vec![prompt.into()],
         threshold: Some(SWEEP_THRESHOLD),
-        selection: sel.clone(),
+        top: None,
+        selection: selection.clone(),
+        model: None,
     })?;
-    let hits = &res.hits[0];
     let handgun = object("handgun");
-    let right = hits
+    let right = ans
+        .hits
         .iter()
         .filter(|h| truth_of(pictures, &h.uri).is_some_and(|p| p.object == handgun))
         .count();
-    let uris = uris_by_id(snap);
-    let all = snap
-        .rows_where(&sel)
+    let all = engine
+        .rows(COLLECTION, &selection)?
         .iter()
-        .filter(|(id, _)| {
-            uris.get(id)
-                .and_then(|u| truth_of(pictures, u))
-                .is_some_and(|p| p.object == handgun)
-        })
+        .filter(|r| truth.get(&r.id).is_some_and(|p| p.object == handgun))
         .count();
     let mut per_source = BTreeMap::<&str, usize>::new();
-    let mut per_day = BTreeMap::<Day, usize>::new();
-    for h in hits {
+    for h in &ans.hits {
         *per_source.entry(h.source.as_str()).or_default() += 1;
-        *per_day.entry(h.day).or_default() += 1;
     }
-    println!(
+    say!(
         "\n== Sweep: \"{prompt}\", every image of {from} .. {last} with cosine ≥ {SWEEP_THRESHOLD} (exact range search)\n   \
          {} hits in {} partitions ({}); {right} are handguns, of the {all} handguns in those days",
-        hits.len(),
-        per_day.len(),
+        ans.hits.len(),
+        ans.per_partition.len(),
         per_source.iter().map(|(s, n)| format!("{s} {n}")).collect::<Vec<_>>().join(", ")
     );
     Ok(())

@@ -3,20 +3,21 @@
 use crate::args::{EmbedArgs, EmbedFormat};
 use anyhow::{bail, Context, Result};
 use std::io::Write;
-use vitrine_engine::{Embedder, Towers};
+use vitrine_engine::Engine;
 
-pub fn run(a: EmbedArgs) -> Result<()> {
-    let towers = if a.text.is_empty() { Towers::Image } else { Towers::Text };
-    let mut e = Embedder::load_towers(&a.model, towers)?;
-    e.set_batch(a.batch);
-    let (rows, failed): (Vec<Vec<f32>>, usize) = if !a.text.is_empty() {
+pub fn run(engine: &Engine, a: EmbedArgs) -> Result<()> {
+    let (rows, dim, failed): (Vec<Vec<f32>>, usize, usize) = if !a.text.is_empty() {
         let texts: Vec<&str> = a.text.iter().map(String::as_str).collect();
-        (e.embed_texts(&texts)?, 0)
+        let (rows, warnings) = engine.embed_texts(&a.model, &texts)?;
+        super::warn(&warnings);
+        let dim = rows.first().map_or(0, Vec::len);
+        (rows, dim, 0)
     } else {
+        let (dim, results) = engine.embed_images(&a.model, &a.image, a.batch)?;
         let mut rows = Vec::new();
         let mut failed = 0;
         // Errors name their file; a failed image never stops the others.
-        for r in e.embed_images(&a.image) {
+        for r in results {
             match r {
                 Ok(v) => rows.push(v),
                 Err(err) => {
@@ -25,7 +26,7 @@ pub fn run(a: EmbedArgs) -> Result<()> {
                 }
             }
         }
-        (rows, failed)
+        (rows, dim, failed)
     };
     match a.format {
         EmbedFormat::Json => {
@@ -39,9 +40,9 @@ pub fn run(a: EmbedArgs) -> Result<()> {
                 bail!("--format npy needs --out FILE")
             };
             let flat: Vec<f32> = rows.iter().flatten().copied().collect();
-            vitrine_import::npy::write_f32(path, &flat, rows.len(), e.dim())
+            vitrine_engine::write_npy(path, &flat, rows.len(), dim)
                 .with_context(|| format!("writing {}", path.display()))?;
-            eprintln!("wrote {} × {} to {}", rows.len(), e.dim(), path.display());
+            eprintln!("wrote {} × {dim} to {}", rows.len(), path.display());
         }
     }
     if failed > 0 {

@@ -9,7 +9,6 @@ use std::io::Write;
 use std::path::Path;
 use vitrine_engine::Embedder;
 use vitrine_gallery::{Picture, COLOURS, GALLERY_SIDE, OBJECTS};
-use vitrine_image::{resample::resize_bicubic, Limits};
 
 /// Share of avatars in training and evaluation sets (the demo gallery's share too).
 pub const AVATAR_SHARE: f64 = 0.3;
@@ -24,8 +23,8 @@ pub fn dataset(out: &Path, count: usize, seed: u64, size: u32, render: u32) -> R
         .zip(&pictures)
         .try_for_each(|(dst, p)| -> Result<()> {
             let bytes = p.jpeg(render, 90);
-            let img = vitrine_image::decode_bytes(&bytes, "rendered picture", &Limits::default())?;
-            let small = resize_bicubic(&img, size, size);
+            let img = vitrine_engine::media::decode_bytes(&bytes, "rendered picture")?;
+            let small = vitrine_engine::media::resize(&img, size, size);
             dst.copy_from_slice(small.as_raw());
             Ok(())
         })?;
@@ -170,6 +169,6 @@ pub fn eval(model: &str, count: usize, seed: u64) -> Result<()> {
     report.insert("seed".into(), json!(seed));
     report.insert("images_per_s".into(), json!(count as f64 / image_secs));
     report.insert("model".into(), json!(model));
-    println!("{}", serde_json::Value::Object(report));
+    say!("{}", serde_json::Value::Object(report));
     Ok(())
 }

@@ -4,11 +4,10 @@ use super::{parse_day, selection};
 use crate::args::{CollectionCmd, DeleteArgs, Format, PartitionsCmd};
 use crate::output::Rows;
 use anyhow::{bail, Context, Result};
-use serde_json::json;
-use std::path::Path;
-use vitrine_store::{Day, FieldType, Metric, Schema, Store};
+use vitrine_engine::admin::{CollectionSpec, Cutoff, DeleteRequest, RetainRequest};
+use vitrine_engine::{Engine, FieldType, Metric};
 
-pub fn collection(store: &Path, cmd: CollectionCmd) -> Result<()> {
+pub fn collection(engine: &Engine, cmd: CollectionCmd) -> Result<()> {
     match cmd {
         CollectionCmd::Create {
             name,
@@ -17,72 +16,49 @@ pub fn collection(store: &Path, cmd: CollectionCmd) -> Result<()> {
             fields,
         } => {
             let metric: Metric = metric.parse()?;
-            let mut schema = Schema::new(dim, metric)?;
+            let mut spec = CollectionSpec {
+                dim,
+                metric,
+                fields: vec![],
+            };
             for f in &fields {
                 let (n, t) = f
                     .split_once(':')
                     .with_context(|| format!("--field {f:?}: expected NAME:TYPE"))?;
-                schema.ensure_field(n, t.parse::<FieldType>()?)?;
+                spec.fields.push((n.to_string(), t.parse::<FieldType>()?));
             }
-            let w = Store::open_writer(store)?;
-            w.create_collection(&name, schema)?;
-            println!("created collection {name:?} (dim {dim}, metric {metric})");
+            engine.create_collection(&name, &spec)?;
+            say!("created collection {name:?} (dim {dim}, metric {metric})");
         }
         CollectionCmd::List => {
-            let s = Store::open(store)?;
             let mut rows = Rows::new(&["collection", "dim", "metric", "rows", "partitions"]);
-            for name in s.collections()? {
-                let snap = s.snapshot(&name)?;
+            for c in engine.collections()? {
                 rows.rows.push(vec![
-                    name.into(),
-                    snap.schema().dim.into(),
-                    snap.schema().metric.to_string().into(),
-                    snap.rows().into(),
-                    snap.partitions().len().into(),
+                    c.name.into(),
+                    c.dim.into(),
+                    c.metric.into(),
+                    c.rows.into(),
+                    c.partitions.into(),
                 ]);
             }
             rows.print(Format::Table, &mut std::io::stdout().lock())?;
         }
         CollectionCmd::Info { name } => {
-            let snap = Store::open(store)?.snapshot(&name)?;
-            let parts = snap.partitions();
-            let m = snap.manifest();
-            let mut sources: Vec<&str> = parts.iter().map(|p| p.source.as_str()).collect();
-            sources.sort();
-            sources.dedup();
-            let info = json!({
-                "collection": name,
-                "dim": m.schema.dim,
-                "metric": m.schema.metric.to_string(),
-                "fields": m.schema.fields.iter().map(|f| json!({"name": f.name, "type": f.ty.to_string()})).collect::<Vec<_>>(),
-                "rows": snap.rows(),
-                "deleted_rows": parts.iter().map(|p| p.deleted).sum::<u64>(),
-                "partitions": parts.len(),
-                "segments": m.segments.len(),
-                "bytes": parts.iter().map(|p| p.bytes).sum::<u64>(),
-                "first_day": parts.iter().map(|p| p.day).min().map(|d| d.to_string()),
-                "last_day": parts.iter().map(|p| p.day).max().map(|d| d.to_string()),
-                "sources": sources,
-                "version": m.version,
-                "info": m.info,
-            });
-            println!("{}", serde_json::to_string_pretty(&info)?);
+            say!("{}", serde_json::to_string_pretty(&engine.collection_info(&name)?)?);
         }
         CollectionCmd::Drop { name } => {
-            let w = Store::open_writer(store)?;
-            w.drop_collection(&name)?;
-            println!("dropped collection {name:?}");
+            engine.drop_collection(&name)?;
+            say!("dropped collection {name:?}");
         }
     }
     Ok(())
 }
 
-pub fn partitions(store: &Path, cmd: PartitionsCmd) -> Result<()> {
+pub fn partitions(engine: &Engine, cmd: PartitionsCmd) -> Result<()> {
     match cmd {
         PartitionsCmd::List { c, format } => {
-            let snap = Store::open(store)?.snapshot(&c.collection)?;
             let mut rows = Rows::new(&["source", "day", "rows", "deleted", "segments", "bytes"]);
-            for p in snap.partitions() {
+            for p in engine.partitions(&c.collection)? {
                 rows.rows.push(vec![
                     p.source.into(),
                     p.day.to_string().into(),
@@ -95,12 +71,13 @@ pub fn partitions(store: &Path, cmd: PartitionsCmd) -> Result<()> {
             rows.print(format, &mut std::io::stdout().lock())?;
         }
         PartitionsCmd::Drop { c, source, day } => {
-            let day = parse_day("day", &day)?;
-            let w = Store::open_writer(store)?;
-            let p = w.collection(&c.collection)?.drop_partition(&source, day)?;
-            println!(
+            let p = engine.drop_partition(&c.collection, &source, parse_day("day", &day)?)?;
+            say!(
                 "dropped partition source={} day={} ({} rows, {} bytes)",
-                p.source, p.day, p.rows, p.bytes
+                p.source,
+                p.day,
+                p.rows,
+                p.bytes
             );
         }
         PartitionsCmd::Retain {
@@ -111,82 +88,104 @@ pub fn partitions(store: &Path, cmd: PartitionsCmd) -> Result<()> {
             dry_run,
         } => {
             let cutoff = match (older_than, before) {
-                (Some(age), _) => {
-                    let secs = vitrine_store::parse_age(&age).context("--older-than")?;
-                    Day(Day::today().0 - (secs / 86_400) as i32) // parse_age caps ages at 10,000 years
-                }
-                (None, Some(b)) => parse_day("before", &b)?,
-                (None, None) => bail!("give --older-than or --before"),
+                (Some(age), _) => Cutoff::OlderThan(age.parse().context("--older-than")?),
+                (None, Some(b)) => Cutoff::Before(parse_day("before", &b)?),
+                (None, None) => bail!("give --older-than AGE or --before DAY"),
             };
-            let pred = |s: &str, d: Day| d < cutoff && source.as_deref().is_none_or(|x| x == s);
-            let dropped = if dry_run {
-                Store::open(store)?
-                    .snapshot(&c.collection)?
-                    .partitions()
-                    .into_iter()
-                    .filter(|p| pred(&p.source, p.day))
-                    .collect()
-            } else {
-                Store::open_writer(store)?
-                    .collection(&c.collection)?
-                    .drop_partitions(pred)?
-            };
-            let rows: u64 = dropped.iter().map(|p| p.rows).sum();
+            let r = engine.retain(&RetainRequest {
+                collection: c.collection.clone(),
+                cutoff,
+                source,
+                dry_run,
+            })?;
+            let rows: u64 = r.dropped.iter().map(|p| p.rows).sum();
             let verb = if dry_run { "would drop" } else { "dropped" };
-            println!("{verb} {} partitions before {cutoff} ({rows} rows)", dropped.len());
-            for p in &dropped {
-                println!("  {} {} {} rows", p.source, p.day, p.rows);
+            say!(
+                "{verb} {} partitions before {} ({rows} rows)",
+                r.dropped.len(),
+                r.cutoff
+            );
+            for p in &r.dropped {
+                say!("  {} {} {} rows", p.source, p.day, p.rows);
             }
         }
     }
     Ok(())
 }
 
-pub fn delete(store: &Path, a: DeleteArgs) -> Result<()> {
-    let w = Store::open_writer(store)?;
-    let mut c = w.collection(&a.c.collection)?;
+pub fn delete(engine: &Engine, a: DeleteArgs) -> Result<()> {
     let mut ids = a.ids.clone();
     if let Some(f) = &a.ids_file {
         let text = std::fs::read_to_string(f).with_context(|| format!("{}", f.display()))?;
         ids.extend(text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from));
     }
-    let sel = selection(&a.sel, c.schema())?;
-    let n = if !ids.is_empty() {
+    let sel = selection(&a.sel)?;
+    let req = if !ids.is_empty() {
         anyhow::ensure!(sel.is_everything(), "give either ids or a selection, not both");
-        c.delete_ids(&ids)?
-    } else {
-        if sel.is_everything() && !a.all {
+        DeleteRequest::Ids(ids)
+    } else if sel.is_everything() {
+        if !a.all {
             bail!(
                 "no ids or selection given; pass --all to delete every row of {:?}",
                 a.c.collection
             );
         }
-        c.delete_where(&sel)?
+        DeleteRequest::All
+    } else {
+        DeleteRequest::Selection(sel)
     };
-    println!(
-        "deleted {n} rows from {:?} (space is reclaimed by `vitrine compact`)",
+    let r = engine.delete(&a.c.collection, &req)?;
+    say!(
+        "deleted {} rows from {:?} (space is reclaimed by `vitrine compact`)",
+        r.deleted,
         a.c.collection
     );
+    if !r.not_found.is_empty() {
+        let shown: Vec<&str> = r.not_found.iter().take(20).map(String::as_str).collect();
+        eprintln!(
+            "{} id(s) not found: {}{}",
+            r.not_found.len(),
+            shown.join(", "),
+            if r.not_found.len() > 20 { ", …" } else { "" }
+        );
+    }
     Ok(())
 }
 
-pub fn compact(store: &Path, name: &str) -> Result<()> {
-    let w = Store::open_writer(store)?;
-    let r = w.collection(name)?.compact()?;
-    println!(
+pub fn compact(engine: &Engine, name: &str) -> Result<()> {
+    let r = engine.compact(name)?;
+    say!(
         "compacted {} partitions: {} deleted rows reclaimed, {} → {} bytes",
-        r.partitions, r.rows_reclaimed, r.bytes_before, r.bytes_after
+        r.partitions,
+        r.rows_reclaimed,
+        r.bytes_before,
+        r.bytes_after
     );
     Ok(())
 }
 
-pub fn check(store: &Path, name: &str) -> Result<()> {
-    let snap = Store::open(store)?.snapshot(name)?;
-    snap.verify()?;
-    println!(
-        "{name}: {} segments, {} rows: all checksums match",
-        snap.manifest().segments.len(),
-        snap.rows()
-    );
+pub fn check(engine: &Engine, name: Option<&str>) -> Result<()> {
+    let checks = engine.check(name)?;
+    let mut damaged = 0;
+    for c in &checks {
+        if c.report.problems.is_empty() {
+            say!(
+                "{}: {} files, {} rows: all checksums match",
+                c.collection,
+                c.report.files,
+                c.report.rows
+            );
+        } else {
+            damaged += c.report.problems.len();
+            say!("{}: {} damaged file(s):", c.collection, c.report.problems.len());
+            for p in &c.report.problems {
+                say!("  {p}");
+            }
+        }
+    }
+    if checks.is_empty() {
+        say!("no collections to check");
+    }
+    anyhow::ensure!(damaged == 0, "{damaged} damaged file(s) found");
     Ok(())
 }

@@ -1,4 +1,4 @@
-//! Command execution: each submodule runs one family of commands.
+//! Command execution: each submodule runs one family of commands over the engine.
 
 mod analyze;
 mod bench;
@@ -12,40 +12,25 @@ mod search;
 
 use crate::args::{Cli, Command, SelectionArgs};
 use anyhow::{Context, Result};
-use vitrine_store::{Day, Expr, Schema, Selection};
+use vitrine_engine::{Day, Engine, SelectionSpec};
 
 pub fn run(cli: Cli) -> Result<()> {
-    let store = cli.store.clone();
+    let engine = Engine::open_store(cli.store.clone());
     match cli.command {
-        Command::Demo(a) => demo::run(&store, a),
-        Command::Collection(c) => manage::collection(&store, c),
-        Command::Partitions(p) => manage::partitions(&store, p),
-        Command::Embed(a) => embed::run(a),
-        Command::Index(a) => index::run(&store, a),
-        Command::Import(a) => import::run(&store, a),
-        Command::Search(a) => search::run(&store, a),
-        Command::Sweep(a) => analyze::sweep(&store, a),
-        Command::Classify(a) => analyze::classify(&store, a),
-        Command::Delete(a) => manage::delete(&store, a),
-        Command::Compact(c) => manage::compact(&store, &c.collection),
-        Command::Check(c) => manage::check(&store, &c.collection),
-        Command::Bench(b) => bench::run(&store, b),
+        Command::Demo(a) => demo::run(&engine, &cli.store, a),
+        Command::Collection(c) => manage::collection(&engine, c),
+        Command::Partitions(p) => manage::partitions(&engine, p),
+        Command::Embed(a) => embed::run(&engine, a),
+        Command::Index(a) => index::run(&engine, &cli.store, a),
+        Command::Import(a) => import::run(&engine, a),
+        Command::Search(a) => search::run(&engine, a),
+        Command::Sweep(a) => analyze::sweep(&engine, a),
+        Command::Classify(a) => analyze::classify(&engine, a),
+        Command::Delete(a) => manage::delete(&engine, a),
+        Command::Compact(c) => manage::compact(&engine, &c.collection),
+        Command::Check(c) => manage::check(&engine, c.collection.as_deref()),
+        Command::Bench(b) => bench::run(&engine, &cli.store, b),
     }
-}
-
-/// `--model` if given, else the bundled demo model (a path baked in at build time, or
-/// `VITRINE_DEMO_MODEL`).
-pub fn model_or_demo(model: Option<String>) -> Result<String> {
-    if let Some(m) = model {
-        return Ok(m);
-    }
-    let dir = vitrine_engine::demo_model_dir();
-    anyhow::ensure!(
-        dir.join("config.json").is_file(),
-        "the bundled demo model is not at {} (set VITRINE_DEMO_MODEL, or pass --model)",
-        dir.display()
-    );
-    Ok(dir.display().to_string())
 }
 
 /// Parses a day argument, naming the flag in the error.
@@ -53,32 +38,20 @@ pub fn parse_day(flag: &str, s: &str) -> Result<Day> {
     s.parse().with_context(|| format!("--{flag}"))
 }
 
-/// Turns selection flags into a store [`Selection`], checking the filter against `schema`.
-pub fn selection(a: &SelectionArgs, schema: &Schema) -> Result<Selection> {
-    let (mut from, mut to) = (None, None);
-    if let Some(f) = &a.from {
-        from = Some(parse_day("from", f)?);
-    }
-    if let Some(t) = &a.to {
-        to = Some(parse_day("to", t)?);
-    }
-    if let Some(last) = &a.last {
-        let secs = vitrine_store::parse_age(last).context("--last")?;
-        let today = Day::today();
-        from = Some(vitrine_store::days_back(today, secs));
-        to = Some(today);
-    }
-    if let (Some(f), Some(t)) = (from, to) {
-        anyhow::ensure!(f <= t, "--from {f} is after --to {t}");
-    }
-    let filter = match &a.filter {
-        Some(text) => Some(Expr::parse(text, schema).map_err(anyhow::Error::new)?),
-        None => None,
-    };
-    Ok(Selection {
+/// Turns selection flags into the engine's [`SelectionSpec`].
+pub fn selection(a: &SelectionArgs) -> Result<SelectionSpec> {
+    Ok(SelectionSpec {
         sources: a.sources.clone(),
-        from,
-        to,
-        filter,
+        from: a.from.as_deref().map(|f| parse_day("from", f)).transpose()?,
+        to: a.to.as_deref().map(|t| parse_day("to", t)).transpose()?,
+        last: a.last.as_deref().map(|l| l.parse().context("--last")).transpose()?,
+        filter: a.filter.clone(),
     })
+}
+
+/// Warnings from the engine, on stderr.
+pub fn warn(warnings: &[String]) {
+    for w in warnings {
+        eprintln!("warning: {w}");
+    }
 }

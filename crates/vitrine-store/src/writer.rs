@@ -1,11 +1,13 @@
-//! Collections: a manifest plus its segments. [`Snapshot`] reads, [`CollectionWriter`] writes.
+//! [`CollectionWriter`]: the single writer of a collection; every method is one atomic commit.
 
 use crate::deletes::Bitmap;
 use crate::error::{invalid, IoContext, Result};
 use crate::manifest::{sync_dir, Manifest, SegmentEntry};
-use crate::schema::{check_name, FieldType, Schema, Value};
-use crate::search::{self, SearchRequest, SearchResults, SegRef, Selection};
-use crate::segment::{write_segment, RowRef, Segment};
+use crate::partition::{partitions_of, PartitionInfo};
+use crate::schema::{FieldType, Schema, Value};
+use crate::segment::{seg_file, write_segment, RowRef, Segment};
+use crate::selection::Selection;
+use crate::validate::{check_vector, validate_rows};
 use crate::{Day, Error};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -13,290 +15,6 @@ use std::sync::Arc;
 
 /// Rows per segment file at most (about 256 MB at 512 dimensions).
 pub const MAX_SEGMENT_ROWS: usize = 131_072;
-
-pub(crate) fn seg_file(dir: &Path, id: u64) -> PathBuf {
-    dir.join("segments").join(format!("seg-{id:08}.vseg"))
-}
-
-/// Statistics of one (source, day) partition.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct PartitionInfo {
-    /// Source.
-    pub source: String,
-    /// Day.
-    pub day: Day,
-    /// Segment files.
-    pub segments: usize,
-    /// Live rows (not deleted).
-    pub rows: u64,
-    /// Deleted rows whose space `compact` would reclaim.
-    pub deleted: u64,
-    /// Bytes on disk.
-    pub bytes: u64,
-}
-
-fn partitions_of(m: &Manifest) -> Vec<PartitionInfo> {
-    let mut map: BTreeMap<(String, Day), PartitionInfo> = BTreeMap::new();
-    for e in &m.segments {
-        let p = map.entry((e.source.clone(), e.day)).or_insert_with(|| PartitionInfo {
-            source: e.source.clone(),
-            day: e.day,
-            segments: 0,
-            rows: 0,
-            deleted: 0,
-            bytes: 0,
-        });
-        p.segments += 1;
-        p.rows += e.rows - e.deleted;
-        p.deleted += e.deleted;
-        p.bytes += e.bytes;
-    }
-    map.into_values().collect()
-}
-
-/// A consistent, read-only view of a collection as of one manifest version.
-///
-/// Opening maps every segment file; nothing is copied. Writers publishing later versions
-/// never disturb a snapshot (removed files stay readable while mapped).
-#[derive(Debug)]
-pub struct Snapshot {
-    name: String,
-    manifest: Manifest,
-    segments: Vec<LiveSegment>,
-}
-
-/// A segment of a snapshot: its manifest entry, its mapping and its deletes.
-type LiveSegment = (SegmentEntry, Arc<Segment>, Option<Bitmap>);
-
-impl Snapshot {
-    pub(crate) fn open(name: &str, dir: &Path) -> Result<Snapshot> {
-        // A writer may remove files between our reading the manifest and opening them;
-        // then a newer manifest exists, so read it again.
-        let mut attempt = 0;
-        loop {
-            let manifest = Manifest::load(dir)?;
-            match Self::open_files(dir, &manifest) {
-                Ok(segments) => {
-                    return Ok(Snapshot {
-                        name: name.to_string(),
-                        manifest,
-                        segments,
-                    })
-                }
-                Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound && attempt < 5 => {
-                    attempt += 1;
-                }
-                Err(e) => return Err(e),
-            }
-        }
-    }
-
-    fn open_files(dir: &Path, m: &Manifest) -> Result<Vec<LiveSegment>> {
-        let mut out = Vec::with_capacity(m.segments.len());
-        for e in &m.segments {
-            let seg = Segment::open(&seg_file(dir, e.id))?;
-            check_entry(e, &seg, m.schema.dim)?;
-            let del = match &e.deletes {
-                Some(f) => Some(Bitmap::read(&dir.join("segments").join(f), seg.rows())?),
-                None => None,
-            };
-            out.push((e.clone(), Arc::new(seg), del));
-        }
-        Ok(out)
-    }
-
-    /// The collection's name.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// The schema.
-    pub fn schema(&self) -> &Schema {
-        &self.manifest.schema
-    }
-
-    /// The manifest this snapshot reads.
-    pub fn manifest(&self) -> &Manifest {
-        &self.manifest
-    }
-
-    /// Live rows in the collection.
-    pub fn rows(&self) -> u64 {
-        self.manifest.segments.iter().map(|e| e.rows - e.deleted).sum()
-    }
-
-    /// Partitions with their statistics, sorted by (source, day).
-    pub fn partitions(&self) -> Vec<PartitionInfo> {
-        partitions_of(&self.manifest)
-    }
-
-    /// Fails with [`Error::UnknownSource`] if `selection` names a source the collection has no
-    /// partition of.
-    pub fn check_sources(&self, selection: &Selection) -> Result<()> {
-        let known: std::collections::BTreeSet<&str> =
-            self.manifest.segments.iter().map(|e| e.source.as_str()).collect();
-        match selection.sources.iter().find(|s| !known.contains(s.as_str())) {
-            None => Ok(()),
-            Some(s) => Err(Error::UnknownSource {
-                collection: self.name.clone(),
-                source_name: s.clone(),
-                known: known.into_iter().collect::<Vec<_>>().join(", "),
-            }),
-        }
-    }
-
-    /// Runs an exact search.
-    pub fn search(&self, req: &SearchRequest) -> Result<SearchResults> {
-        self.check_sources(&req.selection)?;
-        let segs: Vec<SegRef<'_>> = self
-            .segments
-            .iter()
-            .map(|(e, s, d)| SegRef {
-                id: e.id,
-                seg: s,
-                deletes: d.as_ref(),
-            })
-            .collect();
-        let parts = self.partitions().len();
-        search::search(self.manifest.schema.metric, self.manifest.schema.dim, &segs, parts, req)
-    }
-
-    /// User fields of the row at `location` (from a [`crate::Hit`]).
-    pub fn fields_at(&self, location: (u64, u32)) -> Vec<(String, Value)> {
-        self.segments
-            .iter()
-            .find(|(e, ..)| e.id == location.0)
-            .map(|(_, s, _)| s.user_fields(location.1 as usize))
-            .unwrap_or_default()
-    }
-
-    /// Live rows matching `selection`, as (id, vector) pairs, in storage order.
-    pub fn rows_where(&self, selection: &Selection) -> Vec<(String, Vec<f32>)> {
-        let mut out = Vec::new();
-        for (_, seg, del) in &self.segments {
-            if !selection.includes_partition(&seg.footer().source, seg.footer().day) {
-                continue;
-            }
-            let (mask, ..) = selection.excluded(seg, del.as_ref());
-            for r in 0..seg.rows() {
-                if !mask.as_ref().is_some_and(|m| m.contains(r)) {
-                    out.push((seg.id(r).to_string(), seg.vector(r).to_vec()));
-                }
-            }
-        }
-        out
-    }
-
-    /// The vector of the live row with primary key `id` (a scan of the id columns).
-    pub fn vector_of(&self, id: &str) -> Option<Vec<f32>> {
-        self.segments.iter().find_map(|(_, seg, del)| {
-            (0..seg.rows())
-                .find(|&r| !del.as_ref().is_some_and(|d| d.contains(r)) && seg.id(r) == id)
-                .map(|r| seg.vector(r).to_vec())
-        })
-    }
-
-    /// For every live row: its uri → the values of `fields` (null where absent).
-    pub fn values_by_uri(&self, fields: &[&str]) -> HashMap<String, Vec<Value>> {
-        let mut out = HashMap::new();
-        for (_, seg, del) in &self.segments {
-            let acc: Vec<_> = fields.iter().map(|f| seg.accessor(f)).collect();
-            for r in 0..seg.rows() {
-                if del.as_ref().is_some_and(|d| d.contains(r)) {
-                    continue;
-                }
-                let vals = acc.iter().map(|a| a.get(r).to_value()).collect();
-                out.insert(seg.uri(r).to_string(), vals);
-            }
-        }
-        out
-    }
-
-    /// Reads every byte of every segment and checks the checksums.
-    pub fn verify(&self) -> Result<()> {
-        self.segments.iter().try_for_each(|(_, s, _)| s.verify())
-    }
-}
-
-fn check_entry(e: &SegmentEntry, seg: &Segment, dim: usize) -> Result<()> {
-    let f = seg.footer();
-    if f.rows != e.rows || f.dim as usize != dim || f.source != e.source || f.day != e.day {
-        return Err(Error::Corrupt {
-            path: seg.path().to_path_buf(),
-            reason: "segment does not match its manifest entry".into(),
-        });
-    }
-    Ok(())
-}
-
-/// Checks one vector for the store's rules: finite values, and not all zeros under cosine.
-/// The message says what is wrong; callers prefix it with the row or file.
-pub fn check_vector(metric: crate::Metric, v: &[f32]) -> std::result::Result<(), String> {
-    if let Some(j) = v.iter().position(|x| !x.is_finite()) {
-        return Err(format!("vector value {j} is {}", v[j]));
-    }
-    let norm = vitrine_kernels::norm_f64(v);
-    if metric == crate::Metric::Cosine && norm < MIN_COSINE_NORM {
-        return Err(if norm == 0.0 {
-            "zero vector, which has no cosine similarity".into()
-        } else {
-            format!("vector norm {norm:e} is too close to zero for cosine similarity")
-        });
-    }
-    // Squares of norms must stay finite in f32 for the scan's error bounds to hold.
-    if norm > MAX_NORM {
-        return Err(format!("vector norm {norm:e} is larger than {MAX_NORM:e}"));
-    }
-    Ok(())
-}
-
-/// Largest vector norm accepted: its square stays far from f32 overflow.
-pub const MAX_NORM: f64 = 1e18;
-/// Smallest norm accepted under cosine: below it (subnormal territory) f32 division loses precision.
-pub const MIN_COSINE_NORM: f64 = 1e-18;
-
-/// Checks rows' metadata against `schema` (ids, sources, timestamps, field types) and returns
-/// the schema extended by the fields they bring. Vectors are checked by [`check_vector`].
-/// Importers call this over every input before writing anything.
-pub fn validate_rows(schema: &Schema, field_names: &[String], rows: &[Row]) -> Result<Schema> {
-    let mut schema = schema.clone();
-    let mut types: Vec<Option<FieldType>> = field_names.iter().map(|f| schema.field_type(f)).collect();
-    for (i, row) in rows.iter().enumerate() {
-        if row.id.is_empty() {
-            return Err(invalid(format!("row {i}: empty id")));
-        }
-        check_name("source", &row.source).map_err(|e| invalid(format!("row {i} (id {:?}): {e}", row.id)))?;
-        crate::day::check_timestamp(row.timestamp).map_err(|e| invalid(format!("row {i} (id {:?}): {e}", row.id)))?;
-        if row.fields.len() != field_names.len() {
-            return Err(invalid(format!(
-                "row {i}: {} field values for {} fields",
-                row.fields.len(),
-                field_names.len()
-            )));
-        }
-        for (f, val) in row.fields.iter().enumerate() {
-            let Some(t) = val.field_type() else { continue };
-            match types[f] {
-                None => types[f] = Some(t),
-                Some(FieldType::Float) if t == FieldType::Int => {}
-                Some(FieldType::Int) if t == FieldType::Float => types[f] = Some(FieldType::Float),
-                Some(have) if have != t => {
-                    return Err(invalid(format!(
-                        "row {i} (id {:?}): field {:?} is {t} here but {have} elsewhere",
-                        row.id, field_names[f]
-                    )))
-                }
-                _ => {}
-            }
-        }
-    }
-    for (name, t) in field_names.iter().zip(&types) {
-        if let Some(t) = t {
-            schema.ensure_field(name, *t)?;
-        }
-    }
-    Ok(schema)
-}
 
 /// Rows to insert: flat vectors plus per-row metadata.
 #[derive(Debug, Clone, Default)]
@@ -399,11 +117,37 @@ impl CollectionWriter {
         &self.manifest
     }
 
-    /// Sets a provenance entry (e.g. the model that produced the vectors), committed at once.
-    pub fn set_info(&mut self, key: &str, value: serde_json::Value) -> Result<()> {
+    /// Sets provenance entries (e.g. the model that produced the vectors) in one commit.
+    pub fn set_info(&mut self, entries: impl IntoIterator<Item = (String, serde_json::Value)>) -> Result<()> {
         let mut m = self.manifest.clone();
-        m.info.insert(key.to_string(), value);
+        m.info.extend(entries);
         self.publish(m, HashMap::new(), &[])
+    }
+
+    /// Adds the user fields of `schema` that the collection lacks, in one commit, so that a
+    /// multi-batch import declares every field's final type (an int field that turns float in
+    /// a later row) before its first batch. Dimension and metric must match.
+    pub fn extend_schema(&mut self, schema: &Schema) -> Result<()> {
+        let mut m = self.manifest.clone();
+        if schema.dim != m.schema.dim || schema.metric != m.schema.metric {
+            return Err(invalid(format!(
+                "collection {:?} has dimension {} and metric {}, not {} and {}",
+                self.name, m.schema.dim, m.schema.metric, schema.dim, schema.metric
+            )));
+        }
+        for f in &schema.fields {
+            m.schema.ensure_field(&f.name, f.ty)?;
+        }
+        if m.schema == self.manifest.schema {
+            return Ok(());
+        }
+        self.publish(m, HashMap::new(), &[])
+    }
+
+    /// The ids among `ids` that no live row has.
+    pub fn missing_ids(&mut self, ids: &[String]) -> Result<Vec<String>> {
+        let index = self.id_index()?;
+        Ok(ids.iter().filter(|id| !index.contains_key(*id)).cloned().collect())
     }
 
     /// Files in `segments/` that no manifest names are leftovers of a crashed commit.

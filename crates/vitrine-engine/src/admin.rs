@@ -1,0 +1,304 @@
+//! Looking after collections: create, list, describe, drop; partitions and retention; deletes;
+//! compaction and checks.
+
+use crate::backend::{CheckReport, DeleteReport};
+use crate::error::{Error, Result};
+use crate::selection::{check_sources, Age, SelectionSpec};
+use crate::Engine;
+use serde::Serialize;
+use vitrine_store::{CompactReport, Day, FieldType, Metric, PartitionInfo, Schema};
+
+/// A new collection's schema.
+#[derive(Debug, Clone)]
+pub struct CollectionSpec {
+    /// Vector dimension.
+    pub dim: usize,
+    /// Comparison metric.
+    pub metric: Metric,
+    /// Declared user fields.
+    pub fields: Vec<(String, FieldType)>,
+}
+
+/// One line of the collection list.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CollectionSummary {
+    /// Name.
+    pub name: String,
+    /// Vector dimension.
+    pub dim: usize,
+    /// Metric.
+    pub metric: String,
+    /// Live rows.
+    pub rows: u64,
+    /// Partitions.
+    pub partitions: usize,
+}
+
+/// A user field of a collection.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FieldInfo {
+    /// Name.
+    pub name: String,
+    /// Type (string, int, float, bool).
+    #[serde(rename = "type")]
+    pub ty: String,
+}
+
+/// A collection described: schema, counts, days, sources and provenance.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CollectionInfo {
+    /// Name.
+    pub collection: String,
+    /// Vector dimension.
+    pub dim: usize,
+    /// Metric.
+    pub metric: String,
+    /// User fields.
+    pub fields: Vec<FieldInfo>,
+    /// Live rows.
+    pub rows: u64,
+    /// Deleted rows not yet reclaimed.
+    pub deleted_rows: u64,
+    /// Partitions.
+    pub partitions: usize,
+    /// Segment files (embedded store).
+    pub segments: usize,
+    /// Bytes on disk.
+    pub bytes: u64,
+    /// The first day with rows.
+    pub first_day: Option<String>,
+    /// The last day with rows.
+    pub last_day: Option<String>,
+    /// Sources, sorted.
+    pub sources: Vec<String>,
+    /// Provenance: the model that filled it, and the like.
+    pub info: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Which partitions retention drops.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Cutoff {
+    /// Days older than the last N days (the rule of [`crate::selection`]: it keeps exactly what
+    /// "the last N days" selects).
+    OlderThan(Age),
+    /// Days before this day.
+    Before(Day),
+}
+
+/// A retention run.
+#[derive(Debug, Clone)]
+pub struct RetainRequest {
+    /// The collection.
+    pub collection: String,
+    /// Which days go.
+    pub cutoff: Cutoff,
+    /// Only this source's partitions.
+    pub source: Option<String>,
+    /// Only report what would be dropped.
+    pub dry_run: bool,
+}
+
+/// What retention dropped (or would drop).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RetainReport {
+    /// Partitions of days before this one go.
+    pub cutoff: Day,
+    /// Whether nothing was dropped (a preview).
+    pub dry_run: bool,
+    /// The partitions dropped (or that would be).
+    pub dropped: Vec<PartitionInfo>,
+}
+
+/// Which rows to delete.
+#[derive(Debug, Clone)]
+pub enum DeleteRequest {
+    /// These ids.
+    Ids(Vec<String>),
+    /// Every row in a selection (which must not be everything).
+    Selection(SelectionSpec),
+    /// Every row.
+    All,
+}
+
+/// One collection's check.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CollectionCheck {
+    /// The collection.
+    pub collection: String,
+    /// What was found.
+    #[serde(flatten)]
+    pub report: CheckReport,
+}
+
+impl Engine {
+    /// Creates an empty collection.
+    pub fn create_collection(&self, name: &str, spec: &CollectionSpec) -> Result<()> {
+        let mut schema = Schema::new(spec.dim, spec.metric)?;
+        for (n, t) in &spec.fields {
+            schema.ensure_field(n, *t)?;
+        }
+        self.backend().writer()?.create_collection(name, &schema)
+    }
+
+    /// Every collection with its size.
+    pub fn collections(&self) -> Result<Vec<CollectionSummary>> {
+        let mut out = Vec::new();
+        for name in self.backend().collections()? {
+            let r = self.reader(&name)?;
+            out.push(CollectionSummary {
+                dim: r.schema().dim,
+                metric: r.schema().metric.to_string(),
+                rows: r.rows(),
+                partitions: r.partitions().len(),
+                name,
+            });
+        }
+        Ok(out)
+    }
+
+    /// A collection's schema, counts, days, sources and provenance.
+    pub fn collection_info(&self, name: &str) -> Result<CollectionInfo> {
+        let r = self.reader(name)?;
+        let parts = r.partitions();
+        let mut sources: Vec<String> = parts.iter().map(|p| p.source.clone()).collect();
+        sources.sort();
+        sources.dedup();
+        Ok(CollectionInfo {
+            collection: name.to_string(),
+            dim: r.schema().dim,
+            metric: r.schema().metric.to_string(),
+            fields: r
+                .schema()
+                .fields
+                .iter()
+                .map(|f| FieldInfo {
+                    name: f.name.clone(),
+                    ty: f.ty.to_string(),
+                })
+                .collect(),
+            rows: r.rows(),
+            deleted_rows: parts.iter().map(|p| p.deleted).sum(),
+            partitions: parts.len(),
+            segments: parts.iter().map(|p| p.segments).sum(),
+            bytes: parts.iter().map(|p| p.bytes).sum(),
+            first_day: parts.iter().map(|p| p.day).min().map(|d| d.to_string()),
+            last_day: parts.iter().map(|p| p.day).max().map(|d| d.to_string()),
+            sources,
+            info: r.info().clone(),
+        })
+    }
+
+    /// Drops a collection and all its data.
+    pub fn drop_collection(&self, name: &str) -> Result<()> {
+        self.backend().writer()?.drop_collection(name)
+    }
+
+    /// Partitions with their statistics, sorted by (source, day).
+    pub fn partitions(&self, collection: &str) -> Result<Vec<PartitionInfo>> {
+        Ok(self.reader(collection)?.partitions())
+    }
+
+    /// Drops one (source, day) partition.
+    pub fn drop_partition(&self, collection: &str, source: &str, day: Day) -> Result<PartitionInfo> {
+        let mut w = self.backend().writer()?;
+        let mut c = w.collection(collection)?;
+        self.check_source(collection, Some(source), &c.partitions())?;
+        let mut dropped = c.drop_partitions(&|s, d| s == source && d == day)?;
+        dropped.pop().ok_or_else(|| {
+            vitrine_store::Error::UnknownPartition {
+                collection: collection.to_string(),
+                source_name: source.to_string(),
+                day: day.to_string(),
+            }
+            .into()
+        })
+    }
+
+    /// Drops (or, with `dry_run`, lists) every partition older than the cutoff.
+    pub fn retain(&self, req: &RetainRequest) -> Result<RetainReport> {
+        let cutoff = match req.cutoff {
+            Cutoff::OlderThan(age) => age.first_day(Day::today()),
+            Cutoff::Before(d) => d,
+        };
+        let source = req.source.clone();
+        let which = move |s: &str, d: Day| d < cutoff && source.as_deref().is_none_or(|x| x == s);
+        let dropped = if req.dry_run {
+            let parts = self.partitions(&req.collection)?;
+            self.check_source(&req.collection, req.source.as_deref(), &parts)?;
+            parts.into_iter().filter(|p| which(&p.source, p.day)).collect()
+        } else {
+            let mut w = self.backend().writer()?;
+            let mut c = w.collection(&req.collection)?;
+            self.check_source(&req.collection, req.source.as_deref(), &c.partitions())?;
+            c.drop_partitions(&which)?
+        };
+        Ok(RetainReport {
+            cutoff,
+            dry_run: req.dry_run,
+            dropped,
+        })
+    }
+
+    fn check_source(&self, collection: &str, source: Option<&str>, parts: &[PartitionInfo]) -> Result<()> {
+        let sel = vitrine_store::Selection {
+            sources: source.map(|s| vec![s.to_string()]).unwrap_or_default(),
+            ..Default::default()
+        };
+        check_sources(collection, &sel, parts)
+    }
+
+    /// Deletes rows by id, by selection, or all of them.
+    pub fn delete(&self, collection: &str, req: &DeleteRequest) -> Result<DeleteReport> {
+        let mut w = self.backend().writer()?;
+        let mut c = w.collection(collection)?;
+        match req {
+            DeleteRequest::Ids(ids) => {
+                if ids.is_empty() {
+                    return Err(Error::invalid("no ids to delete"));
+                }
+                c.delete_ids(ids)
+            }
+            DeleteRequest::Selection(spec) => {
+                if spec.is_everything() {
+                    return Err(Error::invalid(format!(
+                        "no ids or selection given; deleting every row of {collection:?} must be asked for explicitly"
+                    )));
+                }
+                let sel = spec.resolve(c.schema(), Day::today())?;
+                check_sources(collection, &sel, &c.partitions())?;
+                Ok(DeleteReport {
+                    deleted: c.delete_where(&sel)?,
+                    not_found: vec![],
+                })
+            }
+            DeleteRequest::All => Ok(DeleteReport {
+                deleted: c.delete_where(&vitrine_store::Selection::default())?,
+                not_found: vec![],
+            }),
+        }
+    }
+
+    /// Rewrites partitions to reclaim the space of deleted rows (where the backend can).
+    pub fn compact(&self, collection: &str) -> Result<CompactReport> {
+        let mut w = self.backend().writer()?;
+        let mut c = w.collection(collection)?;
+        c.compact()
+    }
+
+    /// Reads and verifies every file of `collection`, or of every collection.
+    pub fn check(&self, collection: Option<&str>) -> Result<Vec<CollectionCheck>> {
+        let names = match collection {
+            Some(c) => vec![c.to_string()],
+            None => self.backend().collections()?,
+        };
+        let mut out = Vec::new();
+        for name in names {
+            let report = self.backend().check(&name)?;
+            out.push(CollectionCheck {
+                collection: name,
+                report,
+            });
+        }
+        Ok(out)
+    }
+}

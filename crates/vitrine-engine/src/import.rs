@@ -1,0 +1,127 @@
+//! Importing precomputed vectors: `.npy` + metadata, or a clip-retrieval folder.
+//!
+//! Everything is read and validated before the first write (vectors, every row's metadata, the
+//! field types folded over every file), then written in atomic batches. The first commit
+//! declares every field with its final type, so a field that is an integer in early rows and a
+//! float later cannot make a later batch fail after earlier ones were committed.
+
+use crate::error::{Error, Result};
+use crate::{Engine, ENGINE_FIELDS};
+use std::path::PathBuf;
+pub use vitrine_import::Defaults;
+use vitrine_import::{clip_retrieval, Part};
+use vitrine_store::{Metric, Schema};
+
+/// Where the vectors come from.
+#[derive(Debug, Clone)]
+pub enum ImportSource {
+    /// A `.npy` matrix (float32 or float16) and, optionally, its metadata table (`.jsonl`,
+    /// `.csv` or `.parquet`, one row per vector).
+    Npy {
+        /// The vectors.
+        vectors: PathBuf,
+        /// The metadata.
+        metadata: Option<PathBuf>,
+    },
+    /// A clip-retrieval output folder (`img_emb/` + `metadata/`).
+    ClipRetrieval(PathBuf),
+}
+
+/// An import.
+#[derive(Debug, Clone)]
+pub struct ImportRequest {
+    /// The collection (created if needed).
+    pub collection: String,
+    /// The files.
+    pub source: ImportSource,
+    /// Source, day and id prefix for rows without them.
+    pub defaults: Defaults,
+    /// Metric if the collection has to be created.
+    pub metric: Metric,
+    /// Rows per commit: each commit is atomic and durable.
+    pub batch_size: usize,
+}
+
+/// What an import did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ImportReport {
+    /// Rows written.
+    pub inserted: u64,
+    /// Of those, rows that replaced a row with the same id.
+    pub replaced: u64,
+    /// Vector files read.
+    pub files: usize,
+    /// Whether this import created the collection.
+    pub created: bool,
+    /// Rows in the collection afterwards.
+    pub rows: u64,
+    /// Partitions in the collection afterwards.
+    pub partitions: usize,
+}
+
+impl Engine {
+    /// Imports vectors and metadata; `progress(done, total)` is called after each commit.
+    pub fn import(&self, req: &ImportRequest, progress: &mut dyn FnMut(usize, usize)) -> Result<ImportReport> {
+        if let Some(s) = &req.defaults.source {
+            vitrine_store::check_name("source", s)?;
+        }
+        if req.batch_size == 0 {
+            return Err(Error::invalid("the batch size must be positive"));
+        }
+        // Read and validate every input before taking the lock or writing anything.
+        let parts: Vec<Part> = match &req.source {
+            ImportSource::Npy { vectors, metadata } => vec![Part::open(vectors, metadata.as_deref(), &req.defaults)?],
+            ImportSource::ClipRetrieval(dir) => clip_retrieval::open(dir, &req.defaults)?,
+        };
+        let mut w = self.backend().writer()?;
+        let exists = w.has_collection(&req.collection)?;
+        let base = if exists {
+            w.collection(&req.collection)?.schema().clone()
+        } else {
+            let dim = parts.first().map_or(0, Part::dim);
+            Schema::new(dim, req.metric)?
+        };
+        // Every row's metadata, with the schema folded over all parts (a field's type must
+        // agree across files).
+        let mut schema = base.clone();
+        for p in &parts {
+            if let Some(f) = p.field_names().iter().find(|f| ENGINE_FIELDS.contains(&f.as_str())) {
+                return Err(Error::invalid(format!(
+                    "{}: field name {f:?} is reserved for what `vitrine index` stores (reserved: {})",
+                    p.metadata_path().display(),
+                    ENGINE_FIELDS.join(", ")
+                )));
+            }
+            p.validate(base.dim, base.metric)?;
+            schema = p.validate_rows(&schema)?;
+        }
+        if !exists {
+            w.create_collection(&req.collection, &Schema::new(base.dim, base.metric)?)?;
+        }
+        let mut col = w.collection(&req.collection)?;
+        col.extend_schema(&schema)?;
+        let total: usize = parts.iter().map(Part::rows).sum();
+        let mut report = ImportReport {
+            files: parts.len(),
+            created: !exists,
+            ..Default::default()
+        };
+        let mut done = 0;
+        for p in &parts {
+            for start in (0..p.rows()).step_by(req.batch_size) {
+                let end = (start + req.batch_size).min(p.rows());
+                let r = col
+                    .insert(&p.batch(start..end))
+                    .map_err(|e| e.context(format!("{}: rows {start}..{end}", p.path().display())))?;
+                report.inserted += r.inserted;
+                report.replaced += r.replaced;
+                done += end - start;
+                progress(done, total);
+            }
+        }
+        let parts = col.partitions();
+        report.rows = parts.iter().map(|p| p.rows).sum();
+        report.partitions = parts.len();
+        Ok(report)
+    }
+}

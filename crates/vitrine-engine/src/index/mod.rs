@@ -1,0 +1,159 @@
+//! Indexing images into a collection: plan, skip unchanged inputs, embed in batches, upsert.
+//!
+//! * Inputs come from folders ([`plan::inputs_from_paths`]) or a manifest ([`plan::inputs_from_manifest`]:
+//!   CSV or JSONL with `uri`, `source`, `timestamp`, optional `id` and user fields).
+//! * The day of an image comes from the manifest's `timestamp`, else the photo's EXIF
+//!   `DateTimeOriginal`, else the file's modification time, in that order.
+//! * The id defaults to the BLAKE3 hash of the file's bytes (32 hex digits), so the same picture
+//!   indexed twice, or found under two paths, is one row.
+//! * An input whose size and modification time match what the collection holds for its uri is
+//!   skipped without being decoded. A changed file is re-embedded and replaces its row.
+//! * Each row keeps a small JPEG thumbnail (field `thumbnail`, base64) so results can be shown
+//!   after the originals move.
+//! * Every commit is atomic and durable, so an interrupted run keeps what it committed and the
+//!   next run continues from there. The [`crate::ledger`] remembers inputs that failed or are
+//!   still pending, for recall receipts.
+
+pub mod plan;
+pub mod run;
+
+pub use plan::{inputs_from_manifest, inputs_from_paths, walk, Failure, Input, Plan};
+pub use run::{index_inputs, IndexOptions, IndexReport};
+
+use crate::error::{Error, Result};
+use crate::ledger::LEDGER_FILE;
+use crate::model::{
+    check_model, model_identity, recorded_model, weights_stamp, MODEL_HASH_KEY, MODEL_KEY, MODEL_STAMP_KEY,
+};
+use crate::Engine;
+use std::path::PathBuf;
+use vitrine_clip::Towers;
+use vitrine_store::{Metric, Schema, Selection};
+
+/// What to index.
+#[derive(Debug, Clone)]
+pub enum IndexInputs {
+    /// Image files and folders (searched recursively), all from one source.
+    Paths {
+        /// Files and folders.
+        paths: Vec<PathBuf>,
+        /// Their data source.
+        source: String,
+    },
+    /// A CSV or JSONL manifest (see [`inputs_from_manifest`]).
+    Manifest {
+        /// The manifest file.
+        path: PathBuf,
+        /// The source of rows without one.
+        default_source: Option<String>,
+    },
+}
+
+/// An indexing run.
+#[derive(Debug, Clone)]
+pub struct IndexRequest {
+    /// The collection (created if needed, with cosine similarity).
+    pub collection: String,
+    /// What to index.
+    pub inputs: IndexInputs,
+    /// The model: a checkpoint folder or a cached hub name. Default: the model recorded in the
+    /// collection, else the bundled demo model for a new collection.
+    pub model: Option<String>,
+    /// Commit size, batch size, thumbnails.
+    pub options: IndexOptions,
+}
+
+impl Engine {
+    /// What `inputs` hold, and which of them fail before any image is read.
+    pub fn plan(&self, inputs: &IndexInputs) -> Result<Plan> {
+        match inputs {
+            IndexInputs::Paths { paths, source } => {
+                vitrine_store::check_name("source", source)?;
+                // A path that is not there is a typo, not an input that failed: stop before
+                // anything is written (it would otherwise sit in receipts as a failed input).
+                if let Some(p) = paths.iter().find(|p| !p.exists()) {
+                    return Err(Error::invalid(format!(
+                        "{}: no such file or folder (nothing was indexed)",
+                        p.display()
+                    )));
+                }
+                Ok(inputs_from_paths(paths, source))
+            }
+            IndexInputs::Manifest { path, default_source } => {
+                if let Some(s) = default_source {
+                    vitrine_store::check_name("source", s)?;
+                }
+                inputs_from_manifest(path, default_source.as_deref())
+            }
+        }
+    }
+
+    /// The model an index run of `collection` uses: the one asked for, else the collection's
+    /// recorded model, else the bundled demo model.
+    pub fn index_model(&self, collection: &str, model: Option<&str>) -> Result<String> {
+        if let Some(m) = model {
+            return Ok(m.to_string());
+        }
+        if self.backend().has_collection(collection)? {
+            if let Some(m) = recorded_model(self.reader(collection)?.info()) {
+                return Ok(m.to_string());
+            }
+        }
+        crate::model::demo_model()
+    }
+
+    /// Indexes images into a collection: new and changed inputs are embedded and written in
+    /// atomic commits, unchanged ones skipped; `progress(done, total)` after each commit.
+    pub fn index(&self, req: &IndexRequest, progress: &mut dyn FnMut(usize, usize)) -> Result<IndexReport> {
+        let plan = self.plan(&req.inputs)?;
+        let model = self.index_model(&req.collection, req.model.as_deref())?;
+        let embedder = self.models().get(&model, Towers::Image)?;
+        let (name, hash) = model_identity(embedder.model().dir())?;
+        let mut w = self.backend().writer()?;
+        if !w.has_collection(&req.collection)? {
+            w.create_collection(&req.collection, &Schema::new(embedder.dim(), Metric::Cosine)?)?;
+        }
+        let mut col = w.collection(&req.collection)?;
+        check_model(col.info(), &name, &hash)?;
+        if col.schema().dim != embedder.dim() {
+            return Err(Error::invalid(format!(
+                "collection {:?} has dimension {}, model {model} embeds to {}",
+                req.collection,
+                col.schema().dim,
+                embedder.dim()
+            )));
+        }
+        let mut info = Vec::new();
+        if !col.info().contains_key(MODEL_HASH_KEY) {
+            info.push((MODEL_KEY.to_string(), name.into()));
+            info.push((MODEL_HASH_KEY.to_string(), hash.into()));
+        }
+        // The weights just hashed equal the recorded ones: let queries trust the hash for this file.
+        if let Some(stamp) = weights_stamp(embedder.model().dir()) {
+            if col.info().get(MODEL_STAMP_KEY).and_then(|v| v.as_str()) != Some(stamp.as_str()) {
+                info.push((MODEL_STAMP_KEY.to_string(), stamp.into()));
+            }
+        }
+        if !info.is_empty() {
+            col.set_info(info)?;
+        }
+        let fields: Vec<String> = ["file_size", "file_mtime"].map(String::from).to_vec();
+        let mut existing = Vec::new();
+        self.backend()
+            .reader(&req.collection)?
+            .scan(&Selection::default(), &fields, false, &mut |r| {
+                existing.push(r);
+                Ok(())
+            })?;
+        let ledger = self.backend().side_dir(&req.collection)?.join(LEDGER_FILE);
+        index_inputs(
+            &embedder,
+            col.as_mut(),
+            &existing,
+            &plan,
+            &req.options,
+            Some(&ledger),
+            progress,
+        )
+    }
+}

@@ -1,0 +1,477 @@
+//! Questions asked of a collection: search (by text, image, stored id or vector), sweep (every
+//! row past a threshold for a set of prompts) and classify (a label for every row).
+//!
+//! Queries are embedded with the model that filled the collection (checked by its weights),
+//! the selection is resolved against the collection's schema and sources, and the backend runs
+//! the exact search. Warnings (a query in a language the model was not trained for, words
+//! outside its vocabulary) are returned as data.
+
+use crate::backend::{CollectionReader, Hit};
+use crate::embedder::Embedder;
+use crate::error::{Error, Result};
+use crate::receipt::Receipt;
+use crate::selection::{check_sources, SelectionSpec};
+use crate::thumbnail::THUMBNAIL_FIELD;
+use crate::Engine;
+use std::path::PathBuf;
+use std::sync::Arc;
+use vitrine_clip::Towers;
+use vitrine_store::{Day, Selection};
+
+/// What to search with.
+#[derive(Debug, Clone)]
+pub enum Query {
+    /// Texts (one query each), embedded with the collection's model.
+    Text(Vec<String>),
+    /// Image files (one query each).
+    ImageFiles(Vec<PathBuf>),
+    /// Images as bytes (uploads), each with a name for its errors.
+    ImageBytes(Vec<(String, Vec<u8>)>),
+    /// The vectors of stored rows, by id ("more like this").
+    Like(Vec<String>),
+    /// Query vectors, row-major (`queries × dim`).
+    Vectors(Vec<f32>),
+    /// Query vectors from a `.npy` file (one vector or a batch).
+    VectorFile(PathBuf),
+}
+
+/// A search.
+#[derive(Debug, Clone)]
+pub struct SearchRequest {
+    /// The collection.
+    pub collection: String,
+    /// What to search with.
+    pub query: Query,
+    /// Results per query (with a threshold: an optional cap). Neither given: 20.
+    pub k: Option<usize>,
+    /// Range search: every row scoring at least this (cosine, ip) or within this distance (l2).
+    pub threshold: Option<f64>,
+    /// Which rows.
+    pub selection: SelectionSpec,
+    /// The model for text and image queries (default: the collection's; must have its weights).
+    pub model: Option<String>,
+}
+
+impl SearchRequest {
+    /// A top-20 search of `collection` with `query` over everything.
+    pub fn new(collection: impl Into<String>, query: Query) -> SearchRequest {
+        SearchRequest {
+            collection: collection.into(),
+            query,
+            k: None,
+            threshold: None,
+            selection: SelectionSpec::default(),
+            model: None,
+        }
+    }
+}
+
+/// What a search found.
+#[derive(Debug, Clone)]
+pub struct SearchAnswer {
+    /// One label per query (its text, `like FILE`, `like ID`, `query N`).
+    pub labels: Vec<String>,
+    /// The user fields every hit carries, in schema order.
+    pub fields: Vec<String>,
+    /// `hits[q]` for query `q`, best first (ties by id).
+    pub hits: Vec<Vec<Hit>>,
+    /// What the search covered.
+    pub receipt: Receipt,
+    /// Things the caller should know about the queries.
+    pub warnings: Vec<String>,
+}
+
+/// A sweep: every row matching any of several prompts.
+#[derive(Debug, Clone)]
+pub struct SweepRequest {
+    /// The collection.
+    pub collection: String,
+    /// Text prompts; a row matches if any prompt matches.
+    pub prompts: Vec<String>,
+    /// Every row scoring at least this for some prompt (exact range search)...
+    pub threshold: Option<f64>,
+    /// ... or the best N rows per prompt.
+    pub top: Option<usize>,
+    /// Which rows.
+    pub selection: SelectionSpec,
+    /// The model (default: the collection's).
+    pub model: Option<String>,
+}
+
+/// What a sweep found.
+#[derive(Debug, Clone)]
+pub struct SweepAnswer {
+    /// The prompts, in the order asked.
+    pub prompts: Vec<String>,
+    /// Each matching row once, with the prompt that scored best (`Hit::query`) and that score;
+    /// best first, ties by id.
+    pub hits: Vec<Hit>,
+    /// Hits per partition (source, day), sorted.
+    pub per_partition: Vec<(String, Day, usize)>,
+    /// What the sweep covered.
+    pub receipt: Receipt,
+    /// Things the caller should know about the prompts.
+    pub warnings: Vec<String>,
+}
+
+/// Zero-shot classification of every row in a selection.
+#[derive(Debug, Clone)]
+pub struct ClassifyRequest {
+    /// The collection.
+    pub collection: String,
+    /// Distinct labels (at least two); see [`parse_labels`].
+    pub labels: Vec<String>,
+    /// Prompt templates with `{}` for the label; a label's vector is their embeddings' mean.
+    pub templates: Vec<String>,
+    /// Which rows.
+    pub selection: SelectionSpec,
+    /// The model (default: the collection's).
+    pub model: Option<String>,
+}
+
+/// One row's label.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Labelled {
+    /// The row.
+    pub id: String,
+    /// Its source.
+    pub source: String,
+    /// Its day.
+    pub day: Day,
+    /// Its uri.
+    pub uri: String,
+    /// Index of the best label.
+    pub label: usize,
+    /// Cosine similarity with the best label (f64).
+    pub score: f64,
+    /// Index of the second-best label.
+    pub second: usize,
+    /// Best score minus the second-best score.
+    pub margin: f64,
+}
+
+/// What a classification found.
+#[derive(Debug, Clone)]
+pub struct ClassifyAnswer {
+    /// The labels, in the order asked.
+    pub labels: Vec<String>,
+    /// One entry per row, in storage order.
+    pub rows: Vec<Labelled>,
+    /// Things the caller should know about the prompts.
+    pub warnings: Vec<String>,
+}
+
+/// Labels from a text: one per line, blank lines and `#` comments skipped; duplicates are
+/// refused (naming the line), and at least two are needed.
+pub fn parse_labels(text: &str, name: &str) -> Result<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let l = line.trim();
+        if l.is_empty() || l.starts_with('#') {
+            continue;
+        }
+        if let Some(first) = out.iter().position(|o| o == l) {
+            return Err(Error::invalid(format!(
+                "{name} line {}: label {l:?} is given twice (first as label {})",
+                i + 1,
+                first + 1
+            )));
+        }
+        out.push(l.to_string());
+    }
+    if out.len() < 2 {
+        return Err(Error::invalid(format!("{name}: need at least two labels")));
+    }
+    Ok(out)
+}
+
+/// The user fields a hit shows: all but the engine's thumbnails (served separately).
+pub fn visible_fields(schema: &vitrine_store::Schema) -> Vec<String> {
+    schema
+        .fields
+        .iter()
+        .map(|f| f.name.clone())
+        .filter(|f| f != THUMBNAIL_FIELD)
+        .collect()
+}
+
+/// Text embeddings plus the warnings for texts the model cannot read.
+pub fn embed_texts(e: &Embedder, texts: &[&str]) -> Result<(Vec<Vec<f32>>, Vec<String>)> {
+    let warnings = texts.iter().flat_map(|t| e.query_warnings(t)).collect();
+    Ok((e.embed_texts(texts)?, warnings))
+}
+
+/// One unit vector per label: the normalised mean of its templates' embeddings ("{}" is the
+/// label); plus the warnings.
+pub fn label_vectors(e: &Embedder, labels: &[String], templates: &[String]) -> Result<(Vec<Vec<f32>>, Vec<String>)> {
+    if templates.is_empty() {
+        return Err(Error::invalid("give at least one template"));
+    }
+    if let Some(t) = templates.iter().find(|t| !t.contains("{}")) {
+        return Err(Error::invalid(format!("template {t:?} has no {{}} for the label")));
+    }
+    let mut out = Vec::with_capacity(labels.len());
+    let mut warnings = Vec::new();
+    for l in labels {
+        let prompts: Vec<String> = templates.iter().map(|t| t.replace("{}", l)).collect();
+        let refs: Vec<&str> = prompts.iter().map(String::as_str).collect();
+        let (embs, w) = embed_texts(e, &refs)?;
+        warnings.extend(w);
+        let mut mean = vec![0f64; e.dim()];
+        for v in &embs {
+            for (m, x) in mean.iter_mut().zip(v) {
+                *m += *x as f64;
+            }
+        }
+        let n = mean.iter().map(|x| x * x).sum::<f64>().sqrt();
+        out.push(mean.into_iter().map(|x| (x / n) as f32).collect());
+    }
+    Ok((out, warnings))
+}
+
+impl Engine {
+    /// The model that filled `reader`'s collection (or `model`), with `towers`.
+    fn collection_model(
+        &self,
+        reader: &dyn CollectionReader,
+        model: Option<&str>,
+        towers: Towers,
+    ) -> Result<Arc<Embedder>> {
+        self.models()
+            .for_collection(reader.name(), reader.info(), reader.schema().dim, model, towers)
+    }
+
+    /// The query vectors (row-major), a label per query, and warnings.
+    fn query_vectors(
+        &self,
+        reader: &dyn CollectionReader,
+        query: &Query,
+        model: Option<&str>,
+    ) -> Result<(Vec<f32>, Vec<String>, Vec<String>)> {
+        let dim = reader.schema().dim;
+        let images = |results: Vec<crate::ImageResult>| -> Result<Vec<f32>> {
+            let mut flat = Vec::new();
+            for r in results {
+                flat.extend(r?);
+            }
+            Ok(flat)
+        };
+        Ok(match query {
+            Query::Text(texts) => {
+                if texts.is_empty() {
+                    return Err(Error::invalid("no query text"));
+                }
+                let e = self.collection_model(reader, model, Towers::Text)?;
+                let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+                let (v, warnings) = embed_texts(&e, &refs)?;
+                (v.into_iter().flatten().collect(), texts.clone(), warnings)
+            }
+            Query::ImageFiles(paths) => {
+                let e = self.collection_model(reader, model, Towers::Image)?;
+                let labels = paths.iter().map(|p| format!("like {}", p.display())).collect();
+                (images(e.embed_images(paths))?, labels, vec![])
+            }
+            Query::ImageBytes(items) => {
+                let e = self.collection_model(reader, model, Towers::Image)?;
+                let labels = items.iter().map(|(n, _)| format!("like {n}")).collect();
+                (images(e.embed_image_bytes(items))?, labels, vec![])
+            }
+            Query::Like(ids) => {
+                let mut flat = Vec::with_capacity(ids.len() * dim);
+                for (id, rec) in ids.iter().zip(reader.get(ids, &[], true)?) {
+                    match rec.and_then(|r| r.vector) {
+                        Some(v) => flat.extend(v),
+                        None => {
+                            return Err(Error::NotFound(format!(
+                                "like {id:?}: no row with that id in {:?}",
+                                reader.name()
+                            )))
+                        }
+                    }
+                }
+                (flat, ids.iter().map(|id| format!("like {id}")).collect(), vec![])
+            }
+            Query::Vectors(v) => {
+                let n = v.len() / dim.max(1);
+                (v.clone(), (0..n).map(|q| format!("query {q}")).collect(), vec![])
+            }
+            Query::VectorFile(path) => {
+                let npy = vitrine_import::npy::Npy::open(path)?;
+                if npy.dim() != dim {
+                    return Err(Error::invalid(format!(
+                        "{}: queries have dimension {}, but collection {:?} has dimension {dim}",
+                        path.display(),
+                        npy.dim(),
+                        reader.name()
+                    )));
+                }
+                let mut q = Vec::new();
+                npy.read_rows(0..npy.rows(), &mut q);
+                (q, (0..npy.rows()).map(|i| format!("query {i}")).collect(), vec![])
+            }
+        })
+    }
+
+    /// The vectors `query` stands for in `collection` (embedded with its model, or read), as
+    /// search computes them first; plus the warnings.
+    pub fn query_embedding(
+        &self,
+        collection: &str,
+        query: &Query,
+        model: Option<&str>,
+    ) -> Result<(Vec<f32>, Vec<String>)> {
+        let reader = self.reader(collection)?;
+        let (v, _, warnings) = self.query_vectors(reader.as_ref(), query, model)?;
+        Ok((v, warnings))
+    }
+
+    /// The selection of `spec` in `reader`'s collection, its sources checked.
+    pub(crate) fn resolve(&self, reader: &dyn CollectionReader, spec: &SelectionSpec) -> Result<Selection> {
+        let sel = spec.resolve(reader.schema(), Day::today())?;
+        check_sources(reader.name(), &sel, &reader.partitions())?;
+        Ok(sel)
+    }
+
+    /// The live rows in a selection (identity, partition and uri; no fields or vectors), in
+    /// storage order.
+    pub fn rows(&self, collection: &str, selection: &SelectionSpec) -> Result<Vec<crate::Record>> {
+        let reader = self.reader(collection)?;
+        let sel = self.resolve(reader.as_ref(), selection)?;
+        let mut out = Vec::new();
+        reader.scan(&sel, &[], false, &mut |r| {
+            out.push(r);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Exact search: the top k (or every row past a threshold) for each query.
+    pub fn search(&self, req: &SearchRequest) -> Result<SearchAnswer> {
+        let reader = self.reader(&req.collection)?;
+        let (queries, labels, warnings) = self.query_vectors(reader.as_ref(), &req.query, req.model.as_deref())?;
+        let selection = self.resolve(reader.as_ref(), &req.selection)?;
+        let k = match (req.k, req.threshold) {
+            (None, None) => Some(20),
+            (k, _) => k,
+        };
+        let fields = visible_fields(reader.schema());
+        let out = reader.search(
+            &vitrine_store::SearchRequest {
+                queries,
+                k,
+                threshold: req.threshold,
+                selection: selection.clone(),
+            },
+            &fields,
+        )?;
+        let side = self.side_dir(&req.collection);
+        let receipt = Receipt::new(out.stats, reader.as_ref(), side.as_deref(), &selection);
+        Ok(SearchAnswer {
+            labels,
+            fields,
+            hits: out.hits,
+            receipt,
+            warnings,
+        })
+    }
+
+    /// Every row matching any prompt (each row once, with its best prompt), exactly.
+    pub fn sweep(&self, req: &SweepRequest) -> Result<SweepAnswer> {
+        if req.threshold.is_some() == req.top.is_some() {
+            return Err(Error::invalid("a sweep needs a threshold or a top N (one of them)"));
+        }
+        if req.prompts.is_empty() {
+            return Err(Error::invalid("a sweep needs at least one prompt"));
+        }
+        let reader = self.reader(&req.collection)?;
+        let e = self.collection_model(reader.as_ref(), req.model.as_deref(), Towers::Text)?;
+        let refs: Vec<&str> = req.prompts.iter().map(String::as_str).collect();
+        let (vectors, warnings) = embed_texts(&e, &refs)?;
+        let selection = self.resolve(reader.as_ref(), &req.selection)?;
+        let out = reader.search(
+            &vitrine_store::SearchRequest {
+                queries: vectors.into_iter().flatten().collect(),
+                k: req.top,
+                threshold: req.threshold,
+                selection: selection.clone(),
+            },
+            &[],
+        )?;
+        let higher = reader.schema().metric.higher_is_better();
+        let better = |a: &Hit, b: &Hit| {
+            let by_score = if higher {
+                b.score.total_cmp(&a.score)
+            } else {
+                a.score.total_cmp(&b.score)
+            };
+            by_score
+                .then_with(|| a.id.cmp(&b.id))
+                .then_with(|| a.query.cmp(&b.query))
+        };
+        let mut all: Vec<Hit> = out.hits.into_iter().flatten().collect();
+        all.sort_by(better);
+        let mut seen = std::collections::HashSet::new();
+        let mut hits: Vec<Hit> = all.into_iter().filter(|h| seen.insert(h.id.clone())).collect();
+        let mut per: std::collections::BTreeMap<(String, Day), usize> = Default::default();
+        for (i, h) in hits.iter_mut().enumerate() {
+            h.rank = i + 1;
+            *per.entry((h.source.clone(), h.day)).or_default() += 1;
+        }
+        let side = self.side_dir(&req.collection);
+        let receipt = Receipt::new(out.stats, reader.as_ref(), side.as_deref(), &selection);
+        Ok(SweepAnswer {
+            prompts: req.prompts.clone(),
+            hits,
+            per_partition: per.into_iter().map(|((s, d), n)| (s, d, n)).collect(),
+            receipt,
+            warnings,
+        })
+    }
+
+    /// A label for every row in the selection: the label whose vector is most similar (cosine,
+    /// in f64), with the runner-up and the margin.
+    pub fn classify(&self, req: &ClassifyRequest) -> Result<ClassifyAnswer> {
+        if req.labels.len() < 2 {
+            return Err(Error::invalid("classify needs at least two labels"));
+        }
+        let mut seen = std::collections::HashSet::new();
+        if let Some(d) = req.labels.iter().find(|l| !seen.insert(l.as_str())) {
+            return Err(Error::invalid(format!("label {d:?} is given twice")));
+        }
+        let reader = self.reader(&req.collection)?;
+        let e = self.collection_model(reader.as_ref(), req.model.as_deref(), Towers::Text)?;
+        let (label_vecs, warnings) = label_vectors(&e, &req.labels, &req.templates)?;
+        let selection = self.resolve(reader.as_ref(), &req.selection)?;
+        let label_norms: Vec<f64> = label_vecs.iter().map(|l| vitrine_kernels::norm_f64(l)).collect();
+        let mut rows = Vec::new();
+        reader.scan(&selection, &[], true, &mut |r| {
+            let v = r.vector.as_deref().unwrap_or_default();
+            let norm = vitrine_kernels::norm_f64(v);
+            // The same cosine as a search with the label vector as the query.
+            let mut scored: Vec<(f64, usize)> = label_vecs
+                .iter()
+                .zip(&label_norms)
+                .enumerate()
+                .map(|(i, (l, ln))| (vitrine_kernels::dot_f64(v, l) / (norm * ln), i))
+                .collect();
+            // Ties go to the label listed first.
+            scored.sort_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(&y.1)));
+            rows.push(Labelled {
+                id: r.id,
+                source: r.source,
+                day: r.day,
+                uri: r.uri,
+                label: scored[0].1,
+                score: scored[0].0,
+                second: scored[1].1,
+                margin: scored[0].0 - scored[1].0,
+            });
+            Ok(())
+        })?;
+        Ok(ClassifyAnswer {
+            labels: req.labels.clone(),
+            rows,
+            warnings,
+        })
+    }
+}

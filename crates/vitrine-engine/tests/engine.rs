@@ -1,0 +1,329 @@
+//! The engine API over the embedded store: typed answers, error kinds, receipts, the one rule
+//! for days, reserved fields, imports that write all or nothing.
+
+use std::io::Write;
+use std::path::Path;
+use vitrine_engine::admin::{CollectionSpec, Cutoff, DeleteRequest, RetainRequest};
+use vitrine_engine::import::{Defaults, ImportRequest, ImportSource};
+use vitrine_engine::query::{Query, SearchRequest};
+use vitrine_engine::{Coverage, Day, Engine, ErrorKind, Metric, SelectionSpec};
+
+/// `n` rows of dimension 4 (row i points mostly along axis i % 4), as .npy + JSONL metadata.
+fn write_input(dir: &Path, name: &str, meta: impl Fn(usize) -> serde_json::Value, n: usize) -> ImportSource {
+    let mut v = Vec::with_capacity(n * 4);
+    for i in 0..n {
+        let mut row = [0.1f32; 4];
+        row[i % 4] = 1.0 + i as f32 / 100.0;
+        v.extend(row);
+    }
+    let vectors = dir.join(format!("{name}.npy"));
+    vitrine_engine::write_npy(&vectors, &v, n, 4).unwrap();
+    let metadata = dir.join(format!("{name}.jsonl"));
+    let mut f = std::fs::File::create(&metadata).unwrap();
+    for i in 0..n {
+        writeln!(f, "{}", meta(i)).unwrap();
+    }
+    ImportSource::Npy {
+        vectors,
+        metadata: Some(metadata),
+    }
+}
+
+fn import(engine: &Engine, source: ImportSource, batch_size: usize) -> vitrine_engine::Result<u64> {
+    engine
+        .import(
+            &ImportRequest {
+                collection: "images".into(),
+                source,
+                defaults: Defaults::default(),
+                metric: Metric::Cosine,
+                batch_size,
+            },
+            &mut |_, _| {},
+        )
+        .map(|r| r.inserted)
+}
+
+fn day(s: &str) -> Day {
+    s.parse().unwrap()
+}
+
+#[test]
+fn errors_carry_a_kind_a_server_can_map_to_a_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open_store(dir.path().join("store"));
+    // No store yet: not found.
+    assert_eq!(
+        engine.collection_info("images").unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    let src = write_input(
+        dir.path(),
+        "a",
+        |i| serde_json::json!({"id": format!("r{i}"), "source": "products", "day": "2023-11-19"}),
+        8,
+    );
+    assert_eq!(import(&engine, src, 100).unwrap(), 8);
+    assert_eq!(engine.collection_info("nope").unwrap_err().kind(), ErrorKind::NotFound);
+    // A bad filter, an unknown source, a wrong dimension: bad input.
+    let mut req = SearchRequest::new("images", Query::Vectors(vec![1.0, 0.0, 0.0, 0.0]));
+    req.selection.filter = Some("prcie > 3".into());
+    let e = engine.search(&req).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::BadInput, "{e}");
+    req.selection = SelectionSpec {
+        sources: vec!["product".into()],
+        ..Default::default()
+    };
+    let e = engine.search(&req).unwrap_err();
+    assert!(
+        e.kind() == ErrorKind::BadInput && e.to_string().contains("products"),
+        "{e}"
+    );
+    let e = engine
+        .search(&SearchRequest::new("images", Query::Vectors(vec![1.0, 0.0, 0.0])))
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::BadInput, "{e}");
+    // A stored id that is not there: not found.
+    let e = engine
+        .search(&SearchRequest::new("images", Query::Like(vec!["zz".into()])))
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+    // The writer lock held by someone else: conflict.
+    let held = engine.backend().writer().unwrap();
+    let e = engine
+        .delete("images", &DeleteRequest::Ids(vec!["r1".into()]))
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
+    drop(held);
+    // Creating what exists: conflict.
+    let spec = CollectionSpec {
+        dim: 4,
+        metric: Metric::Cosine,
+        fields: vec![],
+    };
+    assert_eq!(
+        engine.create_collection("images", &spec).unwrap_err().kind(),
+        ErrorKind::Conflict
+    );
+    // A damaged segment: corrupt (and `check` names it).
+    let seg = std::fs::read_dir(dir.path().join("store/collections/images/segments"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "vseg"))
+        .unwrap();
+    let mut bytes = std::fs::read(&seg).unwrap();
+    bytes[10] ^= 0xFF;
+    std::fs::write(&seg, &bytes).unwrap();
+    let checks = engine.check(None).unwrap();
+    assert_eq!(checks.len(), 1);
+    assert!(
+        checks[0]
+            .report
+            .problems
+            .iter()
+            .any(|p| p.contains(seg.file_name().unwrap().to_str().unwrap())),
+        "{checks:?}"
+    );
+}
+
+#[test]
+fn hits_carry_fields_by_name_and_a_receipt_and_deletes_name_missing_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open_store(dir.path().join("store"));
+    let src = write_input(
+        dir.path(),
+        "a",
+        |i| serde_json::json!({"id": format!("r{i}"), "source": if i % 2 == 0 {"products"} else {"avatars"}, "day": "2023-11-19", "price": i, "city": "x"}),
+        20,
+    );
+    import(&engine, src, 7).unwrap();
+    let mut req = SearchRequest::new("images", Query::Vectors(vec![1.0, 0.0, 0.0, 0.0]));
+    req.k = Some(3);
+    req.selection.sources = vec!["products".into()];
+    let ans = engine.search(&req).unwrap();
+    assert_eq!(ans.fields, vec!["price", "city"]);
+    let top = &ans.hits[0];
+    assert_eq!(top.len(), 3);
+    assert!(top
+        .iter()
+        .all(|h| h.source == "products" && h.fields.get("city").is_some()));
+    assert_eq!(top[0].id, "r16");
+    assert_eq!(ans.receipt.scan.rows_scanned, 10);
+    assert_eq!(ans.receipt.coverage, Coverage::Complete);
+    let r = engine
+        .delete(
+            "images",
+            &DeleteRequest::Ids(vec!["r0".into(), "r1".into(), "ghost".into()]),
+        )
+        .unwrap();
+    assert_eq!((r.deleted, r.not_found), (2, vec!["ghost".to_string()]));
+}
+
+#[test]
+fn a_receipt_says_coverage_is_unknown_when_the_ledger_cannot_be_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open_store(dir.path().join("store"));
+    let src = write_input(
+        dir.path(),
+        "a",
+        |i| serde_json::json!({"id": format!("r{i}"), "source": "products", "day": "2023-11-19"}),
+        4,
+    );
+    import(&engine, src, 100).unwrap();
+    let ledger = engine.backend().side_dir("images").unwrap().join("ledger.jsonl");
+    // A readable ledger with a failed input in the selection: incomplete, and listed.
+    std::fs::write(
+        &ledger,
+        "{\"uri\":\"/p/a.jpg\",\"source\":\"products\",\"day\":\"2023-11-19\",\"state\":\"failed\",\"reason\":\"bad\"}\n",
+    )
+    .unwrap();
+    let req = SearchRequest::new("images", Query::Vectors(vec![1.0, 0.0, 0.0, 0.0]));
+    let r = engine.search(&req).unwrap().receipt;
+    assert_eq!((r.coverage, r.inputs_failed), (Coverage::Incomplete, 1));
+    // A damaged line in the middle: the receipt cannot vouch for anything.
+    std::fs::write(
+        &ledger,
+        "{\"uri\":\"/p/a.jpg\",\"source\":\"products\",\"day\":null,\"state\":\"failed\",\"reason\":\"bad\"}\n\u{0}garbage\n{\"uri\":\"/p/b.jpg\",\"source\":\"\",\"day\":null,\"state\":\"pending\",\"reason\":null}\n",
+    )
+    .unwrap();
+    let r = engine.search(&req).unwrap().receipt;
+    assert_eq!(r.coverage, Coverage::Unknown);
+    assert!(r.note.as_deref().is_some_and(|n| n.contains("line 2")), "{r:?}");
+    // A ledger that is not a file at all.
+    std::fs::remove_file(&ledger).unwrap();
+    std::fs::create_dir(&ledger).unwrap();
+    assert_eq!(engine.search(&req).unwrap().receipt.coverage, Coverage::Unknown);
+    // A torn last line (a crash while appending) is not damage.
+    std::fs::remove_dir(&ledger).unwrap();
+    std::fs::write(
+        &ledger,
+        "{\"uri\":\"/p/a.jpg\",\"source\":\"products\",\"day\":null,\"state\":\"fai",
+    )
+    .unwrap();
+    assert_eq!(engine.search(&req).unwrap().receipt.coverage, Coverage::Complete);
+}
+
+#[test]
+fn last_n_days_and_retention_older_than_n_days_split_the_days_the_same_way() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open_store(dir.path().join("store"));
+    let today = Day::today();
+    let src = write_input(
+        dir.path(),
+        "a",
+        |i| serde_json::json!({"id": format!("r{i}"), "source": "products", "day": Day(today.0 - i as i32).to_string()}),
+        12,
+    );
+    import(&engine, src, 100).unwrap();
+    for age in ["1d", "3d", "36h", "1w"] {
+        let mut req = SearchRequest::new("images", Query::Vectors(vec![1.0, 1.0, 1.0, 1.0]));
+        req.k = Some(100);
+        req.selection.last = Some(age.parse().unwrap());
+        let shown: std::collections::BTreeSet<Day> =
+            engine.search(&req).unwrap().hits[0].iter().map(|h| h.day).collect();
+        let kept_back = engine
+            .retain(&RetainRequest {
+                collection: "images".into(),
+                cutoff: Cutoff::OlderThan(age.parse().unwrap()),
+                source: None,
+                dry_run: true,
+            })
+            .unwrap();
+        let dropped: std::collections::BTreeSet<Day> = kept_back.dropped.iter().map(|p| p.day).collect();
+        let all: std::collections::BTreeSet<Day> = engine.partitions("images").unwrap().iter().map(|p| p.day).collect();
+        assert!(shown.is_disjoint(&dropped), "{age}: {shown:?} vs {dropped:?}");
+        assert_eq!(
+            shown
+                .union(&dropped)
+                .cloned()
+                .collect::<std::collections::BTreeSet<_>>(),
+            all,
+            "{age}"
+        );
+    }
+    // 36 hours is two days, today included.
+    let r = engine
+        .retain(&RetainRequest {
+            collection: "images".into(),
+            cutoff: Cutoff::OlderThan("36h".parse().unwrap()),
+            source: None,
+            dry_run: false,
+        })
+        .unwrap();
+    assert_eq!(r.cutoff, Day(today.0 - 1));
+    assert_eq!(engine.partitions("images").unwrap().len(), 2);
+    // A source the collection does not have is an error listing its sources.
+    let e = engine
+        .retain(&RetainRequest {
+            collection: "images".into(),
+            cutoff: Cutoff::Before(day("2000-01-01")),
+            source: Some("avatar".into()),
+            dry_run: false,
+        })
+        .unwrap_err();
+    assert!(
+        e.kind() == ErrorKind::BadInput && e.to_string().contains("products"),
+        "{e}"
+    );
+}
+
+#[test]
+fn imports_refuse_reserved_field_names_and_write_nothing_when_a_later_row_conflicts() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open_store(dir.path().join("store"));
+    // A field named like the thumbnails `index` stores would reach result pages as an image.
+    let src = write_input(
+        dir.path(),
+        "x",
+        |i| serde_json::json!({"id": format!("r{i}"), "source": "products", "day": "2023-11-19", "thumbnail": "x\" onerror=\"alert(1)"}),
+        3,
+    );
+    let e = import(&engine, src, 100).unwrap_err();
+    assert!(
+        e.kind() == ErrorKind::BadInput && e.to_string().contains("reserved"),
+        "{e}"
+    );
+    // A field that is an integer in rows 0–99 and a float after, at any batch size: the field
+    // is float and every row is written (or nothing is).
+    for batch in [7, 100, 1000] {
+        let store = dir.path().join(format!("s{batch}"));
+        let engine = Engine::open_store(&store);
+        let src = write_input(
+            dir.path(),
+            "m",
+            |i| {
+                let price = if i < 100 {
+                    serde_json::json!(i)
+                } else {
+                    serde_json::json!(i as f64 + 0.5)
+                };
+                serde_json::json!({"id": format!("r{i}"), "source": "products", "day": "2023-11-19", "price": price})
+            },
+            150,
+        );
+        assert_eq!(import(&engine, src, batch).unwrap(), 150, "batch {batch}");
+        let info = engine.collection_info("images").unwrap();
+        assert_eq!(info.fields[0].ty, "float");
+        // A string where the collection has floats: refused before anything is written.
+        let src = write_input(
+            dir.path(),
+            "bad",
+            |i| {
+                let price = if i < 120 {
+                    serde_json::json!(1.5)
+                } else {
+                    serde_json::json!("cheap")
+                };
+                serde_json::json!({"id": format!("n{i}"), "source": "products", "day": "2023-11-20", "price": price})
+            },
+            150,
+        );
+        let e = import(&engine, src, batch).unwrap_err().to_string();
+        assert!(e.contains("bad.jsonl") && e.contains("price"), "{e}");
+        assert_eq!(
+            engine.collection_info("images").unwrap().rows,
+            150,
+            "batch {batch}: a partial import"
+        );
+    }
+}
