@@ -134,11 +134,13 @@ pub enum PartitionsCmd {
         day: String,
     },
     /// Drop every partition older than an age or a day (whole partitions; cost grows with partitions, not rows).
+    #[command(group(clap::ArgGroup::new("cutoff").required(true).args(["older_than", "before"])))]
     Retain {
         #[command(flatten)]
         c: CollectionArg,
-        /// Drop partitions whose day is older than this age (e.g. 400d, 52w).
-        #[arg(long, conflicts_with = "before", required_unless_present = "before")]
+        /// Drop partitions older than the last AGE (e.g. 400d, 52w): it keeps exactly the days
+        /// that `--last AGE` selects.
+        #[arg(long)]
         older_than: Option<String>,
         /// Drop partitions whose day is before this day (YYYY-MM-DD).
         #[arg(long)]
@@ -153,11 +155,12 @@ pub enum PartitionsCmd {
 }
 
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("input").required(true).args(["vectors", "clip_retrieval"])))]
 pub struct ImportArgs {
     #[command(flatten)]
     pub c: CollectionArg,
     /// Vectors, .npy (float32 or float16, C order).
-    #[arg(long, required_unless_present = "clip_retrieval", conflicts_with = "clip_retrieval")]
+    #[arg(long)]
     pub vectors: Option<PathBuf>,
     /// Metadata (.jsonl, .csv or .parquet), one row per vector.
     #[arg(long, requires = "vectors")]
@@ -215,6 +218,10 @@ pub struct IndexArgs {
     /// Print the summary as one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// Index inputs whose rows were deleted or whose days were dropped or expired (they are
+    /// skipped otherwise, so deletes and retention stick).
+    #[arg(long)]
+    pub readmit_deleted: bool,
     /// Exit with an error status when any input failed (the good ones are still indexed), for
     /// scheduled runs that must notice.
     #[arg(long)]
@@ -276,17 +283,18 @@ pub struct SelectionArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("query").required(true).args(["text", "image", "like", "vector_file"])))]
 pub struct SearchArgs {
     #[command(flatten)]
     pub c: CollectionArg,
     /// Query vectors, .npy: one vector or a batch.
-    #[arg(long, required_unless_present_any = ["text", "image", "like"], conflicts_with_all = ["text", "image", "like"])]
+    #[arg(long)]
     pub vector_file: Option<PathBuf>,
     /// Query by the vector of a stored row (its id; repeatable).
-    #[arg(long, conflicts_with_all = ["text", "image"])]
+    #[arg(long)]
     pub like: Vec<String>,
     /// Query by text (repeatable: one query each), embedded with the collection's model.
-    #[arg(long, conflicts_with = "image")]
+    #[arg(long)]
     pub text: Vec<String>,
     /// Query by example image (repeatable).
     #[arg(long)]
@@ -313,6 +321,7 @@ pub struct SearchArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("cutoff").required(true).args(["threshold", "top"])))]
 pub struct SweepArgs {
     #[command(flatten)]
     pub c: CollectionArg,
@@ -320,12 +329,7 @@ pub struct SweepArgs {
     #[arg(long = "prompt", required = true)]
     pub prompts: Vec<String>,
     /// Every row scoring at least this (exact, no cap).
-    #[arg(
-        long,
-        required_unless_present = "top",
-        conflicts_with = "top",
-        allow_negative_numbers = true
-    )]
+    #[arg(long, allow_negative_numbers = true)]
     pub threshold: Option<f64>,
     /// The N best rows per prompt instead.
     #[arg(long)]

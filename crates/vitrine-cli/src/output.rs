@@ -28,10 +28,16 @@ impl Rows {
                 }
             }
             Format::Csv => {
+                // The writer's own error type hides the I/O error (a closed pipe) that callers
+                // look for; hand it back as the io::Error it is.
+                let io = |e: csv::Error| match e.into_kind() {
+                    csv::ErrorKind::Io(e) => e,
+                    other => std::io::Error::other(format!("{other:?}")),
+                };
                 let mut w = csv::Writer::from_writer(out);
-                w.write_record(&self.columns)?;
+                w.write_record(&self.columns).map_err(io)?;
                 for r in &self.rows {
-                    w.write_record(r.iter().map(exact_cell))?;
+                    w.write_record(r.iter().map(exact_cell)).map_err(io)?;
                 }
                 w.flush()?;
             }

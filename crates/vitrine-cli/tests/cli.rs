@@ -1,55 +1,13 @@
 //! The `vitrine` binary end to end: imports in every format, search output, partition
 //! management, bad input, a second writer, and a real `kill -9` in the middle of an import.
 
+mod common;
+
+use common::{clip_fixture, copy_files, fails, ok, s, vectors, vitrine};
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use vitrine_engine::{write_npy as write_f32, Engine, Selection};
-
-fn vitrine(store: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vitrine"))
-        .arg("--store")
-        .arg(store)
-        .args(args)
-        .env_remove("VITRINE_STORE")
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run vitrine")
-}
-
-fn ok(store: &Path, args: &[&str]) -> String {
-    let out = vitrine(store, args);
-    assert!(
-        out.status.success(),
-        "vitrine {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn fails(store: &Path, args: &[&str]) -> String {
-    let out = vitrine(store, args);
-    assert!(
-        !out.status.success(),
-        "vitrine {args:?} should fail; stdout: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    String::from_utf8(out.stderr).unwrap()
-}
-
-/// Deterministic vectors: row i points mostly along axis i % dim.
-fn vectors(n: usize, dim: usize) -> Vec<f32> {
-    let mut v = vec![0.01f32; n * dim];
-    for i in 0..n {
-        v[i * dim + i % dim] = 1.0 + (i / dim) as f32 * 0.01;
-        v[i * dim + (i * 7 + 3) % dim] += 0.3;
-    }
-    v
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 #[test]
 fn import_every_metadata_format_then_search_in_every_output_format() {
@@ -840,23 +798,6 @@ fn english_clip_asked_in_chinese_warns_instead_of_silently_returning_noise() {
     assert!(!String::from_utf8_lossy(&out.stderr).contains("warning"));
 }
 
-fn clip_fixture(name: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../vitrine-clip/tests/fixtures")
-        .join(name)
-}
-
-/// Copies the files of folder `from` into `to` (created), as a model folder elsewhere.
-fn copy_files(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for f in std::fs::read_dir(from).unwrap() {
-        let f = f.unwrap().path();
-        if f.is_file() {
-            std::fs::copy(&f, to.join(f.file_name().unwrap())).unwrap();
-        }
-    }
-}
-
 #[test]
 fn embed_prints_normalised_reference_vectors_and_finds_models_in_the_hub_cache() {
     let dir = tempfile::tempdir().unwrap();
@@ -1010,14 +951,18 @@ fn index_a_folder_incrementally_then_search_it_by_text_and_by_image() {
             s(&failures),
         ],
     );
+    // Two files with the same bytes are two uploads (two rows), embedded once.
     assert!(
-        out.contains("indexed 4 images") && out.contains("1 duplicates by content") && out.contains("1 failed"),
+        out.contains("indexed 5 images")
+            && out.contains("4 embedded")
+            && out.contains("1 reused")
+            && out.contains("1 failed"),
         "{out}"
     );
     assert!(std::fs::read_to_string(&failures).unwrap().contains("broken.jpg"));
     // A second run decodes nothing new.
     let out = ok(&store, &["index", i, "--source", "products", "--model", m]);
-    assert!(out.contains("indexed 0 images") && out.contains("4 unchanged"), "{out}");
+    assert!(out.contains("indexed 0 images") && out.contains("5 unchanged"), "{out}");
     // Search by text with the collection's own model; by image: the picture finds itself first.
     let out = ok(
         &store,
@@ -1029,7 +974,7 @@ fn index_a_folder_incrementally_then_search_it_by_text_and_by_image() {
         &[
             "search",
             "--image",
-            s(&imgs.join("photo.bmp")),
+            s(&imgs.join("wide_641x203.jpg")),
             "-k",
             "1",
             "--format",
@@ -1037,7 +982,8 @@ fn index_a_folder_incrementally_then_search_it_by_text_and_by_image() {
         ],
     );
     let hit: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
-    assert!(hit["uri"].as_str().unwrap().ends_with("photo.bmp"), "{hit}");
+    // (photo.bmp is the scene as a BMP: the same pixels, the same vector, so it would tie.)
+    assert!(hit["uri"].as_str().unwrap().ends_with("wide_641x203.jpg"), "{hit}");
     assert!((hit["score"].as_f64().unwrap() - 1.0).abs() < 1e-5);
     // By a stored row: its own vector finds it first; an unknown id is named.
     let id = hit["id"].as_str().unwrap();

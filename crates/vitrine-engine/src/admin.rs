@@ -1,9 +1,10 @@
 //! Looking after collections: create, list, describe, drop; partitions and retention; deletes;
 //! compaction and checks.
 
-use crate::backend::{CheckReport, DeleteReport};
+use crate::backend::{CheckReport, CollectionWriter, DeleteReport};
 use crate::error::{Error, Result};
 use crate::selection::{check_sources, Age, SelectionSpec};
+use crate::tombstones::{Forgotten, Tombstones};
 use crate::Engine;
 use serde::Serialize;
 use vitrine_store::{CompactReport, Day, FieldType, Metric, PartitionInfo, Schema};
@@ -190,6 +191,7 @@ impl Engine {
 
     /// Drops a collection and all its data.
     pub fn drop_collection(&self, name: &str) -> Result<()> {
+        self.ensure_collection(name)?;
         self.backend().writer()?.drop_collection(name)
     }
 
@@ -200,9 +202,21 @@ impl Engine {
 
     /// Drops one (source, day) partition.
     pub fn drop_partition(&self, collection: &str, source: &str, day: Day) -> Result<PartitionInfo> {
-        let mut w = self.backend().writer()?;
-        let mut c = w.collection(collection)?;
+        let mut c = self.collection_writer(collection)?;
         self.check_source(collection, Some(source), &c.partitions())?;
+        if !c.partitions().iter().any(|p| p.source == source && p.day == day) {
+            return Err(vitrine_store::Error::UnknownPartition {
+                collection: collection.to_string(),
+                source_name: source.to_string(),
+                day: day.to_string(),
+            }
+            .into());
+        }
+        // Recorded first, so the next index run of the same files does not bring the day back.
+        self.tombstones(collection)?.record(vec![Forgotten::Partition {
+            source: source.to_string(),
+            day,
+        }])?;
         let mut dropped = c.drop_partitions(&|s, d| s == source && d == day)?;
         dropped.pop().ok_or_else(|| {
             vitrine_store::Error::UnknownPartition {
@@ -227,9 +241,12 @@ impl Engine {
             self.check_source(&req.collection, req.source.as_deref(), &parts)?;
             parts.into_iter().filter(|p| which(&p.source, p.day)).collect()
         } else {
-            let mut w = self.backend().writer()?;
-            let mut c = w.collection(&req.collection)?;
+            let mut c = self.collection_writer(&req.collection)?;
             self.check_source(&req.collection, req.source.as_deref(), &c.partitions())?;
+            self.tombstones(&req.collection)?.record(vec![Forgotten::Horizon {
+                source: req.source.clone(),
+                before: cutoff,
+            }])?;
             c.drop_partitions(&which)?
         };
         Ok(RetainReport {
@@ -247,42 +264,80 @@ impl Engine {
         check_sources(collection, &sel, parts)
     }
 
-    /// Deletes rows by id, by selection, or all of them.
+    /// Deletes rows by id, by selection, or all of them. The deleted ids are recorded first (see
+    /// [`crate::tombstones`]), so indexing the same files again does not bring them back.
     pub fn delete(&self, collection: &str, req: &DeleteRequest) -> Result<DeleteReport> {
-        let mut w = self.backend().writer()?;
-        let mut c = w.collection(collection)?;
-        match req {
+        let mut c = self.collection_writer(collection)?;
+        // Read after taking the writer lock: no commit can come between this and the delete.
+        let reader = self.backend().reader(collection)?;
+        let doomed: Vec<String> = match req {
             DeleteRequest::Ids(ids) => {
                 if ids.is_empty() {
                     return Err(Error::invalid("no ids to delete"));
                 }
-                c.delete_ids(ids)
+                reader
+                    .get(ids, &[], false)?
+                    .into_iter()
+                    .flatten()
+                    .map(|r| r.id)
+                    .collect()
             }
-            DeleteRequest::Selection(spec) => {
-                if spec.is_everything() {
-                    return Err(Error::invalid(format!(
-                        "no ids or selection given; deleting every row of {collection:?} must be asked for explicitly"
-                    )));
-                }
-                let sel = spec.resolve(c.schema(), Day::today())?;
-                check_sources(collection, &sel, &c.partitions())?;
-                Ok(DeleteReport {
-                    deleted: c.delete_where(&sel)?,
-                    not_found: vec![],
-                })
+            DeleteRequest::Selection(spec) if spec.is_everything() => {
+                return Err(Error::invalid(format!(
+                    "no ids or selection given; deleting every row of {collection:?} must be asked for explicitly"
+                )))
             }
-            DeleteRequest::All => Ok(DeleteReport {
-                deleted: c.delete_where(&vitrine_store::Selection::default())?,
+            DeleteRequest::Selection(_) | DeleteRequest::All => {
+                let sel = match req {
+                    DeleteRequest::Selection(spec) => {
+                        let sel = spec.resolve(c.schema(), Day::today())?;
+                        check_sources(collection, &sel, &c.partitions())?;
+                        sel
+                    }
+                    _ => vitrine_store::Selection::default(),
+                };
+                let mut ids = Vec::new();
+                reader.scan(&sel, &[], false, &mut |r| {
+                    ids.push(r.id);
+                    Ok(())
+                })?;
+                ids
+            }
+        };
+        self.tombstones(collection)?
+            .record(doomed.iter().map(|id| Forgotten::Row { id: id.clone() }).collect())?;
+        match req {
+            DeleteRequest::Ids(ids) => c.delete_ids(ids),
+            _ => Ok(DeleteReport {
+                deleted: c.delete_ids(&doomed)?.deleted,
                 not_found: vec![],
             }),
         }
     }
 
+    /// The writer of an existing collection: never creates a store or a collection (a command
+    /// that fails leaves nothing behind).
+    fn collection_writer(&self, collection: &str) -> Result<Box<dyn CollectionWriter>> {
+        self.ensure_collection(collection)?;
+        self.backend().writer()?.collection(collection)
+    }
+
+    /// Fails with the backend's own error (no store here, or the collections that do exist)
+    /// unless `collection` exists.
+    fn ensure_collection(&self, collection: &str) -> Result<()> {
+        if !self.backend().has_collection(collection)? {
+            self.backend().reader(collection)?;
+        }
+        Ok(())
+    }
+
+    fn tombstones(&self, collection: &str) -> Result<Tombstones> {
+        Tombstones::open(&self.backend().side_dir(collection)?)
+    }
+
     /// Rewrites partitions to reclaim the space of deleted rows (where the backend can).
     pub fn compact(&self, collection: &str) -> Result<CompactReport> {
-        let mut w = self.backend().writer()?;
-        let mut c = w.collection(collection)?;
-        c.compact()
+        self.collection_writer(collection)?.compact()
     }
 
     /// Reads and verifies every file of `collection`, or of every collection.

@@ -11,6 +11,56 @@ use std::sync::mpsc;
 use vitrine_clip::{ClipModel, Towers};
 use vitrine_image::{Limits, Preprocess};
 
+/// Largest image file read, in bytes: a bigger one is refused before it is read.
+pub const MAX_FILE_BYTES: u64 = 512 << 20;
+
+/// Reads an image file, refusing what is not a regular file (a named pipe, a device: opened
+/// without blocking and checked before any read) and files over [`MAX_FILE_BYTES`], so no
+/// input can block a run or make it read without bound.
+pub fn read_image_file(path: &Path) -> Result<Vec<u8>, Error> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let name = path.display().to_string();
+    let io = |source: std::io::Error| {
+        Error::Image(vitrine_image::Error::Io {
+            path: name.clone(),
+            source,
+        })
+    };
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(io)?;
+    let meta = f.metadata().map_err(io)?;
+    if !meta.is_file() {
+        return Err(io(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        )));
+    }
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(Error::Image(vitrine_image::Error::TooLarge {
+            path: name.clone(),
+            reason: format!(
+                "{} bytes; files over {} MiB are not read",
+                meta.len(),
+                MAX_FILE_BYTES >> 20
+            ),
+        }));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    // A file that grows while it is read still stops at the limit.
+    f.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes).map_err(io)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(Error::Image(vitrine_image::Error::TooLarge {
+            path: name,
+            reason: format!("grew past {} MiB while being read", MAX_FILE_BYTES >> 20),
+        }));
+    }
+    Ok(bytes)
+}
+
 /// A model plus everything needed to feed it.
 pub struct Embedder {
     model: ClipModel,
@@ -109,7 +159,9 @@ impl Embedder {
 
     /// Decodes and preprocesses one image.
     pub fn pixels(&self, path: &Path) -> Result<Vec<f32>, Error> {
-        Ok(self.preprocess.apply(&vitrine_image::decode(path, &self.limits)?))
+        let bytes = read_image_file(path)?;
+        let img = vitrine_image::decode_bytes(&bytes, &path.display().to_string(), &self.limits)?;
+        Ok(self.preprocess.apply(&img))
     }
 
     /// L2-normalised image embeddings in input order; a failed file gets its error.
@@ -146,14 +198,7 @@ impl Embedder {
         self.embed_inputs(
             paths,
             batch,
-            |p| {
-                let name = p.display().to_string();
-                let bytes = std::fs::read(p).map_err(|source| vitrine_image::Error::Io {
-                    path: name.clone(),
-                    source,
-                })?;
-                Ok((std::borrow::Cow::Owned(bytes), name))
-            },
+            |p| Ok((std::borrow::Cow::Owned(read_image_file(p)?), p.display().to_string())),
             extra,
         )
     }

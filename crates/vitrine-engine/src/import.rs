@@ -73,13 +73,13 @@ impl Engine {
             ImportSource::Npy { vectors, metadata } => vec![Part::open(vectors, metadata.as_deref(), &req.defaults)?],
             ImportSource::ClipRetrieval(dir) => clip_retrieval::open(dir, &req.defaults)?,
         };
-        let mut w = self.backend().writer()?;
-        let exists = w.has_collection(&req.collection)?;
+        // Validate against the collection as it is (or will be), before taking the writer: a
+        // failed import creates no store folder and no collection.
+        let exists = self.backend().has_collection(&req.collection)?;
         let base = if exists {
-            w.collection(&req.collection)?.schema().clone()
+            self.backend().reader(&req.collection)?.schema().clone()
         } else {
-            let dim = parts.first().map_or(0, Part::dim);
-            Schema::new(dim, req.metric)?
+            Schema::new(parts.first().map_or(0, Part::dim), req.metric)?
         };
         // Every row's metadata, with the schema folded over all parts (a field's type must
         // agree across files).
@@ -95,15 +95,18 @@ impl Engine {
             p.validate(base.dim, base.metric)?;
             schema = p.validate_rows(&schema)?;
         }
-        if !exists {
+        let mut w = self.backend().writer()?;
+        let created = !w.has_collection(&req.collection)?;
+        if created {
             w.create_collection(&req.collection, &Schema::new(base.dim, base.metric)?)?;
         }
+        // Checks dimension and metric again, in case the collection changed meanwhile.
         let mut col = w.collection(&req.collection)?;
         col.extend_schema(&schema)?;
         let total: usize = parts.iter().map(Part::rows).sum();
         let mut report = ImportReport {
             files: parts.len(),
-            created: !exists,
+            created,
             ..Default::default()
         };
         let mut done = 0;

@@ -98,10 +98,16 @@ impl Ledger {
         self.entries.values()
     }
 
-    /// Starts a run over the inputs `this_run`: forgets what the ledger said about them, marks
-    /// `planned` pending, and makes that durable before anything is indexed.
+    /// Starts a run over the inputs `this_run`: forgets what the ledger said about them and
+    /// about local files that no longer exist (receipts stop listing them), marks `planned`
+    /// pending, and makes that durable before anything is indexed.
     pub fn start_run(&mut self, this_run: &HashSet<&str>, planned: Vec<LedgerEntry>) -> Result<(), Error> {
-        self.entries.retain(|uri, _| !this_run.contains(uri.as_str()));
+        let gone = |uri: &str| {
+            let p = Path::new(uri.strip_prefix("file://").unwrap_or(uri));
+            p.is_absolute() && std::fs::symlink_metadata(p).is_err()
+        };
+        self.entries
+            .retain(|uri, _| !this_run.contains(uri.as_str()) && !gone(uri));
         for e in planned {
             self.planned.insert(e.uri.clone());
             self.entries.insert(e.uri.clone(), e);

@@ -31,6 +31,7 @@ pub mod query;
 pub mod receipt;
 pub mod selection;
 pub mod thumbnail;
+pub mod tombstones;
 
 pub use backend::embedded::EmbeddedBackend;
 pub use backend::{Backend, Capabilities, CheckReport, CollectionReader, DeleteReport, Fields, Hit, Record};
@@ -49,7 +50,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 /// Fields the engine writes itself into indexed rows; imports may not use these names.
-pub const ENGINE_FIELDS: &[&str] = &[thumbnail::THUMBNAIL_FIELD, "file_size", "file_mtime"];
+pub const ENGINE_FIELDS: &[&str] = &[
+    thumbnail::THUMBNAIL_FIELD,
+    "file_size",
+    "file_mtime",
+    index::CONTENT_HASH_FIELD,
+];
 
 /// An open reader and the generation of the collection it reads.
 type CachedReader = (String, Arc<dyn CollectionReader>);

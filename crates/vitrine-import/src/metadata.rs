@@ -63,7 +63,10 @@ pub fn read(path: &Path) -> Result<Table> {
 
 /// [`read`] with column aliases: `(from, to)` renames column `from` to `to` if `to` is absent.
 pub fn read_with(path: &Path, aliases: Aliases<'_>) -> Result<Table> {
-    let (names, raw, label) = read_raw(path)?;
+    let (names, raw, label, mut unreadable) = read_raw(path)?;
+    if !unreadable.is_empty() {
+        return Err(unreadable.swap_remove(0).1);
+    }
     let (table, mut bad) = build(path, names, raw, label, aliases, false)?;
     match bad.pop() {
         Some(e) => Err(e.1),
@@ -74,20 +77,28 @@ pub fn read_with(path: &Path, aliases: Aliases<'_>) -> Result<Table> {
 /// [`read`], but a row that cannot be used (unparsable timestamp, wrong type) is left out and
 /// returned with its line number and error instead of failing the whole file: for manifests,
 /// where one bad line must not stop the others.
+/// A line that is not JSON at all counts as such a row.
 pub fn read_lenient(path: &Path) -> Result<(Table, Vec<(usize, Error)>)> {
-    let (names, raw, label) = read_raw(path)?;
-    build(path, names, raw, label, &[], true)
+    let (names, raw, label, unreadable) = read_raw(path)?;
+    let (table, mut bad) = build(path, names, raw, label, &[], true)?;
+    bad.extend(unreadable);
+    bad.sort_by_key(|(line, _)| *line);
+    Ok((table, bad))
 }
 
-fn read_raw(path: &Path) -> Result<(Vec<String>, Raw, &'static str)> {
+/// Column names, rows (line, values), how rows are named ("line" or "row"), and the lines that
+/// could not be read at all.
+type RawTable = (Vec<String>, Raw, &'static str, Vec<(usize, Error)>);
+
+fn read_raw(path: &Path) -> Result<RawTable> {
     let ext = path
         .extension()
         .map(|e| e.to_string_lossy().to_ascii_lowercase())
         .unwrap_or_default();
     match ext.as_str() {
         "jsonl" | "ndjson" | "json" => read_jsonl(path),
-        "csv" => read_csv(path),
-        "parquet" => read_parquet(path),
+        "csv" => read_csv(path).map(|(n, r, l)| (n, r, l, vec![])),
+        "parquet" => read_parquet(path).map(|(n, r, l)| (n, r, l, vec![])),
         _ => Err(invalid(path, "unknown metadata format: use .jsonl, .csv or .parquet")),
     }
 }
@@ -128,7 +139,7 @@ fn build(
                     None | Some(Value::Null) => Ok(None),
                     Some(Value::Str(s)) => Ok(Some(s.clone())),
                     Some(Value::Int(i)) => Ok(Some(i.to_string())),
-                    Some(other) => Err(at(field, format!("expected text, found {other:?}"))),
+                    Some(other) => Err(at(field, format!("expected text, found {}", other.describe()))),
                 }
             };
             let ts = |c: Option<usize>, field: &str| -> Result<Option<i64>> {
@@ -141,7 +152,7 @@ fn build(
                         .map(|d| Some(d.start()))
                         .map_err(|e| at(field, e.to_string())),
                     Some(Value::Str(s)) => parse_timestamp(s).map(Some).map_err(|e| at(field, e.to_string())),
-                    Some(other) => Err(at(field, format!("expected a timestamp, found {other:?}"))),
+                    Some(other) => Err(at(field, format!("expected a timestamp, found {}", other.describe()))),
                 }
             };
             let timestamp = match ts(c_ts, "timestamp")? {
@@ -175,41 +186,59 @@ fn build(
     Ok((table, bad))
 }
 
-fn read_jsonl(path: &Path) -> Result<(Vec<String>, Raw, &'static str)> {
+fn read_jsonl(path: &Path) -> Result<RawTable> {
     let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
         path: path.to_path_buf(),
         source,
     })?;
     let mut names: Vec<String> = Vec::new();
     let mut raw = Vec::new();
+    let mut unreadable = Vec::new();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
-        let obj: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_str(line).map_err(|e| invalid(path, format!("line {}: not a JSON object: {e}", i + 1)))?;
-        let mut vals = vec![Value::Null; names.len()];
+        let obj: serde_json::Map<String, serde_json::Value> = match serde_json::from_str(line) {
+            Ok(o) => o,
+            Err(e) => {
+                unreadable.push((i + 1, invalid(path, format!("line {}: not a JSON object: {e}", i + 1))));
+                continue;
+            }
+        };
+        let mut vals = Vec::with_capacity(obj.len());
+        let mut bad = None;
         for (k, v) in &obj {
-            let val = json_value(v).ok_or_else(|| {
-                invalid(
-                    path,
-                    format!("line {}, field {k:?}: arrays and objects are not supported", i + 1),
-                )
-            })?;
-            match names.iter().position(|n| n == k) {
-                Some(c) => vals[c] = val,
+            match json_value(v) {
+                Some(val) => vals.push((k, val)),
                 None => {
-                    names.push(k.clone());
-                    vals.push(val);
+                    bad = Some(invalid(
+                        path,
+                        format!("line {}, field {k:?}: arrays and objects are not supported", i + 1),
+                    ));
+                    break;
                 }
             }
         }
-        raw.push((i + 1, vals));
+        if let Some(e) = bad {
+            unreadable.push((i + 1, e));
+            continue;
+        }
+        let mut row = vec![Value::Null; names.len()];
+        for (k, val) in vals {
+            match names.iter().position(|n| n == k) {
+                Some(c) => row[c] = val,
+                None => {
+                    names.push(k.clone());
+                    row.push(val);
+                }
+            }
+        }
+        raw.push((i + 1, row));
     }
     for (_, v) in raw.iter_mut() {
         v.resize(names.len(), Value::Null);
     }
-    Ok((names, raw, "line"))
+    Ok((names, raw, "line", unreadable))
 }
 
 fn read_csv(path: &Path) -> Result<(Vec<String>, Raw, &'static str)> {

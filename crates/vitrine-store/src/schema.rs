@@ -200,6 +200,17 @@ impl Value {
         }
     }
 
+    /// The value in words, for messages: `the number 1.5`, `text "a"`, `true`, `null`.
+    pub fn describe(&self) -> String {
+        match self {
+            Value::Null => "null".into(),
+            Value::Str(s) => format!("text {s:?}"),
+            Value::Int(i) => format!("the number {i}"),
+            Value::Float(f) => format!("the number {f}"),
+            Value::Bool(b) => b.to_string(),
+        }
+    }
+
     /// The value as JSON.
     pub fn to_json(&self) -> serde_json::Value {
         match self {

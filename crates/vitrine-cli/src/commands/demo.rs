@@ -99,10 +99,9 @@ pub fn run(engine: &Engine, store: &Path, a: DemoArgs) -> Result<()> {
         bar.finish_and_clear();
         let secs = t.elapsed().as_secs_f64();
         say!(
-            "   indexed {} images in {secs:.1} s ({:.0} images/s), {} duplicates, {} failed",
+            "   indexed {} images in {secs:.1} s ({:.0} images/s), {} failed",
             report.indexed,
             report.indexed as f64 / secs,
-            report.duplicates,
             report.failed.len()
         );
     }

@@ -30,6 +30,7 @@ pub fn run(engine: &Engine, store: &Path, a: IndexArgs) -> Result<()> {
             commit_every: a.commit_every,
             batch: a.batch,
             thumbnails: !a.no_thumbnails,
+            readmit_deleted: a.readmit_deleted,
         },
     };
     let bar = progress_bar();
@@ -45,7 +46,7 @@ pub fn run(engine: &Engine, store: &Path, a: IndexArgs) -> Result<()> {
         anyhow::bail!(
             "{} input(s) failed (--strict); the other {} were indexed",
             report.failed.len(),
-            report.indexed + report.unchanged + report.duplicates
+            report.indexed + report.unchanged
         );
     }
     Ok(())
@@ -99,8 +100,9 @@ fn print_summary(store: &Path, a: &IndexArgs, report: &IndexReport, secs: f64) -
         say!(
             "{}",
             json!({
-                "collection": a.c.collection, "indexed": report.indexed, "unchanged": report.unchanged,
-                "duplicates": report.duplicates, "failed": report.failed.len(),
+                "collection": a.c.collection, "indexed": report.indexed, "embedded": report.embedded,
+                "reused": report.reused, "moved": report.moved, "unchanged": report.unchanged,
+                "forgotten": report.forgotten, "failed": report.failed.len(),
                 "failed_by_kind": by_kind.iter().map(|(k, n)| (k.to_string(), json!(n))).collect::<serde_json::Map<_, _>>(),
                 "seconds": secs, "images_per_s": report.indexed as f64 / secs.max(1e-9),
                 "failures_file": failures_file.as_ref().map(|f| f.display().to_string()),
@@ -109,14 +111,22 @@ fn print_summary(store: &Path, a: &IndexArgs, report: &IndexReport, secs: f64) -
         return Ok(());
     }
     say!(
-        "indexed {} images into {:?} in {secs:.1} s ({:.1} images/s): {} unchanged, {} duplicates by content, {} failed",
+        "indexed {} images into {:?} in {secs:.1} s ({:.1} images/s): {} embedded, {} reused the embedding of identical bytes, {} moved; {} unchanged, {} failed",
         report.indexed,
         a.c.collection,
         report.indexed as f64 / secs.max(1e-9),
+        report.embedded,
+        report.reused,
+        report.moved,
         report.unchanged,
-        report.duplicates,
         report.failed.len()
     );
+    if report.forgotten > 0 {
+        say!(
+            "skipped {} inputs whose rows were deleted or whose days were dropped or expired (--readmit-deleted indexes them)",
+            report.forgotten
+        );
+    }
     if !by_kind.is_empty() {
         let parts: Vec<String> = by_kind.iter().map(|(k, n)| format!("{n} {k}")).collect();
         say!("failed: {}", parts.join(", "));

@@ -18,13 +18,13 @@ pub mod plan;
 pub mod run;
 
 pub use plan::{inputs_from_manifest, inputs_from_paths, walk, Failure, Input, Plan};
-pub use run::{index_inputs, IndexOptions, IndexReport};
+pub use run::{index_inputs, IndexOptions, IndexReport, CONTENT_HASH_FIELD};
 
 use crate::error::{Error, Result};
-use crate::ledger::LEDGER_FILE;
 use crate::model::{
     check_model, model_identity, recorded_model, weights_stamp, MODEL_HASH_KEY, MODEL_KEY, MODEL_STAMP_KEY,
 };
+use crate::tombstones::Tombstones;
 use crate::Engine;
 use std::path::PathBuf;
 use vitrine_clip::Towers;
@@ -102,34 +102,86 @@ impl Engine {
         crate::model::demo_model()
     }
 
-    /// Indexes images into a collection: new and changed inputs are embedded and written in
-    /// atomic commits, unchanged ones skipped; `progress(done, total)` after each commit.
+    /// Indexes images into a collection: new and changed inputs are embedded (identical bytes
+    /// once) and written in atomic commits, unchanged, deleted and expired ones skipped;
+    /// `progress(done, total)` after each commit. A new collection is created with the first
+    /// row, so a run that writes nothing leaves nothing behind.
     pub fn index(&self, req: &IndexRequest, progress: &mut dyn FnMut(usize, usize)) -> Result<IndexReport> {
         let plan = self.plan(&req.inputs)?;
         let model = self.index_model(&req.collection, req.model.as_deref())?;
         let embedder = self.models().get(&model, Towers::Image)?;
         let (name, hash) = model_identity(embedder.model().dir())?;
-        let mut w = self.backend().writer()?;
-        if !w.has_collection(&req.collection)? {
-            w.create_collection(&req.collection, &Schema::new(embedder.dim(), Metric::Cosine)?)?;
+        let exists = self.backend().has_collection(&req.collection)?;
+        let (mut existing, mut forgotten) = (Vec::new(), Tombstones::default());
+        if exists {
+            // Refuse another model's weights before reading a single image.
+            let reader = self.backend().reader(&req.collection)?;
+            check_model(reader.info(), &name, &hash)?;
+            check_dim(&req.collection, reader.schema().dim, &model, embedder.dim())?;
+            reader.scan(&Selection::default(), &run::existing_fields(), false, &mut |r| {
+                existing.push(r);
+                Ok(())
+            })?;
+            forgotten = Tombstones::open(&self.backend().side_dir(&req.collection)?)?;
         }
-        let mut col = w.collection(&req.collection)?;
-        check_model(col.info(), &name, &hash)?;
-        if col.schema().dim != embedder.dim() {
-            return Err(Error::invalid(format!(
-                "collection {:?} has dimension {}, model {model} embeds to {}",
-                req.collection,
-                col.schema().dim,
-                embedder.dim()
-            )));
+        let mut target = Destination {
+            engine: self,
+            collection: &req.collection,
+            model: &model,
+            name,
+            hash,
+            dim: embedder.dim(),
+            dir: embedder.model().dir().to_path_buf(),
+        };
+        index_inputs(
+            &embedder,
+            &mut target,
+            exists,
+            &existing,
+            &mut forgotten,
+            &plan,
+            &req.options,
+            progress,
+        )
+    }
+}
+
+fn check_dim(collection: &str, have: usize, model: &str, embeds: usize) -> Result<()> {
+    if have != embeds {
+        return Err(Error::invalid(format!(
+            "collection {collection:?} has dimension {have}, model {model} embeds to {embeds}"
+        )));
+    }
+    Ok(())
+}
+
+/// The collection an index run writes to, created on first use and checked against the model.
+struct Destination<'a> {
+    engine: &'a Engine,
+    collection: &'a str,
+    model: &'a str,
+    name: String,
+    hash: String,
+    dim: usize,
+    dir: PathBuf,
+}
+
+impl run::Target for Destination<'_> {
+    fn open(&mut self) -> Result<(Box<dyn crate::backend::CollectionWriter>, PathBuf)> {
+        let mut w = self.engine.backend().writer()?;
+        if !w.has_collection(self.collection)? {
+            w.create_collection(self.collection, &Schema::new(self.dim, Metric::Cosine)?)?;
         }
+        let mut col = w.collection(self.collection)?;
+        check_model(col.info(), &self.name, &self.hash)?;
+        check_dim(self.collection, col.schema().dim, self.model, self.dim)?;
         let mut info = Vec::new();
         if !col.info().contains_key(MODEL_HASH_KEY) {
-            info.push((MODEL_KEY.to_string(), name.into()));
-            info.push((MODEL_HASH_KEY.to_string(), hash.into()));
+            info.push((MODEL_KEY.to_string(), self.name.clone().into()));
+            info.push((MODEL_HASH_KEY.to_string(), self.hash.clone().into()));
         }
         // The weights just hashed equal the recorded ones: let queries trust the hash for this file.
-        if let Some(stamp) = weights_stamp(embedder.model().dir()) {
+        if let Some(stamp) = weights_stamp(&self.dir) {
             if col.info().get(MODEL_STAMP_KEY).and_then(|v| v.as_str()) != Some(stamp.as_str()) {
                 info.push((MODEL_STAMP_KEY.to_string(), stamp.into()));
             }
@@ -137,23 +189,10 @@ impl Engine {
         if !info.is_empty() {
             col.set_info(info)?;
         }
-        let fields: Vec<String> = ["file_size", "file_mtime"].map(String::from).to_vec();
-        let mut existing = Vec::new();
-        self.backend()
-            .reader(&req.collection)?
-            .scan(&Selection::default(), &fields, false, &mut |r| {
-                existing.push(r);
-                Ok(())
-            })?;
-        let ledger = self.backend().side_dir(&req.collection)?.join(LEDGER_FILE);
-        index_inputs(
-            &embedder,
-            col.as_mut(),
-            &existing,
-            &plan,
-            &req.options,
-            Some(&ledger),
-            progress,
-        )
+        Ok((col, self.engine.backend().side_dir(self.collection)?))
+    }
+
+    fn reader(&self) -> Result<Box<dyn crate::backend::CollectionReader>> {
+        self.engine.backend().reader(self.collection)
     }
 }

@@ -9,44 +9,148 @@ const EXTENSIONS: &[&str] = &[
     "jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff", "heic", "heif", "avif",
 ];
 
-/// Image files under `paths` (files as given, folders recursively, by extension), sorted, and
-/// the paths that could not be listed (missing, unreadable folders) with the reason: a folder
-/// that cannot be read is reported, never silently skipped.
-pub fn walk(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<(PathBuf, String)>) {
-    fn visit(p: &Path, out: &mut Vec<PathBuf>, bad: &mut Vec<(PathBuf, String)>) {
-        if p.is_dir() {
-            match std::fs::read_dir(p) {
-                Ok(rd) => {
-                    for e in rd {
-                        match e {
-                            Ok(e) => visit(&e.path(), out, bad),
-                            Err(e) => bad.push((p.to_path_buf(), format!("cannot list folder: {e}"))),
-                        }
-                    }
-                }
-                Err(e) => bad.push((p.to_path_buf(), format!("cannot list folder: {e}"))),
-            }
-        } else if p
-            .extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
-        {
-            out.push(p.to_path_buf());
+/// A path that is not an input, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    /// The path.
+    pub path: PathBuf,
+    /// A short category ("not a regular file", "symlink loop", ...).
+    pub kind: &'static str,
+    /// The full reason.
+    pub reason: String,
+}
+
+/// What a path that is not a folder is: a regular file (following links), or why not.
+fn regular_file(path: &Path) -> Result<(), (&'static str, String)> {
+    use std::os::unix::fs::FileTypeExt;
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_file() => Ok(()),
+        Ok(m) => {
+            let t = m.file_type();
+            let what = if t.is_fifo() {
+                "a named pipe (FIFO)"
+            } else if t.is_socket() {
+                "a socket"
+            } else if t.is_char_device() {
+                "a character device"
+            } else if t.is_block_device() {
+                "a block device"
+            } else {
+                "not a regular file"
+            };
+            Err((
+                "not a regular file",
+                format!("{}: {what}, not an image file", path.display()),
+            ))
         }
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            Err(("symlink loop", format!("{}: a loop of symbolic links", path.display())))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && std::fs::symlink_metadata(path).is_ok() => Err((
+            "dangling link",
+            format!("{}: a symbolic link to something that does not exist", path.display()),
+        )),
+        Err(e) => Err(("unreadable", format!("{}: {e}", path.display()))),
     }
+}
+
+fn has_image_extension(p: &Path) -> bool {
+    p.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+}
+
+/// Image files under `paths` (files as given, folders recursively through links, by
+/// extension), sorted, and every path that is not an input with the reason, each named once:
+/// folders that cannot be listed, named pipes, sockets, devices (also behind a link),
+/// symlink loops, dangling links, and names that are not UTF-8 (a uri must keep the name
+/// exactly). Nothing is opened here, so a pipe never blocks the walk.
+pub fn walk(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<Skipped>) {
+    let skipped = |path: &Path, kind: &'static str, reason: String| Skipped {
+        path: path.to_path_buf(),
+        kind,
+        reason,
+    };
+    // An entry that is not a folder: an input, nothing (not an image name), or skipped.
+    let take = |p: &Path, explicit: bool| -> Result<Option<PathBuf>, Skipped> {
+        if p.to_str().is_none() {
+            return Err(skipped(
+                p,
+                "non-UTF-8 name",
+                format!(
+                    "{}: the file name is not valid UTF-8; rename it (vitrine stores names exactly, never altered)",
+                    p.display()
+                ),
+            ));
+        }
+        match regular_file(p) {
+            Ok(()) if explicit || has_image_extension(p) => Ok(Some(p.to_path_buf())),
+            Ok(()) => Ok(None),
+            Err((kind, reason)) => Err(skipped(p, kind, reason)),
+        }
+    };
     let (mut out, mut bad) = (Vec::new(), Vec::new());
-    for p in paths {
-        if p.is_file() {
-            out.push(p.clone());
-        } else if p.exists() {
-            visit(p, &mut out, &mut bad);
-        } else {
-            bad.push((p.clone(), "no such file or folder".into()));
+    let mut keep = |r: Result<Option<PathBuf>, Skipped>| match r {
+        Ok(Some(p)) => out.push(p),
+        Ok(None) => {}
+        Err(s) => bad.push(s),
+    };
+    for root in paths {
+        if !std::fs::metadata(root).is_ok_and(|m| m.is_dir()) {
+            keep(take(root, true));
+            continue;
+        }
+        for entry in walkdir::WalkDir::new(root).follow_links(true).sort_by_file_name() {
+            match entry {
+                Ok(e) if e.file_type().is_dir() => {}
+                Ok(e) => keep(take(e.path(), false)),
+                Err(e) => {
+                    let path = e.path().unwrap_or(root).to_path_buf();
+                    let io = e.io_error();
+                    keep(Err(if e.loop_ancestor().is_some() {
+                        skipped(
+                            &path,
+                            "symlink loop",
+                            format!("{}: a link back to a folder above it", path.display()),
+                        )
+                    } else if io.is_some_and(|io| io.kind() == std::io::ErrorKind::NotFound) {
+                        skipped(
+                            &path,
+                            "dangling link",
+                            format!("{}: a symbolic link to something that does not exist", path.display()),
+                        )
+                    } else if io.is_some_and(|io| io.raw_os_error() == Some(libc::ELOOP)) {
+                        skipped(
+                            &path,
+                            "symlink loop",
+                            format!("{}: a loop of symbolic links", path.display()),
+                        )
+                    } else {
+                        let why = io.map_or_else(|| e.to_string(), |io| io.to_string());
+                        skipped(
+                            &path,
+                            "unreadable",
+                            format!("{}: cannot list folder: {why}", path.display()),
+                        )
+                    }));
+                }
+            }
         }
     }
     out.sort();
     out.dedup();
     (out, bad)
+}
+
+/// The id of an indexed upload with no id of its own: the BLAKE3 hash of its source and uri
+/// (32 hex digits), so the same picture uploaded under two sources, listings or days is two
+/// rows, and one file indexed again is the same row.
+pub fn upload_id(source: &str, uri: &str) -> String {
+    let mut h = blake3::Hasher::new();
+    h.update(source.as_bytes());
+    h.update(b"\n");
+    h.update(uri.as_bytes());
+    h.finalize().to_hex()[..32].to_string()
 }
 
 /// One image to index and what is known about it before it is read.
@@ -113,32 +217,42 @@ pub struct Plan {
 /// Folder inputs, all from `source`.
 pub fn inputs_from_paths(paths: &[PathBuf], source: &str) -> Plan {
     let (files, bad) = walk(paths);
-    let failures = bad
+    let mut failures: Vec<Failure> = bad
         .into_iter()
-        .map(|(p, reason)| Failure {
-            origin: p.display().to_string(),
-            uri: None,
+        .map(|b| Failure {
+            origin: b.path.display().to_string(),
+            uri: b.path.to_str().map(str::to_string),
             source: Some(source.to_string()),
             day: None,
-            kind: "unreadable",
-            reason,
+            kind: b.kind,
+            reason: b.reason,
         })
         .collect();
-    let inputs = files
-        .into_iter()
-        .map(|p| {
-            let abs = std::fs::canonicalize(&p).unwrap_or_else(|_| p.clone());
-            Input {
-                uri: abs.display().to_string(),
+    let mut inputs = Vec::with_capacity(files.len());
+    for p in files {
+        // The uri is the canonical path: one file reached through two paths is one upload.
+        let abs = std::fs::canonicalize(&p).unwrap_or_else(|_| p.clone());
+        let Some(uri) = abs.to_str() else {
+            failures.push(Failure {
                 origin: p.display().to_string(),
-                path: p,
-                source: source.to_string(),
-                timestamp: None,
-                id: None,
-                fields: vec![],
-            }
-        })
-        .collect();
+                uri: None,
+                source: Some(source.to_string()),
+                day: None,
+                kind: "non-UTF-8 name",
+                reason: format!("{}: the path is not valid UTF-8; rename it", abs.display()),
+            });
+            continue;
+        };
+        inputs.push(Input {
+            uri: uri.to_string(),
+            origin: p.display().to_string(),
+            path: p,
+            source: source.to_string(),
+            timestamp: None,
+            id: None,
+            fields: vec![],
+        });
+    }
     Plan {
         inputs,
         failures,
@@ -211,8 +325,12 @@ pub fn inputs_from_manifest(manifest: &Path, default_source: Option<&str>) -> Re
         } else {
             base.join(local)
         };
-        if !path.is_file() {
+        if std::fs::symlink_metadata(&path).is_err() {
             failures.push(fail("missing file", format!("{}: no such file", path.display())));
+            continue;
+        }
+        if let Err((kind, reason)) = regular_file(&path) {
+            failures.push(fail(kind, reason));
             continue;
         }
         inputs.push(Input {

@@ -1,25 +1,51 @@
-//! The indexing loop: skip unchanged inputs, embed in batches, commit, keep the ledger.
+//! The indexing loop: skip unchanged and forgotten inputs, embed new content once, commit,
+//! keep the ledger.
+//!
+//! Each input is one upload and one row: its id is the manifest's `id`, else
+//! [`upload_id`](super::plan::upload_id) of its source and uri. Its content hash (BLAKE3 of the
+//! bytes, field `content_hash`) finds identical bytes: those are embedded once, and every other
+//! upload of them reuses the vector and thumbnail (so reuse across sources and days is one
+//! query away). Per commit of `commit_every` inputs:
+//!
+//! 1. read and hash the inputs in parallel (bounded reads; failures named);
+//! 2. skip what was deleted or expired ([`crate::tombstones`]);
+//! 3. embed only content the collection (or this run) does not have yet;
+//! 4. write the rows in one commit; rows replaced by a move or a new id go in the next one.
 
-use super::plan::{Failure, Plan};
-use crate::backend::{CollectionWriter, Record};
-use crate::embedder::Embedder;
-use crate::error::Error;
+use super::plan::{Failure, Input, Plan};
+use crate::backend::{CollectionReader, CollectionWriter, Record};
+use crate::embedder::{read_image_file, Embedder};
+use crate::error::{Error, Result};
 use crate::ledger::{Ledger, LedgerEntry, State};
 use crate::thumbnail::{thumbnail, THUMBNAIL_FIELD};
+use crate::tombstones::Tombstones;
+use rayon::prelude::*;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use vitrine_store::{Batch, Day, Row, Value};
 
+/// The field holding each row's content hash (BLAKE3 of the file, 32 hex digits).
+pub const CONTENT_HASH_FIELD: &str = "content_hash";
+
 /// What an indexing run did.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, serde::Serialize)]
 pub struct IndexReport {
-    /// Inputs embedded and written.
+    /// Rows written (new uploads, changed and moved files).
     pub indexed: u64,
+    /// Of those, images run through the model.
+    pub embedded: u64,
+    /// Of those, uploads whose bytes were already embedded (another upload, another source or
+    /// day): their vector and thumbnail were reused.
+    pub reused: u64,
+    /// Of those, files found under a new uri whose old file is gone: the row moved.
+    pub moved: u64,
     /// Inputs skipped because they did not change.
     pub unchanged: u64,
-    /// Inputs whose content equals another input's (one row for both).
-    pub duplicates: u64,
+    /// Inputs skipped because their row was deleted, their partition dropped or their day
+    /// expired (`--readmit-deleted` indexes them).
+    pub forgotten: u64,
     /// Inputs that could not be indexed.
+    #[serde(skip)]
     pub failed: Vec<Failure>,
 }
 
@@ -45,6 +71,8 @@ pub struct IndexOptions {
     pub batch: usize,
     /// Keep a thumbnail of each image in the store.
     pub thumbnails: bool,
+    /// Index inputs whose rows were deleted or whose days were dropped or expired.
+    pub readmit_deleted: bool,
 }
 
 impl Default for IndexOptions {
@@ -53,8 +81,25 @@ impl Default for IndexOptions {
             commit_every: 256,
             batch: 32,
             thumbnails: true,
+            readmit_deleted: false,
         }
     }
+}
+
+/// Where an index run writes: the collection's writer and its side folder, opened (and the
+/// collection created) on first use, so a run that writes nothing leaves nothing behind.
+pub trait Target {
+    /// The writer, and the side folder for the ledger.
+    fn open(&mut self) -> Result<(Box<dyn CollectionWriter>, PathBuf)>;
+    /// A fresh read view of the collection (it sees this run's commits).
+    fn reader(&self) -> Result<Box<dyn CollectionReader>>;
+}
+
+/// The collection's rows before the run: (id, uri, source, file_size, file_mtime, content_hash).
+pub fn existing_fields() -> Vec<String> {
+    ["file_size", "file_mtime", CONTENT_HASH_FIELD]
+        .map(String::from)
+        .to_vec()
 }
 
 fn kind_of(e: &Error) -> &'static str {
@@ -66,195 +111,411 @@ fn kind_of(e: &Error) -> &'static str {
     }
 }
 
-/// Indexes `plan` into `writer`, committing every `opts.commit_every` inputs; `existing` are
-/// the collection's rows (uri, id, file_size, file_mtime) before the run. The plan's failures
-/// (bad manifest rows) join the report and the ledger at `ledger` (if any).
+fn int(v: Option<&Value>) -> Option<i64> {
+    match v {
+        Some(Value::Int(i)) => Some(*i),
+        _ => None,
+    }
+}
+
+fn text(v: Option<&Value>) -> Option<&str> {
+    match v {
+        Some(Value::Str(s)) => Some(s),
+        _ => None,
+    }
+}
+
+/// The local file a uri names, if it names one.
+fn local_path(uri: &str) -> Option<&Path> {
+    let p = Path::new(uri.strip_prefix("file://").unwrap_or(uri));
+    p.is_absolute().then_some(p)
+}
+
+/// A planned input after the hash pass.
+struct Hashed<'a> {
+    input: &'a Input,
+    id: String,
+    size: i64,
+    mtime: i64,
+    hash: String,
+    timestamp: i64,
+}
+
+/// Where the vector of a row comes from.
+enum VectorFrom {
+    /// Embed this input (index into the chunk's embed list).
+    Embed(usize),
+    /// The same bytes embedded earlier in this chunk (index into the embed list).
+    Sibling(usize),
+    /// A stored row with the same bytes (its id).
+    Row(String),
+}
+
+/// The run's open writer and ledger.
+struct Open {
+    writer: Box<dyn CollectionWriter>,
+    ledger: Ledger,
+}
+
+/// The run's mutable state that outlives one commit.
+struct Run<'a> {
+    target: &'a mut dyn Target,
+    open: Option<Open>,
+    inputs: &'a [Input],
+    planned: Vec<LedgerEntry>,
+}
+
+impl Run<'_> {
+    /// The writer and ledger, opened on first use; the ledger marks every planned input pending
+    /// (durably) before anything is written.
+    fn get(&mut self) -> Result<&mut Open> {
+        if self.open.is_none() {
+            let (writer, dir) = self.target.open()?;
+            let mut ledger = Ledger::open(&dir.join(crate::ledger::LEDGER_FILE))?;
+            let this_run: HashSet<&str> = self.inputs.iter().map(|i| i.uri.as_str()).collect();
+            ledger.start_run(&this_run, std::mem::take(&mut self.planned))?;
+            self.open = Some(Open { writer, ledger });
+        }
+        Ok(self.open.as_mut().expect("opened above"))
+    }
+}
+
+/// Indexes `plan`: `existing` are the collection's rows before the run (with
+/// [`existing_fields`]), `forgotten` its tombstones; `eager` opens the target at once (an
+/// existing collection, whose ledger must hear about this run even if nothing is written).
 /// `progress(done, total)` is called after each commit.
+#[allow(clippy::too_many_arguments)]
 pub fn index_inputs(
     embedder: &Embedder,
-    writer: &mut dyn CollectionWriter,
+    target: &mut dyn Target,
+    eager: bool,
     existing: &[Record],
+    forgotten: &mut Tombstones,
     plan: &Plan,
     opts: &IndexOptions,
-    ledger: Option<&Path>,
     progress: &mut dyn FnMut(usize, usize),
-) -> Result<IndexReport, Error> {
-    let (inputs, field_names) = (&plan.inputs, &plan.field_names);
+) -> Result<IndexReport> {
     let mut report = IndexReport {
         failed: plan.failures.clone(),
         ..Default::default()
     };
-    // uri → [file_size, file_mtime, id] of every live row.
-    let known: HashMap<&str, Vec<Value>> = existing
+    let by_id: HashMap<&str, &Record> = existing.iter().map(|r| (r.id.as_str(), r)).collect();
+    let by_upload: HashMap<(&str, &str), &str> = existing
         .iter()
-        .map(|r| {
-            let f = |n: &str| r.fields.get(n).cloned().unwrap_or(Value::Null);
-            (
-                r.uri.as_str(),
-                vec![f("file_size"), f("file_mtime"), Value::Str(r.id.clone())],
-            )
-        })
+        .map(|r| ((r.source.as_str(), r.uri.as_str()), r.id.as_str()))
         .collect();
-    let mut todo = Vec::new();
-    let mut stale = Vec::new();
-    for input in inputs {
-        match (
-            std::fs::metadata(&input.path).map(|m| stat_values(&m)),
-            known.get(input.uri.as_str()),
-        ) {
-            (Ok(now), Some(k)) if k[..2] == now[..] => report.unchanged += 1,
-            (Ok(now), old) => {
-                // A changed file's old content goes away with its new embedding.
-                if let Some(Value::Str(id)) = old.map(|k| &k[2]) {
-                    stale.push(id.clone());
+    // Content hash → a row with those bytes (the collection's, then this run's).
+    let mut by_hash: HashMap<String, (String, String, String)> = HashMap::new();
+    for r in existing {
+        if let Some(h) = text(r.fields.get(CONTENT_HASH_FIELD)) {
+            by_hash
+                .entry(h.to_string())
+                .or_insert_with(|| (r.id.clone(), r.source.clone(), r.uri.clone()));
+        }
+    }
+    // Pass 0: what needs reading at all.
+    let mut todo: Vec<(&Input, String)> = Vec::new();
+    for input in &plan.inputs {
+        let id = input
+            .id
+            .clone()
+            .unwrap_or_else(|| super::plan::upload_id(&input.source, &input.uri));
+        match by_id.get(id.as_str()) {
+            Some(r) => {
+                let unchanged = std::fs::metadata(&input.path).is_ok_and(|m| {
+                    let (size, mtime) = stat_of(&m);
+                    r.uri == input.uri
+                        && int(r.fields.get("file_size")) == Some(size)
+                        && int(r.fields.get("file_mtime")) == Some(mtime)
+                });
+                if unchanged {
+                    report.unchanged += 1;
+                    continue;
                 }
-                todo.push((input, now));
             }
-            (Err(e), _) => report.failed.push(Failure {
-                origin: input.origin.clone(),
-                uri: Some(input.uri.clone()),
-                source: Some(input.source.clone()),
-                day: input.timestamp.map(Day::from_timestamp),
-                kind: "unreadable",
-                reason: format!("{}: {e}", input.path.display()),
-            }),
+            // Only an upload with no live row can have been deleted or expired.
+            None => {
+                let day = input.timestamp.map(Day::from_timestamp);
+                if !opts.readmit_deleted && forgotten.forgets(&id, &input.source, day).is_some() {
+                    report.forgotten += 1;
+                    continue;
+                }
+            }
         }
+        todo.push((input, id));
     }
-    // Before anything is written: every input of this run is pending until its row commits.
-    let mut ledger = match ledger {
-        Some(p) => {
-            let mut l = Ledger::open(p)?;
-            let planned: Vec<LedgerEntry> = todo
-                .iter()
-                .map(|(i, _)| LedgerEntry {
-                    uri: i.uri.clone(),
-                    source: i.source.clone(),
-                    day: i.timestamp.map(Day::from_timestamp),
-                    state: State::Pending,
-                    reason: None,
-                })
-                .collect();
-            let this_run: HashSet<&str> = inputs.iter().map(|i| i.uri.as_str()).collect();
-            l.start_run(&this_run, planned)?;
-            Some(l)
-        }
-        None => None,
+    let mut run = Run {
+        target,
+        open: None,
+        inputs: &plan.inputs,
+        planned: todo
+            .iter()
+            .map(|(i, _)| LedgerEntry {
+                uri: i.uri.clone(),
+                source: i.source.clone(),
+                day: i.timestamp.map(Day::from_timestamp),
+                state: State::Pending,
+                reason: None,
+            })
+            .collect(),
     };
-    if !stale.is_empty() {
-        writer.delete_ids(&stale)?;
+    if eager {
+        run.get()?;
     }
-    // Content already in the collection under another uri is a duplicate, not a new row.
-    let mut seen: HashSet<String> = known
-        .values()
-        .filter_map(|k| match &k[2] {
-            Value::Str(id) if !stale.contains(id) => Some(id.clone()),
-            _ => None,
-        })
-        .collect();
-    let mut names = vec!["file_size".to_string(), "file_mtime".to_string()];
+    let mut names = vec![
+        "file_size".to_string(),
+        "file_mtime".to_string(),
+        CONTENT_HASH_FIELD.to_string(),
+    ];
     if opts.thumbnails {
         names.push(THUMBNAIL_FIELD.to_string());
     }
-    names.extend(field_names.iter().cloned());
+    names.extend(plan.field_names.iter().cloned());
+    let mut written_ids: HashSet<String> = HashSet::new();
+    let mut written_parts: HashSet<(String, Day)> = HashSet::new();
     let mut done = 0;
     for chunk in todo.chunks(opts.commit_every.max(1)) {
-        let paths: Vec<PathBuf> = chunk.iter().map(|(i, _)| i.path.clone()).collect();
+        // 1. Read and hash in parallel; the EXIF date comes from the same bytes.
+        let hashed: Vec<std::result::Result<Hashed<'_>, Failure>> = chunk
+            .par_iter()
+            .map(|(input, id)| {
+                let fail = |e: Error| Failure {
+                    origin: input.origin.clone(),
+                    uri: Some(input.uri.clone()),
+                    source: Some(input.source.clone()),
+                    day: input.timestamp.map(Day::from_timestamp),
+                    kind: kind_of(&e),
+                    reason: if input.origin == input.path.display().to_string() {
+                        e.to_string()
+                    } else {
+                        format!("{}: {e}", input.origin)
+                    },
+                };
+                let meta = std::fs::metadata(&input.path).map_err(|e| fail(Error::io(&input.path, e)))?;
+                let bytes = read_image_file(&input.path).map_err(fail)?;
+                let (size, mtime) = stat_of(&meta);
+                // The manifest's time wins over EXIF, which wins over the file's mtime.
+                let timestamp = input
+                    .timestamp
+                    .or_else(|| vitrine_image::taken_at(&bytes))
+                    .unwrap_or(mtime);
+                Ok(Hashed {
+                    input,
+                    id: id.clone(),
+                    size,
+                    mtime,
+                    hash: blake3::hash(&bytes).to_hex()[..32].to_string(),
+                    timestamp,
+                })
+            })
+            .collect();
+        // 2. Skip what was forgotten; decide where each vector comes from.
+        let mut rows: Vec<(Hashed<'_>, VectorFrom)> = Vec::new();
+        let mut to_embed: Vec<PathBuf> = Vec::new();
+        let mut first_in_chunk: HashMap<String, usize> = HashMap::new();
+        let mut failed_now = Vec::new();
+        for h in hashed {
+            let h = match h {
+                Ok(h) => h,
+                Err(f) => {
+                    failed_now.push(f);
+                    continue;
+                }
+            };
+            let day = Day::from_timestamp(h.timestamp);
+            if !opts.readmit_deleted
+                && !by_id.contains_key(h.id.as_str())
+                && forgotten.forgets(&h.id, &h.input.source, Some(day)).is_some()
+            {
+                report.forgotten += 1;
+                continue;
+            }
+            let from = if let Some(&e) = first_in_chunk.get(&h.hash) {
+                VectorFrom::Sibling(e)
+            } else if let Some((id, ..)) = by_hash.get(&h.hash) {
+                VectorFrom::Row(id.clone())
+            } else {
+                first_in_chunk.insert(h.hash.clone(), to_embed.len());
+                to_embed.push(h.input.path.clone());
+                VectorFrom::Embed(to_embed.len() - 1)
+            };
+            rows.push((h, from));
+        }
+        // 3. Embed new content (each file read again: the hash pass kept no bytes in memory).
         let thumbs = opts.thumbnails;
-        // One read and one decode per file: the content hash (the default id), the EXIF date
-        // and the thumbnail come from the same bytes and pixels as the embedding.
-        let results = embedder.embed_images_with(&paths, opts.batch, |bytes, img| Facts {
-            hash: blake3::hash(bytes).to_hex()[..32].to_string(),
-            taken: vitrine_image::taken_at(bytes),
-            thumbnail: thumbs.then(|| thumbnail(img)),
+        let embedded = embedder.embed_images_with(&to_embed, opts.batch, |bytes, img| {
+            (
+                blake3::hash(bytes).to_hex()[..32].to_string(),
+                thumbs.then(|| thumbnail(img)),
+            )
         });
+        // Vectors and thumbnails of stored rows with the same bytes.
+        let reuse_ids: Vec<String> = rows
+            .iter()
+            .filter_map(|(_, f)| match f {
+                VectorFrom::Row(id) => Some(id.clone()),
+                _ => None,
+            })
+            .collect();
+        let stored: HashMap<String, Record> = if reuse_ids.is_empty() {
+            HashMap::new()
+        } else {
+            let fields = if thumbs {
+                vec![THUMBNAIL_FIELD.to_string()]
+            } else {
+                vec![]
+            };
+            run.target
+                .reader()?
+                .get(&reuse_ids, &fields, true)?
+                .into_iter()
+                .flatten()
+                .map(|r| (r.id.clone(), r))
+                .collect()
+        };
+        // 4. The rows of this commit.
         let mut batch = Batch {
             field_names: names.clone(),
             ..Default::default()
         };
-        let mut failed_now = Vec::new();
-        for ((input, stat), r) in chunk.iter().zip(results) {
+        let mut replaced: Vec<String> = Vec::new();
+        let (mut n_embedded, mut n_reused, mut n_moved) = (0, 0, 0);
+        for (h, from) in rows {
             let fail = |kind, reason: String| Failure {
-                origin: input.origin.clone(),
-                uri: Some(input.uri.clone()),
-                source: Some(input.source.clone()),
-                day: input.timestamp.map(Day::from_timestamp),
+                origin: h.input.origin.clone(),
+                uri: Some(h.input.uri.clone()),
+                source: Some(h.input.source.clone()),
+                day: Some(Day::from_timestamp(h.timestamp)),
                 kind,
                 reason,
             };
-            let (v, facts) = match r {
-                Ok(r) => r,
-                Err(e) => {
-                    let reason = if input.origin == input.path.display().to_string() {
-                        e.to_string()
-                    } else {
-                        format!("{}: {e}", input.origin)
-                    };
-                    failed_now.push(fail(kind_of(&e), reason));
-                    continue;
+            let (vector, hash, thumb) = match &from {
+                VectorFrom::Embed(i) | VectorFrom::Sibling(i) => match &embedded[*i] {
+                    // The bytes embedded may differ from those hashed if the file changed in
+                    // between: the row records what was embedded.
+                    Ok((v, (hash, t))) => (v.clone(), hash.clone(), t.clone()),
+                    Err(e) => {
+                        let reason = if h.input.origin == h.input.path.display().to_string() {
+                            e.to_string()
+                        } else {
+                            format!("{}: {e}", h.input.origin)
+                        };
+                        failed_now.push(fail(kind_of(e), reason));
+                        continue;
+                    }
+                },
+                VectorFrom::Row(id) => match stored.get(id).and_then(|r| r.vector.clone().map(|v| (v, r))) {
+                    Some((v, r)) => (
+                        v,
+                        h.hash.clone(),
+                        text(r.fields.get(THUMBNAIL_FIELD)).map(str::to_string),
+                    ),
+                    None => {
+                        failed_now.push(fail(
+                            "unreadable",
+                            format!(
+                                "{}: the row with the same bytes ({id}) could not be read",
+                                h.input.origin
+                            ),
+                        ));
+                        continue;
+                    }
+                },
+            };
+            match from {
+                VectorFrom::Embed(_) => n_embedded += 1,
+                _ => n_reused += 1,
+            }
+            // A row of the same upload under another id (an older id scheme, a changed manifest
+            // id) is replaced by this one.
+            if let Some(old) = by_upload.get(&(h.input.source.as_str(), h.input.uri.as_str())) {
+                if *old != h.id {
+                    replaced.push(old.to_string());
                 }
-            };
-            let Facts { hash, taken, thumbnail } = facts;
-            let id = input.id.clone().unwrap_or(hash);
-            if !seen.insert(id.clone()) {
-                report.duplicates += 1;
-                continue;
             }
-            let Value::Int(mtime) = stat[1] else {
-                unreachable!("stat_values gives ints")
+            // A moved file: the same id under a new uri, or a new upload whose bytes belong to a
+            // row of the same source whose file is gone.
+            let moved_from = match by_id.get(h.id.as_str()) {
+                Some(r) if r.uri != h.input.uri => Some(r.id.clone()),
+                Some(_) => None,
+                None => by_hash.get(&hash).and_then(|(id, source, uri)| {
+                    (*source == h.input.source
+                        && !written_ids.contains(id)
+                        && local_path(uri).is_some_and(|p| std::fs::symlink_metadata(p).is_err()))
+                    .then(|| id.clone())
+                }),
             };
-            let mut fields = stat.clone();
-            if let Some(t) = thumbnail {
-                fields.push(Value::Str(t));
+            if let Some(old) = moved_from {
+                n_moved += 1;
+                if old != h.id {
+                    replaced.push(old);
+                }
             }
-            fields.extend(input.fields.iter().cloned());
+            let mut fields = vec![Value::Int(h.size), Value::Int(h.mtime), Value::Str(hash.clone())];
+            if thumbs {
+                fields.push(thumb.map_or(Value::Null, Value::Str));
+            }
+            fields.extend(h.input.fields.iter().cloned());
+            by_hash
+                .entry(hash)
+                .or_insert_with(|| (h.id.clone(), h.input.source.clone(), h.input.uri.clone()));
+            written_parts.insert((h.input.source.clone(), Day::from_timestamp(h.timestamp)));
+            written_ids.insert(h.id.clone());
             batch.rows.push(Row {
-                id,
-                uri: input.uri.clone(),
-                source: input.source.clone(),
-                // The manifest's time wins over EXIF, which wins over the file's mtime.
-                timestamp: input.timestamp.or(taken).unwrap_or(mtime),
+                id: h.id,
+                uri: h.input.uri.clone(),
+                source: h.input.source.clone(),
+                timestamp: h.timestamp,
                 fields,
             });
-            batch.vectors.extend(v);
+            batch.vectors.extend(vector);
         }
         if !batch.rows.is_empty() {
-            writer.insert(&batch)?;
+            let open = run.get()?;
+            open.writer.insert(&batch)?;
+            replaced.retain(|id| !written_ids.contains(id));
+            replaced.sort();
+            replaced.dedup();
+            if !replaced.is_empty() {
+                open.writer.delete_ids(&replaced)?;
+            }
             report.indexed += batch.rows.len() as u64;
+            report.embedded += n_embedded;
+            report.reused += n_reused;
+            report.moved += n_moved;
         }
-        if let Some(l) = ledger.as_mut() {
-            l.record_failures(failed_now.iter().map(Failure::ledger_entry).collect())?;
+        if let Some(open) = run.open.as_mut() {
+            open.ledger
+                .record_failures(failed_now.iter().map(Failure::ledger_entry).collect())?;
         }
         report.failed.extend(failed_now);
         done += chunk.len();
         progress(done, todo.len());
     }
-    writer.tidy()?;
-    if let Some(l) = ledger.as_mut() {
+    if let Some(open) = run.open.as_mut() {
+        open.writer.tidy()?;
         // Failures found before embedding (unreadable files, bad manifest rows) are recorded too.
         let early: Vec<LedgerEntry> = report
             .failed
             .iter()
             .map(Failure::ledger_entry)
-            .filter(|e| !l.has_failure(&e.uri))
+            .filter(|e| !open.ledger.has_failure(&e.uri))
             .collect();
-        l.record_failures(early)?;
-        l.finish_run()?;
+        open.ledger.record_failures(early)?;
+        open.ledger.finish_run()?;
+        if opts.readmit_deleted {
+            forgotten.readmit(&written_ids, &written_parts)?;
+        }
     }
     Ok(report)
 }
 
-/// What indexing learns from a file's bytes and pixels besides its embedding.
-struct Facts {
-    hash: String,
-    taken: Option<i64>,
-    thumbnail: Option<String>,
-}
-
-fn stat_values(m: &std::fs::Metadata) -> Vec<Value> {
+/// A file's size and modification time (unix seconds), as rows record them.
+fn stat_of(m: &std::fs::Metadata) -> (i64, i64) {
     let mtime = m
         .modified()
         .ok()
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_secs() as i64);
-    vec![Value::Int(m.len() as i64), Value::Int(mtime)]
+    (m.len() as i64, mtime)
 }
