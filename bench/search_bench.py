@@ -595,6 +595,8 @@ def parse_vitrine_jsonl(text: str, nq: int) -> list[list[int]]:
         if not line.startswith("{"):
             continue
         h = json.loads(line)
+        if "receipt" in h:  # the last line: what the search covered
+            continue
         ident = str(h["id"])
         if not ident.startswith("r"):
             raise ValueError(f"unexpected id {ident!r}")

@@ -160,7 +160,7 @@ impl Engine {
     /// A collection's schema, counts, days, sources and provenance.
     pub fn collection_info(&self, name: &str) -> Result<CollectionInfo> {
         let r = self.reader(name)?;
-        let parts = r.partitions();
+        let parts = r.partitions().to_vec();
         let mut sources: Vec<String> = parts.iter().map(|p| p.source.clone()).collect();
         sources.sort();
         sources.dedup();
@@ -197,7 +197,7 @@ impl Engine {
 
     /// Partitions with their statistics, sorted by (source, day).
     pub fn partitions(&self, collection: &str) -> Result<Vec<PartitionInfo>> {
-        Ok(self.reader(collection)?.partitions())
+        Ok(self.reader(collection)?.partitions().to_vec())
     }
 
     /// Drops one (source, day) partition.

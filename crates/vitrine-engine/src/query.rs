@@ -328,7 +328,7 @@ impl Engine {
     /// The selection of `spec` in `reader`'s collection, its sources checked.
     pub(crate) fn resolve(&self, reader: &dyn CollectionReader, spec: &SelectionSpec) -> Result<Selection> {
         let sel = spec.resolve(reader.schema(), Day::today())?;
-        check_sources(reader.name(), &sel, &reader.partitions())?;
+        check_sources(reader.name(), &sel, reader.partitions())?;
         Ok(sel)
     }
 

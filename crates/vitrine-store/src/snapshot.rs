@@ -22,6 +22,9 @@ pub struct Snapshot {
     name: String,
     manifest: Manifest,
     segments: Vec<LiveSegment>,
+    /// Computed once: every query checks its sources against them.
+    partitions: Vec<PartitionInfo>,
+    sources: Vec<String>,
 }
 
 /// Where a row lives in a snapshot: (segment number, row in the segment). Valid only for the
@@ -78,11 +81,16 @@ impl Snapshot {
             let manifest = Manifest::load(dir)?;
             match Self::open_files(dir, &manifest) {
                 Ok(segments) => {
+                    let partitions = partitions_of(&manifest);
+                    let mut sources: Vec<String> = partitions.iter().map(|p| p.source.clone()).collect();
+                    sources.dedup(); // partitions are sorted by (source, day)
                     return Ok(Snapshot {
                         name: name.to_string(),
                         manifest,
                         segments,
-                    })
+                        partitions,
+                        sources,
+                    });
                 }
                 Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound && attempt < 5 => {
                     attempt += 1;
@@ -127,21 +135,25 @@ impl Snapshot {
     }
 
     /// Partitions with their statistics, sorted by (source, day).
-    pub fn partitions(&self) -> Vec<PartitionInfo> {
-        partitions_of(&self.manifest)
+    pub fn partitions(&self) -> &[PartitionInfo] {
+        &self.partitions
+    }
+
+    /// The sources that have partitions, sorted.
+    pub fn sources(&self) -> &[String] {
+        &self.sources
     }
 
     /// Fails with [`Error::UnknownSource`] if `selection` names a source the collection has no
     /// partition of.
     pub fn check_sources(&self, selection: &Selection) -> Result<()> {
-        let known: std::collections::BTreeSet<&str> =
-            self.manifest.segments.iter().map(|e| e.source.as_str()).collect();
-        match selection.sources.iter().find(|s| !known.contains(s.as_str())) {
+        let known = &self.sources;
+        match selection.sources.iter().find(|s| known.binary_search(s).is_err()) {
             None => Ok(()),
             Some(s) => Err(Error::UnknownSource {
                 collection: self.name.clone(),
                 source_name: s.clone(),
-                known: known.into_iter().collect::<Vec<_>>().join(", "),
+                known: known.join(", "),
             }),
         }
     }

@@ -144,7 +144,7 @@ impl CollectionReader for EmbeddedReader {
         self.snap.rows()
     }
 
-    fn partitions(&self) -> Vec<PartitionInfo> {
+    fn partitions(&self) -> &[PartitionInfo] {
         self.snap.partitions()
     }
 

@@ -176,7 +176,7 @@ pub trait CollectionReader: Send + Sync {
     /// Live rows.
     fn rows(&self) -> u64;
     /// Partitions and their statistics, sorted by (source, day).
-    fn partitions(&self) -> Vec<PartitionInfo>;
+    fn partitions(&self) -> &[PartitionInfo];
     /// Exact search; hits carry the user fields named in `fields`.
     fn search(&self, req: &vitrine_store::SearchRequest, fields: &[String]) -> Result<SearchOutput>;
     /// The live rows with these ids (`None` where there is none), with `fields` and, if asked,
