@@ -546,3 +546,68 @@ fn check_covers_every_collection_and_names_every_damaged_file() {
         );
     }
 }
+
+#[test]
+fn a_sweep_with_several_prompts_returns_each_row_once_with_its_best_prompt() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    ok(
+        &store,
+        &[
+            "index",
+            s(&clip_fixture("images")),
+            "--source",
+            "avatars",
+            "--model",
+            s(&clip_fixture("chinese-clip-p16")),
+        ],
+    );
+    let n = rows(&store).len();
+    let prompts = ["a photo of a dog", "一只猫"];
+    let hits = dir.path().join("hits.csv");
+    ok(
+        &store,
+        &[
+            "sweep",
+            "--prompt",
+            prompts[0],
+            "--prompt",
+            prompts[1],
+            "--threshold",
+            "-1",
+            "--out",
+            s(&hits),
+        ],
+    );
+    let csv = std::fs::read_to_string(&hits).unwrap();
+    let lines: Vec<Vec<String>> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').map(str::to_string).collect())
+        .collect();
+    let mut ids: Vec<&str> = lines.iter().map(|l| l[1].as_str()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!((lines.len(), ids.len()), (n, n), "every row once: {csv}");
+    // Each row's prompt is the one that scores it higher, with that score (search says; the
+    // sweep embeds its prompts as one batch, which moves scores by ~1e-8).
+    let scores = |p: &str| -> std::collections::HashMap<String, f64> {
+        jsonl(&ok(
+            &store,
+            &["search", "--text", p, "--threshold", "-1", "--format", "jsonl"],
+        ))
+        .iter()
+        .map(|h| (h["id"].as_str().unwrap().to_string(), h["score"].as_f64().unwrap()))
+        .collect()
+    };
+    let (a, b) = (scores(prompts[0]), scores(prompts[1]));
+    for l in &lines {
+        let (sa, sb) = (a[&l[1]], b[&l[1]]);
+        let (best, score) = if sa >= sb { (prompts[0], sa) } else { (prompts[1], sb) };
+        let got: f64 = l[2].parse().unwrap();
+        assert!(
+            l[0] == best && (got - score).abs() < 1e-6,
+            "{l:?}: search gives {best} {score}"
+        );
+    }
+}

@@ -1,8 +1,8 @@
 //! The store's rules for vectors and rows, checked before anything is written.
 
 use crate::error::{invalid, Result};
+use crate::rows::Row;
 use crate::schema::{check_name, FieldType, Schema};
-use crate::writer::Row;
 
 /// Checks one vector for the store's rules: finite values, and not all zeros under cosine.
 /// The message says what is wrong; callers prefix it with the row or file.

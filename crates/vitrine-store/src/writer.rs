@@ -4,6 +4,7 @@ use crate::deletes::Bitmap;
 use crate::error::{invalid, IoContext, Result};
 use crate::manifest::{sync_dir, Manifest, SegmentEntry};
 use crate::partition::{partitions_of, PartitionInfo};
+use crate::rows::Batch;
 use crate::schema::{FieldType, Schema, Value};
 use crate::segment::{seg_file, write_segment, RowRef, Segment};
 use crate::selection::Selection;
@@ -15,32 +16,6 @@ use std::sync::Arc;
 
 /// Rows per segment file at most (about 256 MB at 512 dimensions).
 pub const MAX_SEGMENT_ROWS: usize = 131_072;
-
-/// Rows to insert: flat vectors plus per-row metadata.
-#[derive(Debug, Clone, Default)]
-pub struct Batch {
-    /// Names of the user fields that `rows[i].fields` follow.
-    pub field_names: Vec<String>,
-    /// Row metadata.
-    pub rows: Vec<Row>,
-    /// `rows.len() × dim` floats.
-    pub vectors: Vec<f32>,
-}
-
-/// One row's metadata.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Row {
-    /// Primary key; re-inserting it replaces the old row.
-    pub id: String,
-    /// Where the image lives.
-    pub uri: String,
-    /// Data source (partition key, with the day).
-    pub source: String,
-    /// Unix seconds; its UTC day is the other half of the partition key.
-    pub timestamp: i64,
-    /// User field values aligned with [`Batch::field_names`].
-    pub fields: Vec<Value>,
-}
 
 /// What an insert did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
