@@ -315,6 +315,9 @@ pub struct SearchArgs {
     /// Print what the search covered (partitions, rows scanned, rows excluded) to stderr.
     #[arg(long)]
     pub receipt: bool,
+    /// Only these user fields in the output (repeatable; default: all of them).
+    #[arg(long = "field", value_name = "NAME")]
+    pub fields: Vec<String>,
     /// Also write a self-contained HTML page with the hits as a grid of thumbnails.
     #[arg(long)]
     pub html: Option<PathBuf>,

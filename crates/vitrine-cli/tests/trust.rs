@@ -104,6 +104,39 @@ fn the_same_picture_uploaded_twice_is_two_rows_embedded_once_and_a_moved_file_mo
         .collect();
     assert_eq!(uris.len(), 4, "{uris:?}");
     assert!(uris.iter().any(|u| u.ends_with("scene-renamed.png")) && !uris.iter().any(|u| u.ends_with("/scene.png")));
+    // Identical bytes renamed, one commit per file: each old row moves once, none is left with
+    // a dead uri, and nothing is embedded again.
+    std::fs::copy(products.join("listing-2.bmp"), products.join("listing-3.bmp")).unwrap();
+    ok(&store, &["index", s(&products), "--source", "products"]);
+    std::fs::rename(products.join("listing-2.bmp"), products.join("listing-2b.bmp")).unwrap();
+    std::fs::rename(products.join("listing-3.bmp"), products.join("listing-3b.bmp")).unwrap();
+    let out = ok(
+        &store,
+        &[
+            "index",
+            s(&products),
+            "--source",
+            "products",
+            "--commit-every",
+            "1",
+            "--json",
+        ],
+    );
+    let r: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(
+        (r["moved"].as_u64(), r["embedded"].as_u64(), r["failed"].as_u64()),
+        (Some(2), Some(0), Some(0)),
+        "{r}"
+    );
+    let uris: Vec<String> = rows(&store)
+        .iter()
+        .map(|h| h["uri"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(uris.len(), 5, "{uris:?}");
+    assert!(
+        uris.iter().all(|u| std::path::Path::new(u).exists()),
+        "a row kept a dead uri: {uris:?}"
+    );
     // A name that is not UTF-8 is refused by name, never altered.
     use std::os::unix::ffi::OsStrExt;
     let odd = products.join(std::ffi::OsStr::from_bytes(b"caf\xe9.bmp"));
@@ -171,6 +204,8 @@ fn deleted_rows_and_dropped_or_expired_days_stay_gone_until_readmitted() {
         "{out}"
     );
     assert_eq!(rows(&store).len(), 3);
+    // `--older-than` records a horizon too.
+    ok(&store, &["partitions", "retain", "--older-than", "5000d"]);
     // Deleting by selection sticks too.
     ok(&store, &["delete", "--source", "products", "--from", "2023-11-22"]);
     assert_eq!(rows(&store).len(), 2);
@@ -283,6 +318,63 @@ fn a_folder_of_pipes_sockets_devices_and_bad_links_is_indexed_without_blocking()
 }
 
 #[test]
+fn the_same_uri_at_two_times_is_two_uploads_and_fixed_lines_leave_the_ledger() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let fx = clip_fixture("images");
+    std::fs::copy(fx.join("photo.bmp"), dir.path().join("a.bmp")).unwrap();
+    let m = dir.path().join("m.jsonl");
+    std::fs::write(
+        &m,
+        "{\"uri\":\"a.bmp\",\"source\":\"products\",\"timestamp\":\"2023-11-19\"}\n\
+         {\"uri\":\"a.bmp\",\"source\":\"products\",\"timestamp\":\"2023-11-20\"}\n\
+         {\"uri\":\"a.bmp\",\"source\":\"products\",\"timestamp\":\"2023-11-20\"}\n\
+         {\"uri\":\"a.bmp\",\"source\":\"products\",\"timestamp\":\"last tuesday\"}\n",
+    )
+    .unwrap();
+    // Run from the manifest's folder with a relative path, as a user would.
+    let run = |args: &[&str]| -> serde_json::Value {
+        let out = Command::new(env!("CARGO_BIN_EXE_vitrine"))
+            .current_dir(dir.path())
+            .args(["--store", s(&store), "index", "--manifest", "m.jsonl", "--json"])
+            .args(["--model", s(&clip_fixture("chinese-clip-p16"))])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap()
+    };
+    let r = run(&[]);
+    // Two uploads (two days), one embedding; the exact repeat and the bad line are named.
+    assert_eq!(
+        (r["indexed"].as_u64(), r["embedded"].as_u64(), r["failed"].as_u64()),
+        (Some(2), Some(1), Some(2)),
+        "{r}"
+    );
+    let days: Vec<String> = rows(&store)
+        .iter()
+        .map(|h| h["day"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(days.len(), 2, "{days:?}");
+    let failed = |store: &Path| -> u64 {
+        let out = ok(store, &["search", "--text", "x", "--format", "jsonl"]);
+        let last: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+        last["receipt"]["inputs_failed"].as_u64().unwrap()
+    };
+    assert_eq!(failed(&store), 2);
+    // The manifest fixed: the next run forgets the lines it no longer has.
+    let text = std::fs::read_to_string(&m).unwrap();
+    std::fs::write(&m, text.lines().take(2).collect::<Vec<_>>().join("\n") + "\n").unwrap();
+    let r = run(&[]);
+    assert_eq!(
+        (r["unchanged"].as_u64(), r["failed"].as_u64()),
+        (Some(2), Some(0)),
+        "{r}"
+    );
+    assert_eq!(failed(&store), 0);
+}
+
+#[test]
 fn a_jsonl_manifest_with_a_broken_line_indexes_the_others_and_a_failed_command_leaves_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
@@ -365,6 +457,12 @@ fn queries_mean_one_thing_and_outputs_lose_nothing() {
     }
     std::fs::write(&meta, text).unwrap();
     ok(&store, &["import", "--vectors", s(&npy), "--metadata", s(&meta)]);
+    // And one row whose price is NaN (CSV and JSON both allow it): unknown like a null.
+    let nan_meta = dir.path().join("nan.csv");
+    std::fs::write(&nan_meta, "id,source,day,price\nnan1,products,2023-11-19,NaN\n").unwrap();
+    let one = dir.path().join("one.npy");
+    vitrine_engine::write_npy(&one, &vectors(1, dim), 1, dim).unwrap();
+    ok(&store, &["import", "--vectors", s(&one), "--metadata", s(&nan_meta)]);
     let q = dir.path().join("q.npy");
     vitrine_engine::write_npy(&q, &vectors(n, dim)[..dim], 1, dim).unwrap();
     let ids = |filter: &str| -> Vec<String> {
@@ -393,6 +491,8 @@ fn queries_mean_one_thing_and_outputs_lose_nothing() {
     assert_eq!(ids("price != 5"), ids("not (price == 5)"));
     assert_eq!(ids("price != 5").len(), 29, "40 rows, 10 without a price, 1 priced 5");
     assert_eq!(ids("price not in [1.0, 2.0]"), ids("not (price in [1.0, 2.0])"));
+    assert_eq!(ids("price not in [1.0, 2.0]").len(), 28);
+    assert!(!ids("price != 5").contains(&"nan1".to_string()) && !ids("price not in [5]").contains(&"nan1".to_string()));
     // A source the collection does not have, in a filter or a delete, is named with the real ones.
     let e = fails(
         &store,
@@ -428,6 +528,39 @@ fn queries_mean_one_thing_and_outputs_lose_nothing() {
     assert!(
         json.iter().any(|s| s.to_string().len() > 9),
         "scores with many digits: {json:?}"
+    );
+    // Markup in ids, uris and sources reaches a page as text.
+    let evil_meta = dir.path().join("evil.jsonl");
+    std::fs::write(
+        &evil_meta,
+        "{\"id\":\"<img src=x onerror=alert(1)>\",\"uri\":\"a\\\"><script>alert(2)</script>\",\"source\":\"'><b>x\",\"day\":\"2023-11-19\"}\n",
+    )
+    .unwrap();
+    ok(
+        &store,
+        &[
+            "import",
+            "-c",
+            "evil",
+            "--vectors",
+            s(&one),
+            "--metadata",
+            s(&evil_meta),
+        ],
+    );
+    let page = dir.path().join("evil.html");
+    ok(
+        &store,
+        &["search", "-c", "evil", "--vector-file", s(&q), "--html", s(&page)],
+    );
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(
+        html.contains("&lt;img src=x onerror=alert(1)&gt;") && html.contains("&lt;script&gt;"),
+        "{html}"
+    );
+    assert!(
+        !html.contains("<img src=x") && !html.contains("<script>") && !html.contains("<b>x"),
+        "{html}"
     );
     // A closed pipe ends the command quietly with status 0 (1,600 lines: more than a pipe holds).
     let all_queries = dir.path().join("all.npy");

@@ -6,7 +6,8 @@
 //! float later cannot make a later batch fail after earlier ones were committed.
 
 use crate::error::{Error, Result};
-use crate::{Engine, ENGINE_FIELDS};
+use crate::index::ENGINE_FIELDS;
+use crate::Engine;
 use std::path::PathBuf;
 pub use vitrine_import::Defaults;
 use vitrine_import::{clip_retrieval, Part};
@@ -113,9 +114,18 @@ impl Engine {
         for p in &parts {
             for start in (0..p.rows()).step_by(req.batch_size) {
                 let end = (start + req.batch_size).min(p.rows());
-                let r = col
-                    .insert(&p.batch(start..end))
-                    .map_err(|e| e.context(format!("{}: rows {start}..{end}", p.path().display())))?;
+                let r = match col.insert(&p.batch(start..end)) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        // A collection this import created and could not fill goes away again
+                        // (committed batches of an existing one stay: each is acknowledged).
+                        if created && report.inserted == 0 {
+                            drop(col);
+                            let _ = w.drop_collection(&req.collection);
+                        }
+                        return Err(e.context(format!("{}: rows {start}..{end}", p.path().display())));
+                    }
+                };
                 report.inserted += r.inserted;
                 report.replaced += r.replaced;
                 done += end - start;

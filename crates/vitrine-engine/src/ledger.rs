@@ -2,10 +2,11 @@
 //! analyst can show what a search did not cover.
 //!
 //! One JSON object per line in `STORE/collections/NAME/ledger.jsonl`; a later line about the
-//! same uri overrides an earlier one. An indexing run first rewrites the file with every input
+//! same input (its `key`: the row id it will have, or where it came from) overrides an earlier
+//! one. An indexing run first rewrites the file with every input
 //! it is about to embed marked `pending` (fsync'd before any row is written), appends failures
 //! as they happen, and at the end drops the pending entries it resolved. An input is outstanding
-//! while its entry is there *and* no row with its uri is in the collection, so a run killed
+//! while its entry is there *and* no row with its key (id) is in the collection, so a run killed
 //! half-way leaves exactly its unwritten inputs pending.
 
 use crate::error::Error;
@@ -31,6 +32,10 @@ pub enum State {
 /// One input that is not a row.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LedgerEntry {
+    /// The input's identity: the row id it will have, or (before an id is known: a bad
+    /// manifest line, a pipe in a folder) where it came from. Older ledgers keyed by uri.
+    #[serde(default)]
+    pub key: String,
     /// The input's uri (or, for a manifest row without one, where it came from).
     pub uri: String,
     /// Its source ("" if unknown: then it counts in every selection).
@@ -41,6 +46,9 @@ pub struct LedgerEntry {
     pub state: State,
     /// Why it failed.
     pub reason: Option<String>,
+    /// The run scope that recorded it (a manifest), so the next run over it can forget it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
 }
 
 /// The ledger of one collection.
@@ -67,8 +75,11 @@ impl Ledger {
                 let lines: Vec<&str> = text.lines().collect();
                 for (i, line) in lines.iter().enumerate() {
                     match serde_json::from_str::<LedgerEntry>(line) {
-                        Ok(e) => {
-                            entries.insert(e.uri.clone(), e);
+                        Ok(mut e) => {
+                            if e.key.is_empty() {
+                                e.key = e.uri.clone();
+                            }
+                            entries.insert(e.key.clone(), e);
                         }
                         Err(_) if torn && i + 1 == lines.len() => {}
                         Err(e) => {
@@ -98,26 +109,32 @@ impl Ledger {
         self.entries.values()
     }
 
-    /// Starts a run over the inputs `this_run`: forgets what the ledger said about them and
-    /// about local files that no longer exist (receipts stop listing them), marks `planned`
-    /// pending, and makes that durable before anything is indexed.
-    pub fn start_run(&mut self, this_run: &HashSet<&str>, planned: Vec<LedgerEntry>) -> Result<(), Error> {
+    /// Starts a run over the inputs `this_run` whose scope `covers(key, recorded scope)`: forgets what the ledger said
+    /// about them, about everything else in the scope (the run establishes it again) and about
+    /// local files that no longer exist (receipts stop listing them); marks `planned` pending,
+    /// and makes that durable before anything is indexed.
+    pub fn start_run(
+        &mut self,
+        covers: &dyn Fn(&str, Option<&str>) -> bool,
+        this_run: &HashSet<&str>,
+        planned: Vec<LedgerEntry>,
+    ) -> Result<(), Error> {
         let gone = |uri: &str| {
             let p = Path::new(uri.strip_prefix("file://").unwrap_or(uri));
             p.is_absolute() && std::fs::symlink_metadata(p).is_err()
         };
         self.entries
-            .retain(|uri, _| !this_run.contains(uri.as_str()) && !gone(uri));
+            .retain(|key, e| !this_run.contains(key.as_str()) && !gone(&e.uri) && !covers(&e.uri, e.scope.as_deref()));
         for e in planned {
-            self.planned.insert(e.uri.clone());
-            self.entries.insert(e.uri.clone(), e);
+            self.planned.insert(e.key.clone());
+            self.entries.insert(e.key.clone(), e);
         }
         self.rewrite()
     }
 
-    /// Whether the input `uri` is already recorded as failed.
-    pub fn has_failure(&self, uri: &str) -> bool {
-        self.entries.get(uri).is_some_and(|e| e.state == State::Failed)
+    /// Whether the input `key` is already recorded as failed.
+    pub fn has_failure(&self, key: &str) -> bool {
+        self.entries.get(key).is_some_and(|e| e.state == State::Failed)
     }
 
     /// Appends failed entries (flushed, not fsync'd: a crash leaves them pending, which is
@@ -135,7 +152,7 @@ impl Ledger {
         for e in failures {
             buf.push_str(&serde_json::to_string(&e).expect("entries serialise"));
             buf.push('\n');
-            self.entries.insert(e.uri.clone(), e);
+            self.entries.insert(e.key.clone(), e);
         }
         f.write_all(buf.as_bytes()).map_err(|e| io(&self.path, e))
     }
@@ -145,7 +162,7 @@ impl Ledger {
     pub fn finish_run(&mut self) -> Result<(), Error> {
         let planned = std::mem::take(&mut self.planned);
         self.entries
-            .retain(|uri, e| !(e.state == State::Pending && planned.contains(uri)));
+            .retain(|key, e| !(e.state == State::Pending && planned.contains(key)));
         self.rewrite()
     }
 
@@ -162,14 +179,14 @@ impl Ledger {
         std::fs::rename(&tmp, &self.path).map_err(|e| io(&self.path, e))
     }
 
-    /// Entries in the selection (sources, inclusive day range) whose uri is not a row of the
+    /// Entries in the selection (sources, inclusive day range) that are not a row of the
     /// collection (`is_row`): what a search over that selection could not see.
     pub fn outstanding(
         &self,
         sources: &[String],
         from: Option<Day>,
         to: Option<Day>,
-        is_row: impl Fn(&str) -> bool,
+        is_row: impl Fn(&LedgerEntry) -> bool,
     ) -> Vec<&LedgerEntry> {
         self.entries
             .values()
@@ -179,7 +196,7 @@ impl Ledger {
                 None => true,
                 Some(d) => from.is_none_or(|f| d >= f) && to.is_none_or(|t| d <= t),
             })
-            .filter(|e| !is_row(&e.uri))
+            .filter(|e| !is_row(e))
             .collect()
     }
 }

@@ -37,6 +37,7 @@ pub use backend::embedded::EmbeddedBackend;
 pub use backend::{Backend, Capabilities, CheckReport, CollectionReader, DeleteReport, Fields, Hit, Record};
 pub use embedder::{Embedder, ImageResult};
 pub use error::{Error, ErrorKind, Result};
+pub use index::ENGINE_FIELDS;
 pub use receipt::{Coverage, Receipt};
 pub use selection::{Age, SelectionSpec};
 pub use vitrine_clip::Towers;
@@ -48,14 +49,6 @@ pub use vitrine_store::{
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-
-/// Fields the engine writes itself into indexed rows; imports may not use these names.
-pub const ENGINE_FIELDS: &[&str] = &[
-    thumbnail::THUMBNAIL_FIELD,
-    "file_size",
-    "file_mtime",
-    index::CONTENT_HASH_FIELD,
-];
 
 /// An open reader and the generation of the collection it reads.
 type CachedReader = (String, Arc<dyn CollectionReader>);

@@ -50,6 +50,8 @@ pub struct SearchRequest {
     pub selection: SelectionSpec,
     /// The model for text and image queries (default: the collection's; must have its weights).
     pub model: Option<String>,
+    /// The user fields hits carry (default: all but thumbnails, see [`visible_fields`]).
+    pub fields: Option<Vec<String>>,
 }
 
 impl SearchRequest {
@@ -62,6 +64,7 @@ impl SearchRequest {
             threshold: None,
             selection: SelectionSpec::default(),
             model: None,
+            fields: None,
         }
     }
 }
@@ -354,7 +357,25 @@ impl Engine {
             (None, None) => Some(20),
             (k, _) => k,
         };
-        let fields = visible_fields(reader.schema());
+        let fields = match &req.fields {
+            None => visible_fields(reader.schema()),
+            Some(asked) => {
+                if let Some(f) = asked.iter().find(|f| reader.schema().field_type(f).is_none()) {
+                    return Err(Error::invalid(format!(
+                        "collection {:?} has no field {f:?} (its fields: {})",
+                        reader.name(),
+                        reader
+                            .schema()
+                            .fields
+                            .iter()
+                            .map(|f| f.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )));
+                }
+                asked.clone()
+            }
+        };
         let out = reader.search(
             &vitrine_store::SearchRequest {
                 queries,

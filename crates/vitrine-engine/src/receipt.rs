@@ -8,6 +8,7 @@
 use crate::backend::CollectionReader;
 use crate::ledger::{Ledger, State, LEDGER_FILE};
 use serde::Serialize;
+use std::collections::HashSet;
 use std::path::Path;
 use vitrine_store::{Day, SearchStats, Selection};
 
@@ -95,9 +96,13 @@ impl Receipt {
         if candidates.is_empty() {
             return r;
         }
-        let mut rows = std::collections::HashSet::new();
+        let mut ids: HashSet<String> = HashSet::new();
+        let mut rows: HashSet<(String, String)> = HashSet::new();
+        let mut uris: HashSet<String> = HashSet::new();
         let scanned = reader.scan(&Selection::default(), &[], false, &mut |rec| {
-            rows.insert(rec.uri);
+            ids.insert(rec.id);
+            uris.insert(rec.uri.clone());
+            rows.insert((rec.source, rec.uri));
             Ok(())
         });
         if let Err(e) = scanned {
@@ -107,7 +112,18 @@ impl Receipt {
             ));
             return r;
         }
-        for e in candidates.into_iter().filter(|e| !rows.contains(&e.uri)) {
+        // An entry is covered by the row with its id; entries of older ledgers (keyed by uri)
+        // by a row with their source and uri.
+        let is_row = |e: &crate::ledger::LedgerEntry| {
+            ids.contains(&e.key)
+                || (e.key == e.uri
+                    && if e.source.is_empty() {
+                        uris.contains(&e.uri)
+                    } else {
+                        rows.contains(&(e.source.clone(), e.uri.clone()))
+                    })
+        };
+        for e in candidates.into_iter().filter(|e| !is_row(e)) {
             let o = Outstanding {
                 uri: e.uri.clone(),
                 source: e.source.clone(),

@@ -73,3 +73,30 @@ impl crate::Engine {
             .collect())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vitrine_store::Value;
+
+    #[test]
+    fn only_base64_jpeg_counts_as_a_stored_thumbnail() {
+        let img = vitrine_image::RgbImage::from_pixel(300, 200, image::Rgb([200, 30, 30]));
+        let t = thumbnail(&img);
+        let jpeg = decode_stored(&Value::Str(t)).expect("a real thumbnail");
+        assert_eq!(&jpeg[..3], &[0xFF, 0xD8, 0xFF]);
+        let decoded = image::load_from_memory(&jpeg).unwrap();
+        assert_eq!((decoded.width(), decoded.height()), (128, 85));
+        // Markup, other images and non-strings are not thumbnails: nothing of them reaches a page.
+        let png = base64::engine::general_purpose::STANDARD.encode(b"\x89PNG\r\n\x1a\nrest");
+        for v in [
+            Value::Str("x\" onerror=\"alert(1)".into()),
+            Value::Str(png),
+            Value::Str(String::new()),
+            Value::Int(3),
+            Value::Null,
+        ] {
+            assert_eq!(decode_stored(&v), None, "{v:?}");
+        }
+    }
+}

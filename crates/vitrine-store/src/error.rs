@@ -1,5 +1,6 @@
 //! The store's one error type.
 
+use std::fmt;
 use std::path::PathBuf;
 
 /// Everything that can go wrong in the store. Variants say whose fault it is: the caller's
@@ -70,7 +71,7 @@ pub enum Error {
     Invalid(String),
     /// A filter expression that does not parse or does not fit the schema.
     #[error("{0}")]
-    Filter(#[from] crate::filter::FilterError),
+    Filter(#[from] FilterError),
     /// A store file whose contents are not what the manifest or its own checksum says.
     #[error("corrupt store file {}: {reason}", path.display())]
     Corrupt {
@@ -101,3 +102,30 @@ impl<T> IoContext<T> for std::io::Result<T> {
 pub(crate) fn invalid(msg: impl Into<String>) -> Error {
     Error::Invalid(msg.into())
 }
+
+/// A filter that failed to parse or to fit the schema, with the byte position of the problem.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FilterError {
+    /// The expression text.
+    pub expr: String,
+    /// Byte offset of the problem in `expr`.
+    pub pos: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for FilterError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let col = self.expr[..self.pos.min(self.expr.len())].chars().count();
+        write!(
+            f,
+            "invalid filter at position {}: {}\n  {}\n  {}^",
+            self.pos,
+            self.message,
+            self.expr,
+            " ".repeat(col)
+        )
+    }
+}
+
+impl std::error::Error for FilterError {}

@@ -194,6 +194,12 @@ impl CollectionWriter {
 
     /// Inserts (upserts) a batch as one commit: all rows become visible together or none do.
     pub fn insert(&mut self, batch: &Batch) -> Result<InsertReport> {
+        self.insert_replacing(batch, &[])
+    }
+
+    /// [`CollectionWriter::insert`], also deleting the rows with ids `replaced` in the same
+    /// commit (a row that moved to a new id), so no crash can leave both.
+    pub fn insert_replacing(&mut self, batch: &Batch, replaced: &[String]) -> Result<InsertReport> {
         let schema = self.validate(batch)?;
         let dim = schema.dim;
         // Last occurrence of an id within the batch wins.
@@ -266,15 +272,21 @@ impl CollectionWriter {
         report.inserted = placed.len() as u64;
         // Upsert: the rows these ids had before are deleted in the same commit.
         let mut changed: HashMap<u64, Bitmap> = HashMap::new();
-        let old: Vec<(u64, u32)> = {
+        let (old, gone) = {
             let ids = self.id_index()?;
-            placed
+            let old: Vec<(u64, u32)> = placed
                 .iter()
                 .filter_map(|(i, ..)| ids.get(batch.rows[*i].id.as_str()).copied())
-                .collect()
+                .collect();
+            let gone: Vec<(u64, u32)> = replaced
+                .iter()
+                .filter(|id| !last.contains_key(id.as_str()))
+                .filter_map(|id| ids.get(id.as_str()).copied())
+                .collect();
+            (old, gone)
         };
         report.replaced += old.len() as u64;
-        for (seg, row) in old {
+        for &(seg, row) in old.iter().chain(&gone) {
             self.mark(&mut changed, seg, row);
         }
         let mut m = self.manifest.clone();
@@ -283,6 +295,9 @@ impl CollectionWriter {
         m.segments.extend(new_entries);
         self.publish(m, changed, &[])?;
         let ids = self.ids.as_mut().expect("built above");
+        for id in replaced.iter().filter(|id| !last.contains_key(id.as_str())) {
+            ids.remove(id);
+        }
         for (i, seg, row) in placed {
             ids.insert(batch.rows[i].id.clone(), (seg, row));
         }

@@ -40,6 +40,7 @@ pub fn run(engine: &Engine, store: &Path, a: IndexArgs) -> Result<()> {
         tracing::info!(committed = done, "committed batch");
     })?;
     bar.finish_and_clear();
+    super::warn(&report.warnings);
     let secs = started.elapsed().as_secs_f64();
     print_summary(store, &a, &report, secs)?;
     if a.strict && !report.failed.is_empty() {
@@ -78,8 +79,9 @@ pub fn tsv_cell(s: &str) -> String {
 fn print_summary(store: &Path, a: &IndexArgs, report: &IndexReport, secs: f64) -> Result<()> {
     let failures_file = match (&a.failures, report.failed.is_empty()) {
         (Some(f), _) => Some(f.clone()),
-        (None, false) => Some(store.join(format!("failures-{}.tsv", a.c.collection))),
-        (None, true) => None,
+        // A run that wrote nothing into a store that does not exist leaves no folder behind.
+        (None, false) if store.is_dir() => Some(store.join(format!("failures-{}.tsv", a.c.collection))),
+        (None, _) => None,
     };
     if let Some(f) = &failures_file {
         let mut out = std::io::BufWriter::new(std::fs::File::create(f).with_context(|| f.display().to_string())?);

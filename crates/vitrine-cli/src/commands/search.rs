@@ -24,6 +24,7 @@ pub fn run(engine: &Engine, a: SearchArgs) -> Result<()> {
         threshold: a.threshold,
         selection: super::selection(&a.sel)?,
         model: a.model.clone(),
+        fields: (!a.fields.is_empty()).then(|| a.fields.clone()),
     };
     let ans = engine
         .search(&req)

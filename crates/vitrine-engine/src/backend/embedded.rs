@@ -224,6 +224,10 @@ impl CollectionWriter for EmbeddedWriter {
         Ok(self.c.insert(batch)?)
     }
 
+    fn insert_replacing(&mut self, batch: &Batch, replaced: &[String]) -> Result<InsertReport> {
+        Ok(self.c.insert_replacing(batch, replaced)?)
+    }
+
     fn delete_ids(&mut self, ids: &[String]) -> Result<DeleteReport> {
         let not_found = self.c.missing_ids(ids)?;
         let deleted = self.c.delete_ids(ids)?;

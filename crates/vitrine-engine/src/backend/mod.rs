@@ -205,6 +205,15 @@ pub trait CollectionWriter {
     fn extend_schema(&mut self, schema: &Schema) -> Result<()>;
     /// Inserts (upserts by id) a batch: all rows become visible together or none do.
     fn insert(&mut self, batch: &Batch) -> Result<InsertReport>;
+    /// Inserts a batch and deletes the rows `replaced`, in one commit where the backend can
+    /// (the default is two: insert, then delete).
+    fn insert_replacing(&mut self, batch: &Batch, replaced: &[String]) -> Result<InsertReport> {
+        let r = self.insert(batch)?;
+        if !replaced.is_empty() {
+            self.delete_ids(replaced)?;
+        }
+        Ok(r)
+    }
     /// Deletes rows by id.
     fn delete_ids(&mut self, ids: &[String]) -> Result<DeleteReport>;
     /// Deletes every live row in `selection`; returns how many.

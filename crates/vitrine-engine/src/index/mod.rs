@@ -4,8 +4,9 @@
 //!   CSV or JSONL with `uri`, `source`, `timestamp`, optional `id` and user fields).
 //! * The day of an image comes from the manifest's `timestamp`, else the photo's EXIF
 //!   `DateTimeOriginal`, else the file's modification time, in that order.
-//! * The id defaults to the BLAKE3 hash of the file's bytes (32 hex digits), so the same picture
-//!   indexed twice, or found under two paths, is one row.
+//! * Each input is one upload and one row: the id is the manifest's `id`, else
+//!   [`plan::upload_id`] of its source, uri (and manifest timestamp). Identical bytes share the
+//!   `content_hash` field and are embedded once.
 //! * An input whose size and modification time match what the collection holds for its uri is
 //!   skipped without being decoded. A changed file is re-embedded and replaces its row.
 //! * Each row keeps a small JPEG thumbnail (field `thumbnail`, base64) so results can be shown
@@ -17,8 +18,8 @@
 pub mod plan;
 pub mod run;
 
-pub use plan::{inputs_from_manifest, inputs_from_paths, walk, Failure, Input, Plan};
-pub use run::{index_inputs, IndexOptions, IndexReport, CONTENT_HASH_FIELD};
+pub use plan::{inputs_from_manifest, inputs_from_paths, walk, Failure, Input, Plan, Scope};
+pub use run::{index_inputs, IndexOptions, IndexReport, CONTENT_HASH_FIELD, ENGINE_FIELDS};
 
 use crate::error::{Error, Result};
 use crate::model::{
@@ -111,19 +112,6 @@ impl Engine {
         let model = self.index_model(&req.collection, req.model.as_deref())?;
         let embedder = self.models().get(&model, Towers::Image)?;
         let (name, hash) = model_identity(embedder.model().dir())?;
-        let exists = self.backend().has_collection(&req.collection)?;
-        let (mut existing, mut forgotten) = (Vec::new(), Tombstones::default());
-        if exists {
-            // Refuse another model's weights before reading a single image.
-            let reader = self.backend().reader(&req.collection)?;
-            check_model(reader.info(), &name, &hash)?;
-            check_dim(&req.collection, reader.schema().dim, &model, embedder.dim())?;
-            reader.scan(&Selection::default(), &run::existing_fields(), false, &mut |r| {
-                existing.push(r);
-                Ok(())
-            })?;
-            forgotten = Tombstones::open(&self.backend().side_dir(&req.collection)?)?;
-        }
         let mut target = Destination {
             engine: self,
             collection: &req.collection,
@@ -133,10 +121,27 @@ impl Engine {
             dim: embedder.dim(),
             dir: embedder.model().dir().to_path_buf(),
         };
+        let (mut existing, mut forgotten, mut pre) = (Vec::new(), Tombstones::default(), None);
+        if self.backend().has_collection(&req.collection)? {
+            // Take the writer (and refuse another model's weights) before reading the rows and
+            // the deletion records: no delete can come in between and be undone.
+            let (writer, side) = run::Target::open(&mut target)?;
+            self.backend().reader(&req.collection)?.scan(
+                &Selection::default(),
+                &run::existing_fields(),
+                false,
+                &mut |r| {
+                    existing.push(r);
+                    Ok(())
+                },
+            )?;
+            forgotten = Tombstones::open(&side)?;
+            pre = Some((writer, side));
+        }
         index_inputs(
             &embedder,
             &mut target,
-            exists,
+            pre,
             &existing,
             &mut forgotten,
             &plan,

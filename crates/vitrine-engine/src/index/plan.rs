@@ -142,14 +142,18 @@ pub fn walk(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<Skipped>) {
     (out, bad)
 }
 
-/// The id of an indexed upload with no id of its own: the BLAKE3 hash of its source and uri
-/// (32 hex digits), so the same picture uploaded under two sources, listings or days is two
-/// rows, and one file indexed again is the same row.
-pub fn upload_id(source: &str, uri: &str) -> String {
+/// The id of an indexed upload with no id of its own: the BLAKE3 hash (32 hex digits) of its
+/// source, uri and, when a manifest gives one, its timestamp. So the same picture uploaded under
+/// two sources, two uris or (in a manifest) at two times is two rows, and one input indexed
+/// again is the same row.
+pub fn upload_id(source: &str, uri: &str, timestamp: Option<i64>) -> String {
     let mut h = blake3::Hasher::new();
     h.update(source.as_bytes());
     h.update(b"\n");
     h.update(uri.as_bytes());
+    if let Some(t) = timestamp {
+        h.update(format!("\n{t}").as_bytes());
+    }
     h.finalize().to_hex()[..32].to_string()
 }
 
@@ -173,8 +177,10 @@ pub struct Input {
 }
 
 /// An input that could not be indexed.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Failure {
+    /// The row id the input would have had, once known.
+    pub id: Option<String>,
     /// Where it came from ("m.csv line 7", or the path).
     pub origin: String,
     /// Its uri, if known.
@@ -190,14 +196,59 @@ pub struct Failure {
 }
 
 impl Failure {
-    /// The ledger's entry for this failure (keyed by its uri, or where it came from).
-    pub fn ledger_entry(&self) -> crate::ledger::LedgerEntry {
+    /// The ledger's entry for this failure (keyed by its uri, or where it came from), recorded
+    /// under `scope`.
+    pub fn ledger_entry(&self, scope: Option<String>) -> crate::ledger::LedgerEntry {
+        let uri = self.uri.clone().unwrap_or_else(|| self.origin.clone());
         crate::ledger::LedgerEntry {
-            uri: self.uri.clone().unwrap_or_else(|| self.origin.clone()),
+            // A failure with no id yet (a bad manifest line) is that line; a skipped path is
+            // its absolute path.
+            key: self.id.clone().unwrap_or_else(|| {
+                if self.uri.as_deref().is_some_and(|u| Path::new(u).is_absolute()) {
+                    uri.clone()
+                } else {
+                    self.origin.clone()
+                }
+            }),
+            uri,
             source: self.source.clone().unwrap_or_default(),
             day: self.day,
             state: crate::ledger::State::Failed,
             reason: Some(self.reason.clone()),
+            scope,
+        }
+    }
+}
+
+/// What a run covers, so the ledger can forget what this run no longer sees: failures under
+/// these folders, or recorded by this manifest, are established again by every run.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Scope {
+    /// Absolute paths of the folders and files given.
+    Paths(Vec<PathBuf>),
+    /// `manifest:` + the manifest's absolute path.
+    Manifest(String),
+    /// Nothing to forget.
+    #[default]
+    None,
+}
+
+impl Scope {
+    /// Whether a ledger entry (its key, and the scope it was recorded under) is this run's to
+    /// establish again.
+    pub fn covers(&self, key: &str, recorded: Option<&str>) -> bool {
+        match self {
+            Scope::Paths(roots) => roots.iter().any(|r| Path::new(key).starts_with(r)),
+            Scope::Manifest(m) => recorded == Some(m.as_str()),
+            Scope::None => false,
+        }
+    }
+
+    /// The tag entries of this run are recorded under.
+    pub fn tag(&self) -> Option<String> {
+        match self {
+            Scope::Manifest(m) => Some(m.clone()),
+            _ => None,
         }
     }
 }
@@ -206,6 +257,8 @@ impl Failure {
 /// (bad manifest rows, missing files).
 #[derive(Debug, Clone, Default)]
 pub struct Plan {
+    /// What the run covers (see [`Scope`]).
+    pub scope: Scope,
     /// Inputs to index.
     pub inputs: Vec<Input>,
     /// User field names the inputs' values follow.
@@ -220,8 +273,11 @@ pub fn inputs_from_paths(paths: &[PathBuf], source: &str) -> Plan {
     let mut failures: Vec<Failure> = bad
         .into_iter()
         .map(|b| Failure {
+            id: None,
             origin: b.path.display().to_string(),
-            uri: b.path.to_str().map(str::to_string),
+            uri: std::path::absolute(&b.path)
+                .ok()
+                .and_then(|p| p.to_str().map(str::to_string)),
             source: Some(source.to_string()),
             day: None,
             kind: b.kind,
@@ -234,6 +290,7 @@ pub fn inputs_from_paths(paths: &[PathBuf], source: &str) -> Plan {
         let abs = std::fs::canonicalize(&p).unwrap_or_else(|_| p.clone());
         let Some(uri) = abs.to_str() else {
             failures.push(Failure {
+                id: None,
                 origin: p.display().to_string(),
                 uri: None,
                 source: Some(source.to_string()),
@@ -254,6 +311,7 @@ pub fn inputs_from_paths(paths: &[PathBuf], source: &str) -> Plan {
         });
     }
     Plan {
+        scope: Scope::Paths(paths.iter().filter_map(|p| std::path::absolute(p).ok()).collect()),
         inputs,
         failures,
         ..Plan::default()
@@ -271,6 +329,7 @@ pub fn inputs_from_manifest(manifest: &Path, default_source: Option<&str>) -> Re
     let mut failures: Vec<Failure> = bad
         .into_iter()
         .map(|(line, e)| Failure {
+            id: None,
             origin: format!("{name} line {line}"),
             uri: None,
             source: None,
@@ -284,6 +343,7 @@ pub fn inputs_from_manifest(manifest: &Path, default_source: Option<&str>) -> Re
         let origin = format!("{name} {} {}", table.row_label, row.line.unwrap_or(0));
         let day = row.timestamp.map(Day::from_timestamp);
         let fail = |kind, reason: String| Failure {
+            id: None,
             origin: origin.clone(),
             uri: row.uri.clone(),
             source: row.source.clone().or(default_source.map(str::to_string)),
@@ -325,12 +385,24 @@ pub fn inputs_from_manifest(manifest: &Path, default_source: Option<&str>) -> Re
         } else {
             base.join(local)
         };
+        // A file that is gone may still be a row (indexed before): the failure carries the
+        // upload's id, so a receipt counts it only if no row has it.
+        let id = row
+            .id
+            .clone()
+            .unwrap_or_else(|| upload_id(&source, &uri, row.timestamp));
         if std::fs::symlink_metadata(&path).is_err() {
-            failures.push(fail("missing file", format!("{}: no such file", path.display())));
+            failures.push(Failure {
+                id: Some(id),
+                ..fail("missing file", format!("{}: no such file", path.display()))
+            });
             continue;
         }
         if let Err((kind, reason)) = regular_file(&path) {
-            failures.push(fail(kind, reason));
+            failures.push(Failure {
+                id: Some(id),
+                ..fail(kind, reason)
+            });
             continue;
         }
         inputs.push(Input {
@@ -343,7 +415,19 @@ pub fn inputs_from_manifest(manifest: &Path, default_source: Option<&str>) -> Re
             origin,
         });
     }
+    if let Some(f) = table
+        .field_names
+        .iter()
+        .find(|f| super::run::ENGINE_FIELDS.contains(&f.as_str()))
+    {
+        return Err(crate::Error::invalid(format!(
+            "{name}: column {f:?} is a field `vitrine index` writes itself (reserved: {}); rename it",
+            super::run::ENGINE_FIELDS.join(", ")
+        )));
+    }
+    let scope = std::path::absolute(manifest).unwrap_or_else(|_| manifest.to_path_buf());
     Ok(Plan {
+        scope: Scope::Manifest(format!("manifest:{}", scope.display())),
         inputs,
         field_names: table.field_names,
         failures,

@@ -10,7 +10,8 @@
 //! 1. read and hash the inputs in parallel (bounded reads; failures named);
 //! 2. skip what was deleted or expired ([`crate::tombstones`]);
 //! 3. embed only content the collection (or this run) does not have yet;
-//! 4. write the rows in one commit; rows replaced by a move or a new id go in the next one.
+//! 4. write the rows in one commit, deleting in the same commit the rows they replace (a moved
+//!    file's old row, a row of the same upload under an older id).
 
 use super::plan::{Failure, Input, Plan};
 use crate::backend::{CollectionReader, CollectionWriter, Record};
@@ -26,6 +27,9 @@ use vitrine_store::{Batch, Day, Row, Value};
 
 /// The field holding each row's content hash (BLAKE3 of the file, 32 hex digits).
 pub const CONTENT_HASH_FIELD: &str = "content_hash";
+
+/// Fields indexing writes itself into each row; imports and manifests may not use these names.
+pub const ENGINE_FIELDS: &[&str] = &[THUMBNAIL_FIELD, "file_size", "file_mtime", CONTENT_HASH_FIELD];
 
 /// What an indexing run did.
 #[derive(Debug, Default, Clone, serde::Serialize)]
@@ -47,6 +51,8 @@ pub struct IndexReport {
     /// Inputs that could not be indexed.
     #[serde(skip)]
     pub failed: Vec<Failure>,
+    /// What the caller should know (a damaged ledger that was restarted).
+    pub warnings: Vec<String>,
 }
 
 impl IndexReport {
@@ -160,9 +166,13 @@ struct Open {
 /// The run's mutable state that outlives one commit.
 struct Run<'a> {
     target: &'a mut dyn Target,
+    pre: Option<(Box<dyn CollectionWriter>, PathBuf)>,
     open: Option<Open>,
-    inputs: &'a [Input],
+    plan: &'a Plan,
+    /// The ids of every input of the run (the ledger forgets what it said about them).
+    ids: HashSet<String>,
     planned: Vec<LedgerEntry>,
+    warnings: Vec<String>,
 }
 
 impl Run<'_> {
@@ -170,25 +180,57 @@ impl Run<'_> {
     /// (durably) before anything is written.
     fn get(&mut self) -> Result<&mut Open> {
         if self.open.is_none() {
-            let (writer, dir) = self.target.open()?;
-            let mut ledger = Ledger::open(&dir.join(crate::ledger::LEDGER_FILE))?;
-            let this_run: HashSet<&str> = self.inputs.iter().map(|i| i.uri.as_str()).collect();
-            ledger.start_run(&this_run, std::mem::take(&mut self.planned))?;
+            let (writer, dir) = match self.pre.take() {
+                Some(p) => p,
+                None => self.target.open()?,
+            };
+            let path = dir.join(crate::ledger::LEDGER_FILE);
+            let mut ledger = match Ledger::open(&path) {
+                Ok(l) => l,
+                // The ledger is the indexer's own record, rebuilt by every run over its inputs:
+                // a damaged one is kept aside (receipts said "unknown" meanwhile) and restarted.
+                Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::InvalidData => {
+                    let aside = path.with_extension(format!("jsonl.damaged-{}", Day::today()));
+                    std::fs::rename(&path, &aside).map_err(|e| Error::io(&path, e))?;
+                    self.warnings.push(format!(
+                        "the ledger {} was damaged ({source}); it was moved to {} and restarted: inputs that failed \
+                         before this run and are not part of it are no longer listed in receipts",
+                        path.display(),
+                        aside.display()
+                    ));
+                    Ledger::open(&path)?
+                }
+                Err(e) => return Err(e),
+            };
+            let this_run: HashSet<&str> = self.ids.iter().map(String::as_str).collect();
+            let scope = &self.plan.scope;
+            ledger.start_run(
+                &|key, recorded| scope.covers(key, recorded),
+                &this_run,
+                std::mem::take(&mut self.planned),
+            )?;
             self.open = Some(Open { writer, ledger });
         }
         Ok(self.open.as_mut().expect("opened above"))
     }
 }
 
+/// A row with some content hash.
+struct Holder {
+    id: String,
+    source: String,
+    uri: String,
+}
+
 /// Indexes `plan`: `existing` are the collection's rows before the run (with
-/// [`existing_fields`]), `forgotten` its tombstones; `eager` opens the target at once (an
-/// existing collection, whose ledger must hear about this run even if nothing is written).
-/// `progress(done, total)` is called after each commit.
+/// [`existing_fields`]), `forgotten` its tombstones, both read while `pre` (the target opened
+/// ahead, for an existing collection, whose ledger must hear about this run even if nothing is
+/// written) held the writer lock. `progress(done, total)` is called after each commit.
 #[allow(clippy::too_many_arguments)]
 pub fn index_inputs(
     embedder: &Embedder,
     target: &mut dyn Target,
-    eager: bool,
+    pre: Option<(Box<dyn CollectionWriter>, PathBuf)>,
     existing: &[Record],
     forgotten: &mut Tombstones,
     plan: &Plan,
@@ -204,22 +246,44 @@ pub fn index_inputs(
         .iter()
         .map(|r| ((r.source.as_str(), r.uri.as_str()), r.id.as_str()))
         .collect();
-    // Content hash → a row with those bytes (the collection's, then this run's).
-    let mut by_hash: HashMap<String, (String, String, String)> = HashMap::new();
+    // Content hash → the rows with those bytes (the collection's, then this run's).
+    let mut by_hash: HashMap<String, Vec<Holder>> = HashMap::new();
     for r in existing {
         if let Some(h) = text(r.fields.get(CONTENT_HASH_FIELD)) {
-            by_hash
-                .entry(h.to_string())
-                .or_insert_with(|| (r.id.clone(), r.source.clone(), r.uri.clone()));
+            by_hash.entry(h.to_string()).or_default().push(Holder {
+                id: r.id.clone(),
+                source: r.source.clone(),
+                uri: r.uri.clone(),
+            });
         }
     }
+    // Rows replaced in this run (moved, or re-keyed): no longer a source of vectors.
+    let mut gone: HashSet<String> = HashSet::new();
     // Pass 0: what needs reading at all.
     let mut todo: Vec<(&Input, String)> = Vec::new();
+    let mut first_of: HashMap<String, &str> = HashMap::new();
     for input in &plan.inputs {
         let id = input
             .id
             .clone()
-            .unwrap_or_else(|| super::plan::upload_id(&input.source, &input.uri));
+            .unwrap_or_else(|| super::plan::upload_id(&input.source, &input.uri, input.timestamp));
+        // Two inputs with one id would be one row: the later one is named, not merged silently.
+        if let Some(first) = first_of.get(&id) {
+            report.failed.push(Failure {
+                id: None,
+                origin: input.origin.clone(),
+                uri: Some(input.uri.clone()),
+                source: Some(input.source.clone()),
+                day: input.timestamp.map(Day::from_timestamp),
+                kind: "duplicate input",
+                reason: format!(
+                    "{}: the same upload as {first} (same id {id}: source, uri and time, or the manifest's id)",
+                    input.origin
+                ),
+            });
+            continue;
+        }
+        first_of.insert(id.clone(), &input.origin);
         match by_id.get(id.as_str()) {
             Some(r) => {
                 let unchanged = std::fs::metadata(&input.path).is_ok_and(|m| {
@@ -244,20 +308,27 @@ pub fn index_inputs(
         }
         todo.push((input, id));
     }
+    let tag = plan.scope.tag();
+    let eager = pre.is_some();
     let mut run = Run {
         target,
+        pre,
         open: None,
-        inputs: &plan.inputs,
+        plan,
+        ids: first_of.keys().cloned().collect(),
         planned: todo
             .iter()
-            .map(|(i, _)| LedgerEntry {
+            .map(|(i, id)| LedgerEntry {
+                key: id.clone(),
                 uri: i.uri.clone(),
                 source: i.source.clone(),
                 day: i.timestamp.map(Day::from_timestamp),
                 state: State::Pending,
                 reason: None,
+                scope: tag.clone(),
             })
             .collect(),
+        warnings: Vec::new(),
     };
     if eager {
         run.get()?;
@@ -276,20 +347,23 @@ pub fn index_inputs(
     let mut done = 0;
     for chunk in todo.chunks(opts.commit_every.max(1)) {
         // 1. Read and hash in parallel; the EXIF date comes from the same bytes.
-        let hashed: Vec<std::result::Result<Hashed<'_>, Failure>> = chunk
+        let hashed: Vec<std::result::Result<Hashed<'_>, Box<Failure>>> = chunk
             .par_iter()
             .map(|(input, id)| {
-                let fail = |e: Error| Failure {
-                    origin: input.origin.clone(),
-                    uri: Some(input.uri.clone()),
-                    source: Some(input.source.clone()),
-                    day: input.timestamp.map(Day::from_timestamp),
-                    kind: kind_of(&e),
-                    reason: if input.origin == input.path.display().to_string() {
-                        e.to_string()
-                    } else {
-                        format!("{}: {e}", input.origin)
-                    },
+                let fail = |e: Error| {
+                    Box::new(Failure {
+                        id: Some(id.clone()),
+                        origin: input.origin.clone(),
+                        uri: Some(input.uri.clone()),
+                        source: Some(input.source.clone()),
+                        day: input.timestamp.map(Day::from_timestamp),
+                        kind: kind_of(&e),
+                        reason: if input.origin == input.path.display().to_string() {
+                            e.to_string()
+                        } else {
+                            format!("{}: {e}", input.origin)
+                        },
+                    })
                 };
                 let meta = std::fs::metadata(&input.path).map_err(|e| fail(Error::io(&input.path, e)))?;
                 let bytes = read_image_file(&input.path).map_err(fail)?;
@@ -318,7 +392,7 @@ pub fn index_inputs(
             let h = match h {
                 Ok(h) => h,
                 Err(f) => {
-                    failed_now.push(f);
+                    failed_now.push(*f);
                     continue;
                 }
             };
@@ -330,10 +404,13 @@ pub fn index_inputs(
                 report.forgotten += 1;
                 continue;
             }
+            let stored = by_hash
+                .get(&h.hash)
+                .and_then(|rows| rows.iter().find(|r| !gone.contains(&r.id)));
             let from = if let Some(&e) = first_in_chunk.get(&h.hash) {
                 VectorFrom::Sibling(e)
-            } else if let Some((id, ..)) = by_hash.get(&h.hash) {
-                VectorFrom::Row(id.clone())
+            } else if let Some(r) = stored {
+                VectorFrom::Row(r.id.clone())
             } else {
                 first_in_chunk.insert(h.hash.clone(), to_embed.len());
                 to_embed.push(h.input.path.clone());
@@ -382,6 +459,7 @@ pub fn index_inputs(
         let (mut n_embedded, mut n_reused, mut n_moved) = (0, 0, 0);
         for (h, from) in rows {
             let fail = |kind, reason: String| Failure {
+                id: Some(h.id.clone()),
                 origin: h.input.origin.clone(),
                 uri: Some(h.input.uri.clone()),
                 source: Some(h.input.source.clone()),
@@ -434,15 +512,19 @@ pub fn index_inputs(
                 }
             }
             // A moved file: the same id under a new uri, or a new upload whose bytes belong to a
-            // row of the same source whose file is gone.
+            // row of the same source whose file is gone (each such row moves once).
             let moved_from = match by_id.get(h.id.as_str()) {
                 Some(r) if r.uri != h.input.uri => Some(r.id.clone()),
                 Some(_) => None,
-                None => by_hash.get(&hash).and_then(|(id, source, uri)| {
-                    (*source == h.input.source
-                        && !written_ids.contains(id)
-                        && local_path(uri).is_some_and(|p| std::fs::symlink_metadata(p).is_err()))
-                    .then(|| id.clone())
+                None => by_hash.get(&hash).and_then(|rows| {
+                    rows.iter()
+                        .find(|r| {
+                            r.source == h.input.source
+                                && !gone.contains(&r.id)
+                                && !written_ids.contains(&r.id)
+                                && local_path(&r.uri).is_some_and(|p| std::fs::symlink_metadata(p).is_err())
+                        })
+                        .map(|r| r.id.clone())
                 }),
             };
             if let Some(old) = moved_from {
@@ -451,14 +533,17 @@ pub fn index_inputs(
                     replaced.push(old);
                 }
             }
+            gone.extend(replaced.iter().filter(|id| **id != h.id).cloned());
             let mut fields = vec![Value::Int(h.size), Value::Int(h.mtime), Value::Str(hash.clone())];
             if thumbs {
                 fields.push(thumb.map_or(Value::Null, Value::Str));
             }
             fields.extend(h.input.fields.iter().cloned());
-            by_hash
-                .entry(hash)
-                .or_insert_with(|| (h.id.clone(), h.input.source.clone(), h.input.uri.clone()));
+            by_hash.entry(hash).or_default().push(Holder {
+                id: h.id.clone(),
+                source: h.input.source.clone(),
+                uri: h.input.uri.clone(),
+            });
             written_parts.insert((h.input.source.clone(), Day::from_timestamp(h.timestamp)));
             written_ids.insert(h.id.clone());
             batch.rows.push(Row {
@@ -472,13 +557,11 @@ pub fn index_inputs(
         }
         if !batch.rows.is_empty() {
             let open = run.get()?;
-            open.writer.insert(&batch)?;
             replaced.retain(|id| !written_ids.contains(id));
             replaced.sort();
             replaced.dedup();
-            if !replaced.is_empty() {
-                open.writer.delete_ids(&replaced)?;
-            }
+            // One commit: a crash leaves either the old rows or the new ones, never both.
+            open.writer.insert_replacing(&batch, &replaced)?;
             report.indexed += batch.rows.len() as u64;
             report.embedded += n_embedded;
             report.reused += n_reused;
@@ -486,7 +569,7 @@ pub fn index_inputs(
         }
         if let Some(open) = run.open.as_mut() {
             open.ledger
-                .record_failures(failed_now.iter().map(Failure::ledger_entry).collect())?;
+                .record_failures(failed_now.iter().map(|f| f.ledger_entry(tag.clone())).collect())?;
         }
         report.failed.extend(failed_now);
         done += chunk.len();
@@ -498,7 +581,7 @@ pub fn index_inputs(
         let early: Vec<LedgerEntry> = report
             .failed
             .iter()
-            .map(Failure::ledger_entry)
+            .map(|f| f.ledger_entry(tag.clone()))
             .filter(|e| !open.ledger.has_failure(&e.uri))
             .collect();
         open.ledger.record_failures(early)?;
@@ -507,6 +590,7 @@ pub fn index_inputs(
             forgotten.readmit(&written_ids, &written_parts)?;
         }
     }
+    report.warnings = run.warnings;
     Ok(report)
 }
 
