@@ -44,6 +44,8 @@ pub enum Command {
     Classify(ClassifyArgs),
     /// Delete rows by id or by selection.
     Delete(DeleteArgs),
+    /// Serve the HTTP API and the web page (a grid of pictures for every answer).
+    Serve(ServeArgs),
     /// Rewrite partitions to reclaim the space of deleted rows.
     Compact(CollectionArg),
     /// Read every file and verify its checksums; names every damaged file.
@@ -81,6 +83,34 @@ pub struct DemoArgs {
     /// Keep an existing demo collection instead of rebuilding it.
     #[arg(long)]
     pub keep: bool,
+    /// Then serve the page over the demo store (as `vitrine serve`, at --addr).
+    #[arg(long)]
+    pub serve: bool,
+    /// Where --serve listens.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub addr: std::net::SocketAddr,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Where to listen (a non-loopback address needs --token).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub addr: std::net::SocketAddr,
+    /// A bearer token every request but health and the page's assets must carry.
+    #[arg(long, env = "VITRINE_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Serve original pictures from under this folder (none: only stored thumbnails).
+    #[arg(long)]
+    pub images_root: Option<PathBuf>,
+    /// Largest request body, MiB (uploaded images included).
+    #[arg(long, default_value_t = 16)]
+    pub max_body_mib: usize,
+    /// Largest k.
+    #[arg(long, default_value_t = 10_000)]
+    pub max_k: usize,
+    /// Requests that may run a model at once (default: the number of cores); others queue.
+    #[arg(long)]
+    pub model_workers: Option<usize>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -35,7 +35,7 @@ pub mod tombstones;
 
 pub use backend::embedded::EmbeddedBackend;
 pub use backend::{Backend, Capabilities, CheckReport, CollectionReader, DeleteReport, Fields, Hit, Record};
-pub use embedder::{Embedder, ImageResult};
+pub use embedder::{read_image_file, Embedder, ImageResult, MAX_FILE_BYTES};
 pub use error::{Error, ErrorKind, Result};
 pub use index::ENGINE_FIELDS;
 pub use receipt::{Coverage, Receipt};

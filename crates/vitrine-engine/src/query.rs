@@ -164,6 +164,18 @@ pub struct ClassifyAnswer {
     pub warnings: Vec<String>,
 }
 
+/// Hit order: best score first (by the metric), then id, then prompt.
+fn better(higher: bool, a: &Hit, b: &Hit) -> std::cmp::Ordering {
+    let by_score = if higher {
+        b.score.total_cmp(&a.score)
+    } else {
+        a.score.total_cmp(&b.score)
+    };
+    by_score
+        .then_with(|| a.id.cmp(&b.id))
+        .then_with(|| a.query.cmp(&b.query))
+}
+
 /// Labels from a text: one per line, blank lines and `#` comments skipped; duplicates are
 /// refused (naming the line), and at least two are needed.
 pub fn parse_labels(text: &str, name: &str) -> Result<Vec<String>> {
@@ -335,6 +347,29 @@ impl Engine {
         Ok(sel)
     }
 
+    /// The live rows with these ids (`None` where there is none), with `fields` (default: the
+    /// visible ones).
+    pub fn rows_by_id(
+        &self,
+        collection: &str,
+        ids: &[String],
+        fields: Option<&[String]>,
+    ) -> Result<Vec<Option<crate::Record>>> {
+        let reader = self.reader(collection)?;
+        let fields = fields.map_or_else(|| visible_fields(reader.schema()), <[String]>::to_vec);
+        reader.get(ids, &fields, false)
+    }
+
+    /// The vectors of the live rows with these ids (`None` where there is none).
+    pub fn vectors(&self, collection: &str, ids: &[String]) -> Result<Vec<Option<Vec<f32>>>> {
+        Ok(self
+            .reader(collection)?
+            .get(ids, &[], true)?
+            .into_iter()
+            .map(|r| r.and_then(|r| r.vector))
+            .collect())
+    }
+
     /// The live rows in a selection (identity, partition and uri; no fields or vectors), in
     /// storage order.
     pub fn rows(&self, collection: &str, selection: &SelectionSpec) -> Result<Vec<crate::Record>> {
@@ -396,8 +431,42 @@ impl Engine {
         })
     }
 
-    /// Every row matching any prompt (each row once, with its best prompt), exactly.
+    /// Every row matching any prompt (each row once, with its best prompt), exactly; best
+    /// first, ties by id.
     pub fn sweep(&self, req: &SweepRequest) -> Result<SweepAnswer> {
+        let mut hits = Vec::new();
+        let (receipt, warnings) = self.sweep_inner(req, &mut |h| {
+            hits.push(h);
+            Ok(())
+        })?;
+        let higher = self.reader(&req.collection)?.schema().metric.higher_is_better();
+        hits.sort_by(|a, b| better(higher, a, b));
+        let mut per: std::collections::BTreeMap<(String, Day), usize> = Default::default();
+        for (i, h) in hits.iter_mut().enumerate() {
+            h.rank = i + 1;
+            *per.entry((h.source.clone(), h.day)).or_default() += 1;
+        }
+        Ok(SweepAnswer {
+            prompts: req.prompts.clone(),
+            hits,
+            per_partition: per.into_iter().map(|((s, d), n)| (s, d, n)).collect(),
+            receipt,
+            warnings,
+        })
+    }
+
+    /// [`Engine::sweep`] without holding the answer: `visit` sees each matching row once, one
+    /// partition at a time ((source, day) order; best first within a partition, `rank` counting
+    /// within it), so a million hits never sit in memory. Returns the receipt.
+    pub fn sweep_each(&self, req: &SweepRequest, visit: &mut dyn FnMut(Hit) -> Result<()>) -> Result<Receipt> {
+        Ok(self.sweep_inner(req, visit)?.0)
+    }
+
+    fn sweep_inner(
+        &self,
+        req: &SweepRequest,
+        visit: &mut dyn FnMut(Hit) -> Result<()>,
+    ) -> Result<(Receipt, Vec<String>)> {
         if req.threshold.is_some() == req.top.is_some() {
             return Err(Error::invalid("a sweep needs a threshold or a top N (one of them)"));
         }
@@ -408,45 +477,61 @@ impl Engine {
         let e = self.collection_model(reader.as_ref(), req.model.as_deref(), Towers::Text)?;
         let refs: Vec<&str> = req.prompts.iter().map(String::as_str).collect();
         let (vectors, warnings) = embed_texts(&e, &refs)?;
+        let queries: Vec<f32> = vectors.into_iter().flatten().collect();
         let selection = self.resolve(reader.as_ref(), &req.selection)?;
-        let out = reader.search(
-            &vitrine_store::SearchRequest {
-                queries: vectors.into_iter().flatten().collect(),
-                k: req.top,
-                threshold: req.threshold,
-                selection: selection.clone(),
-            },
-            &[],
-        )?;
         let higher = reader.schema().metric.higher_is_better();
-        let better = |a: &Hit, b: &Hit| {
-            let by_score = if higher {
-                b.score.total_cmp(&a.score)
-            } else {
-                a.score.total_cmp(&b.score)
-            };
-            by_score
-                .then_with(|| a.id.cmp(&b.id))
-                .then_with(|| a.query.cmp(&b.query))
+        let mut stats = vitrine_store::SearchStats {
+            partitions_total: reader.partitions().len(),
+            ..Default::default()
         };
-        let mut all: Vec<Hit> = out.hits.into_iter().flatten().collect();
-        all.sort_by(better);
-        let mut seen = std::collections::HashSet::new();
-        let mut hits: Vec<Hit> = all.into_iter().filter(|h| seen.insert(h.id.clone())).collect();
-        let mut per: std::collections::BTreeMap<(String, Day), usize> = Default::default();
-        for (i, h) in hits.iter_mut().enumerate() {
-            h.rank = i + 1;
-            *per.entry((h.source.clone(), h.day)).or_default() += 1;
+        // With a top N the best rows of the whole selection are needed at once; with a
+        // threshold, each partition is answered by itself.
+        let parts: Vec<Selection> = if req.top.is_some() {
+            vec![selection.clone()]
+        } else {
+            reader
+                .partitions()
+                .iter()
+                .filter(|p| selection.includes_partition(&p.source, p.day))
+                .map(|p| Selection {
+                    sources: vec![p.source.clone()],
+                    from: Some(p.day),
+                    to: Some(p.day),
+                    filter: selection.filter.clone(),
+                })
+                .collect()
+        };
+        for part in parts {
+            let out = reader.search(
+                &vitrine_store::SearchRequest {
+                    queries: queries.clone(),
+                    k: req.top,
+                    threshold: req.threshold,
+                    selection: part,
+                },
+                &[],
+            )?;
+            let s = &out.stats;
+            stats.partitions_scanned += s.partitions_scanned;
+            stats.segments_scanned += s.segments_scanned;
+            stats.rows_scanned += s.rows_scanned;
+            stats.rows_deleted += s.rows_deleted;
+            stats.rows_filtered += s.rows_filtered;
+            stats.bytes_scanned += s.bytes_scanned;
+            stats.candidates_reranked += s.candidates_reranked;
+            let mut all: Vec<Hit> = out.hits.into_iter().flatten().collect();
+            all.sort_by(|a, b| better(higher, a, b));
+            let mut seen = std::collections::HashSet::new();
+            for (i, mut h) in all.into_iter().filter(|h| seen.insert(h.id.clone())).enumerate() {
+                h.rank = i + 1;
+                visit(h)?;
+            }
         }
         let side = self.side_dir(&req.collection);
-        let receipt = Receipt::new(out.stats, reader.as_ref(), side.as_deref(), &selection);
-        Ok(SweepAnswer {
-            prompts: req.prompts.clone(),
-            hits,
-            per_partition: per.into_iter().map(|((s, d), n)| (s, d, n)).collect(),
-            receipt,
+        Ok((
+            Receipt::new(stats, reader.as_ref(), side.as_deref(), &selection),
             warnings,
-        })
+        ))
     }
 
     /// A label for every row in the selection: the label whose vector is most similar (cosine,

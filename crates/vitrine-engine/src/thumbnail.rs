@@ -53,6 +53,20 @@ pub fn from_file(uri: &str) -> Option<Vec<u8>> {
 }
 
 impl crate::Engine {
+    /// The thumbnail `index` stored for row `id` (JPEG bytes), if the row exists and has one.
+    pub fn stored_thumbnail(&self, collection: &str, id: &str) -> crate::Result<Option<Vec<u8>>> {
+        let reader = self.reader(collection)?;
+        if reader.schema().field_type(THUMBNAIL_FIELD).is_none() {
+            return Ok(None);
+        }
+        let rec = reader.get(&[id.to_string()], &[THUMBNAIL_FIELD.to_string()], false)?;
+        Ok(rec
+            .into_iter()
+            .flatten()
+            .next()
+            .and_then(|r| r.fields.get(THUMBNAIL_FIELD).and_then(decode_stored)))
+    }
+
     /// JPEG thumbnails for rows of `collection` given as (id, uri): the one `index` stored, else
     /// one made from the local file at the uri; `None` where neither exists.
     pub fn thumbnails(&self, collection: &str, rows: &[(String, String)]) -> crate::Result<Vec<Option<Vec<u8>>>> {

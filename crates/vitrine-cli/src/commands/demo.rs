@@ -225,6 +225,17 @@ pub fn run(engine: &Engine, store: &Path, a: DemoArgs) -> Result<()> {
         store.display(),
         store.display()
     );
+    if a.serve {
+        let config = vitrine_server::Config {
+            addr: a.addr,
+            ..Default::default()
+        };
+        say!(
+            "   the same gallery in the page: open http://{}/?collection={COLLECTION}",
+            a.addr
+        );
+        return super::serve::serve(Engine::open_store(store), store, config);
+    }
     Ok(())
 }
 

@@ -9,6 +9,7 @@ mod import;
 mod index;
 mod manage;
 mod search;
+mod serve;
 
 use crate::args::{Cli, Command, SelectionArgs};
 use anyhow::{Context, Result};
@@ -27,6 +28,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Sweep(a) => analyze::sweep(&engine, a),
         Command::Classify(a) => analyze::classify(&engine, a),
         Command::Delete(a) => manage::delete(&engine, a),
+        Command::Serve(a) => serve::run(engine, &cli.store, a),
         Command::Compact(c) => manage::compact(&engine, &c.collection),
         Command::Check(c) => manage::check(&engine, c.collection.as_deref()),
         Command::Bench(b) => bench::run(&engine, &cli.store, b),
