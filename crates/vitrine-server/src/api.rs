@@ -665,19 +665,39 @@ pub struct RowJson {
     thumbnail: String,
     /// Where the original is served (only with an images root).
     image: Option<String>,
+    /// The stored embedding, with `?vector=true`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    vector: Option<Vec<f32>>,
+}
+
+/// `?vector=true` adds the stored embedding to a row.
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct RowParams {
+    #[serde(default)]
+    vector: bool,
 }
 
 /// One stored row with all its fields.
-#[utoipa::path(get, path = "/api/collections/{name}/rows/{id}", params(("name" = String, Path), ("id" = String, Path)),
+#[utoipa::path(get, path = "/api/collections/{name}/rows/{id}", params(("name" = String, Path), ("id" = String, Path), RowParams),
     responses((status = 200, body = RowJson), (status = 404, body = ErrorBody)))]
 async fn row(
     axum::extract::State(state): axum::extract::State<State>,
     Path((name, id)): Path<(String, String)>,
+    axum::extract::Query(params): axum::extract::Query<RowParams>,
 ) -> Result<Json<RowJson>, ApiError> {
     let engine = state.engine.clone();
     let (n, i) = (name.clone(), id.clone());
-    let rec = blocking(move || engine.rows_by_id(&n, &[i], None).map_err(ApiError::from))
-        .await?
+    let (rec, vector) = blocking(move || {
+        let rec = engine.rows_by_id(&n, std::slice::from_ref(&i), None)?;
+        let vector = if params.vector {
+            engine.vectors(&n, &[i])?.into_iter().flatten().next()
+        } else {
+            None
+        };
+        Ok::<_, ApiError>((rec, vector))
+    })
+    .await?;
+    let rec = rec
         .into_iter()
         .flatten()
         .next()
@@ -697,6 +717,7 @@ async fn row(
         timestamp: rec.timestamp,
         fields: rec.fields.to_json(),
         id: rec.id,
+        vector,
     }))
 }
 

@@ -5,9 +5,10 @@
 //! `POST /api/login` sets (HttpOnly, SameSite=Strict), so that `<img>` thumbnails load without
 //! the token ever appearing in a URL. Tokens are compared in constant time and never logged.
 //!
-//! An original is served only when the row's uri is a local file that lies under
-//! `--images-root` once every link is resolved: `..`, encoded separators, absolute paths and
-//! links pointing out of the folder all land outside it and are refused.
+//! An original is served only when the row's uri is a local file (absolute, or relative to the
+//! root, as a manifest's uris are) that lies under `--images-root` once every link is resolved:
+//! `..`, encoded separators, absolute paths and links pointing out of the folder all land
+//! outside it and are refused.
 
 use crate::error::ApiError;
 use crate::State;
@@ -78,7 +79,8 @@ pub fn cookie(token: &str) -> String {
     format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/")
 }
 
-/// The local file a row's uri names, if it lies under `root` with every link resolved.
+/// The local file a row's uri names (an absolute path, or a path relative to `root`), if it lies
+/// under `root` with every link resolved.
 pub fn under_root(root: &Path, uri: &str) -> Result<PathBuf, ApiError> {
     let forbidden = |why: &str| {
         ApiError::new(
@@ -91,12 +93,10 @@ pub fn under_root(root: &Path, uri: &str) -> Result<PathBuf, ApiError> {
     if local.contains("://") {
         return Err(forbidden("it is not a local file"));
     }
-    let path = Path::new(local);
-    if !path.is_absolute() {
-        return Err(forbidden("its uri is not an absolute path"));
-    }
+    // A relative uri is relative to the root; `..` in it is resolved (and caught) below.
+    let path = root.join(local);
     let real =
-        std::fs::canonicalize(path).map_err(|_| ApiError::not_found("the original file is not there any more"))?;
+        std::fs::canonicalize(&path).map_err(|_| ApiError::not_found("the original file is not there any more"))?;
     if !real.starts_with(root) {
         return Err(forbidden("it is not under the images root the server was given"));
     }
@@ -142,11 +142,13 @@ mod tests {
         let ok = |u: &str| under_root(&root, u).is_ok();
         assert!(ok(root.join("sub/a.jpg").to_str().unwrap()));
         assert!(ok(&format!("file://{}", root.join("sub/a.jpg").display())));
+        assert!(ok("sub/a.jpg"));
         for bad in [
+            "../secret.txt".to_string(),
+            "sub/../../secret.txt".to_string(),
             format!("{}/sub/../../secret.txt", root.display()),
             format!("{}/escape.jpg", root.display()),
             dir.path().join("secret.txt").display().to_string(),
-            "sub/a.jpg".to_string(),
             "http://example.com/a.jpg".to_string(),
             root.join("sub").display().to_string(),
         ] {

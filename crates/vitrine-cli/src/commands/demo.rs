@@ -228,10 +228,12 @@ pub fn run(engine: &Engine, store: &Path, a: DemoArgs) -> Result<()> {
     if a.serve {
         let config = vitrine_server::Config {
             addr: a.addr,
+            // The gallery's originals open full size when a result is clicked.
+            images_root: Some(store.join("demo-gallery")),
             ..Default::default()
         };
         say!(
-            "   the same gallery in the page: open http://{}/?collection={COLLECTION}",
+            "   the same gallery in the page: open http://{}/?collection={COLLECTION}&q=a+photo+of+a+samoyed&source=products&from=2023-11-19&to=2023-11-23&k=20",
             a.addr
         );
         return super::serve::serve(Engine::open_store(store), store, config);
@@ -239,7 +241,8 @@ pub fn run(engine: &Engine, store: &Path, a: DemoArgs) -> Result<()> {
     Ok(())
 }
 
-/// Writes the JPEGs and `manifest.jsonl` (uri, source, timestamp, price, user); returns the count.
+/// Writes the JPEGs, `manifest.jsonl` (uri, source, timestamp, price, user) and `truth.jsonl`
+/// (what each picture shows); returns the count.
 fn write_gallery(dir: &Path, pictures: &[Picture], first: Day, days: u32) -> Result<usize> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(11);
     let rows: Vec<(String, Picture, i64, serde_json::Value)> = pictures
@@ -272,6 +275,17 @@ fn write_gallery(dir: &Path, pictures: &[Picture], first: Day, days: u32) -> Res
         writeln!(m, "{o}")?;
     }
     m.flush()?;
+    // What each picture shows, beside the gallery (never in the store): the page's browser
+    // tests mark answers right or wrong with it, as this command does.
+    let mut t = std::io::BufWriter::new(std::fs::File::create(dir.join("truth.jsonl"))?);
+    for (uri, p, ..) in &rows {
+        writeln!(
+            t,
+            "{}",
+            json!({"uri": uri, "object": OBJECTS[p.object].key, "colour": vitrine_gallery::COLOURS[p.colour].en})
+        )?;
+    }
+    t.flush()?;
     Ok(rows.len())
 }
 
