@@ -56,7 +56,8 @@ pub struct Config {
     pub max_body: usize,
     /// Largest `k` (and `num_images`).
     pub max_k: usize,
-    /// Requests that may run a model at once; the others queue.
+    /// Requests that may run a model at once; the others queue. 0: no model work at all (text
+    /// and image queries answer 503 busy; vectors, likes and ids still work).
     pub model_workers: usize,
     /// How long a request may wait for a model worker before it is answered 503.
     pub queue_timeout: Duration,
@@ -132,7 +133,7 @@ pub fn router(engine: Arc<Engine>, config: Config) -> Result<(axum::Router, utoi
     };
     let state: State = Arc::new(AppState {
         engine,
-        model_permits: Semaphore::new(config.model_workers.max(1)),
+        model_permits: Semaphore::new(config.model_workers),
         images_root,
         metrics: metrics::Metrics::default(),
         config,

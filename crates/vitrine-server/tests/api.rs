@@ -329,6 +329,77 @@ async fn every_error_is_json_with_the_right_status_and_the_field_at_fault() {
     assert_eq!(s, StatusCode::BAD_REQUEST, "{r}");
 }
 
+/// A PNG that is only a header: `w`×`h` grey pixels claimed, none present.
+fn png_header(w: u32, h: u32) -> Vec<u8> {
+    fn crc(bytes: &[u8]) -> u32 {
+        let mut c = 0xffff_ffffu32;
+        for &b in bytes {
+            c ^= b as u32;
+            for _ in 0..8 {
+                c = if c & 1 == 1 { 0xedb8_8320 ^ (c >> 1) } else { c >> 1 };
+            }
+        }
+        !c
+    }
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut chunk = |kind: &[u8], data: &[u8]| {
+        let body = [kind, data].concat();
+        png.extend((data.len() as u32).to_be_bytes());
+        png.extend(&body);
+        png.extend(crc(&body).to_be_bytes());
+    };
+    // 8-bit grey, deflate, no interlace; then an empty (zlib) image stream and the end.
+    chunk(b"IHDR", &[&w.to_be_bytes()[..], &h.to_be_bytes(), &[8, 0, 0, 0, 0]].concat());
+    chunk(b"IDAT", &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01]);
+    chunk(b"IEND", &[]);
+    png
+}
+
+#[tokio::test]
+async fn a_picture_bomb_is_refused_before_decoding_and_busy_model_work_answers_503() {
+    use base64::Engine as _;
+    let w = world();
+    let open = app(&w, config(&w));
+    // 60000×60000 claimed in a 65-byte file: refused from its header, naming the size.
+    let bomb = base64::engine::general_purpose::STANDARD.encode(png_header(60_000, 60_000));
+    let (s, r) = post(
+        &open,
+        "/api/search",
+        serde_json::json!({"collection": "images", "image": bomb}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{r}");
+    assert!(r["error"]["message"].as_str().unwrap().contains("60000×60000"), "{r}");
+    // No model worker free (none at all here): text and image queries are told to come back;
+    // vector searches, which need no model, still answer.
+    let busy = app(
+        &w,
+        Config {
+            model_workers: 0,
+            queue_timeout: std::time::Duration::from_millis(20),
+            ..config(&w)
+        },
+    );
+    let (s, r) = post(
+        &busy,
+        "/api/search",
+        serde_json::json!({"collection": "images", "text": "x"}),
+    )
+    .await;
+    assert_eq!(
+        (s, r["error"]["kind"].as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, Some("busy")),
+        "{r}"
+    );
+    let (s, r) = post(
+        &busy,
+        "/api/search",
+        serde_json::json!({"collection": "vectors", "vector": [1, 0, 0, 0]}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+}
+
 #[tokio::test]
 async fn with_a_token_only_health_and_the_page_are_open_and_the_cookie_lets_images_load() {
     let w = world();

@@ -16,7 +16,7 @@ pub fn run(engine: Engine, store: &Path, a: ServeArgs) -> Result<()> {
         ..Default::default()
     };
     if let Some(n) = a.model_workers {
-        config.model_workers = n.max(1);
+        config.model_workers = n;
     }
     serve(engine, store, config)
 }
