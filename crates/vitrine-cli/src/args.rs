@@ -214,6 +214,10 @@ pub struct ImportArgs {
     /// Rows per commit: each commit is atomic and durable.
     #[arg(long, default_value_t = 100_000)]
     pub batch_size: usize,
+    /// The model that made these vectors (a folder or a cached hub name): recorded
+    /// in the collection so that text and image searches use it, as after `index`.
+    #[arg(long)]
+    pub model: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -41,6 +41,10 @@ pub struct ImportRequest {
     pub metric: Metric,
     /// Rows per commit: each commit is atomic and durable.
     pub batch_size: usize,
+    /// The model that made the vectors (a folder or a cached hub name): recorded in the
+    /// collection, as `index` records its own, so that text and image queries use it; refused
+    /// when its dimension differs or the collection records another model.
+    pub model: Option<String>,
 }
 
 /// What an import did.
@@ -96,6 +100,15 @@ impl Engine {
             p.validate(base.dim, base.metric)?;
             schema = p.validate_rows(&schema)?;
         }
+        let model = match &req.model {
+            Some(m) => {
+                let e = self.models().get(m, vitrine_clip::Towers::Text)?;
+                crate::model::check_dim(&req.collection, base.dim, m, e.dim())?;
+                let (name, hash) = crate::model::model_identity(e.model().dir())?;
+                Some((name, hash, e.model().dir().to_path_buf()))
+            }
+            None => None,
+        };
         let mut w = self.backend().writer()?;
         let created = !w.has_collection(&req.collection)?;
         if created {
@@ -103,6 +116,15 @@ impl Engine {
         }
         // Checks dimension and metric again, in case the collection changed meanwhile.
         let mut col = w.collection(&req.collection)?;
+        if let Some((name, hash, dir)) = &model {
+            if let Err(e) = crate::model::record_model(col.as_mut(), name, hash, dir) {
+                if created {
+                    drop(col);
+                    let _ = w.drop_collection(&req.collection);
+                }
+                return Err(e);
+            }
+        }
         col.extend_schema(&schema)?;
         let total: usize = parts.iter().map(Part::rows).sum();
         let mut report = ImportReport {

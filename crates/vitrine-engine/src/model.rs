@@ -91,6 +91,37 @@ pub fn check_collection_model(info: &serde_json::Map<String, serde_json::Value>,
     check_model(info, &name, &hash)
 }
 
+/// Refuses a model whose vectors have another dimension than the collection's.
+pub fn check_dim(collection: &str, have: usize, model: &str, embeds: usize) -> Result<()> {
+    if have != embeds {
+        return Err(Error::invalid(format!(
+            "collection {collection:?} has dimension {have}, model {model} embeds to {embeds}"
+        )));
+    }
+    Ok(())
+}
+
+/// Records in a collection's info that `name` (weights `hash`, in `dir`) made its vectors,
+/// after refusing another model's weights; notes the weights file's stamp so that queries can
+/// trust the recorded hash without hashing again.
+pub fn record_model(col: &mut dyn crate::backend::CollectionWriter, name: &str, hash: &str, dir: &Path) -> Result<()> {
+    check_model(col.info(), name, hash)?;
+    let mut info = Vec::new();
+    if !col.info().contains_key(MODEL_HASH_KEY) {
+        info.push((MODEL_KEY.to_string(), name.into()));
+        info.push((MODEL_HASH_KEY.to_string(), hash.into()));
+    }
+    if let Some(stamp) = weights_stamp(dir) {
+        if col.info().get(MODEL_STAMP_KEY).and_then(|v| v.as_str()) != Some(stamp.as_str()) {
+            info.push((MODEL_STAMP_KEY.to_string(), stamp.into()));
+        }
+    }
+    if !info.is_empty() {
+        col.set_info(info)?;
+    }
+    Ok(())
+}
+
 /// The model recorded for a collection, if any.
 pub fn recorded_model(info: &serde_json::Map<String, serde_json::Value>) -> Option<&str> {
     info.get(MODEL_KEY).and_then(|v| v.as_str())

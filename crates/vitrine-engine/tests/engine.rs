@@ -38,6 +38,7 @@ fn import(engine: &Engine, source: ImportSource, batch_size: usize) -> vitrine_e
                 defaults: Defaults::default(),
                 metric: Metric::Cosine,
                 batch_size,
+                model: None,
             },
             &mut |_, _| {},
         )
@@ -326,4 +327,73 @@ fn imports_refuse_reserved_field_names_and_write_nothing_when_a_later_row_confli
             "batch {batch}: a partial import"
         );
     }
+}
+
+#[test]
+fn imported_vectors_can_name_the_model_that_made_them_and_then_answer_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open_store(dir.path().join("store"));
+    let demo = vitrine_engine::model::demo_model().unwrap();
+    // 4-d vectors cannot come from the 128-d demo model: refused, nothing created.
+    let small = write_input(dir.path(), "small", |i| serde_json::json!({"id": format!("s{i}")}), 4);
+    let req = |collection: &str, source: ImportSource, model: Option<String>| ImportRequest {
+        collection: collection.into(),
+        source,
+        defaults: Defaults {
+            source: Some("products".into()),
+            day: Some(day("2023-11-19")),
+            ..Defaults::default()
+        },
+        metric: Metric::Cosine,
+        batch_size: 100,
+        model,
+    };
+    let e = engine
+        .import(&req("images", small, Some(demo.clone())), &mut |_, _| {})
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("dimension 4") && e.to_string().contains("128"),
+        "{e}"
+    );
+    assert_eq!(
+        engine.collection_info("images").unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    // 128-d vectors, one of them the demo model's embedding of a text.
+    let text = Query::Text(vec!["a photo of a red sneaker".into()]);
+    let write = |name: &str, target: Option<&[f32]>| {
+        let mut v: Vec<f32> = (0..50 * 128)
+            .map(|i| ((i * 7919 % 1000) as f32 / 1000.0) - 0.5)
+            .collect();
+        if let Some(t) = target {
+            v[17 * 128..18 * 128].copy_from_slice(t);
+        }
+        let vectors = dir.path().join(format!("{name}.npy"));
+        vitrine_engine::write_npy(&vectors, &v, 50, 128).unwrap();
+        ImportSource::Npy {
+            vectors,
+            metadata: None,
+        }
+    };
+    let plain = engine.import(&req("plain", write("plain", None), None), &mut |_, _| {});
+    assert_eq!(plain.unwrap().inserted, 50);
+    // Without a recorded model, a text query is refused and says what to do.
+    let e = engine.search(&SearchRequest::new("plain", text.clone())).unwrap_err();
+    assert!(
+        e.kind() == ErrorKind::BadInput && e.to_string().contains("records no model"),
+        "{e}"
+    );
+    let (t, _) = engine.query_embedding("plain", &text, Some(&demo)).unwrap();
+    let r = engine.import(
+        &req("made", write("made", Some(&t)), Some(demo.clone())),
+        &mut |_, _| {},
+    );
+    assert_eq!(r.unwrap().inserted, 50);
+    let ans = engine.search(&SearchRequest::new("made", text.clone())).unwrap();
+    let top = &ans.hits[0][0];
+    assert!(top.id.ends_with("17") && (top.score - 1.0).abs() < 1e-5, "{top:?}");
+    assert_eq!(
+        vitrine_engine::model::recorded_model(&engine.collection_info("made").unwrap().info),
+        Some(std::fs::canonicalize(&demo).unwrap().to_str().unwrap())
+    );
 }

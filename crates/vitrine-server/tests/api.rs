@@ -85,6 +85,7 @@ fn world() -> World {
                 defaults: Defaults::default(),
                 metric: Metric::Cosine,
                 batch_size: 100,
+                model: None,
             },
             &mut |_, _| {},
         )
@@ -349,7 +350,10 @@ fn png_header(w: u32, h: u32) -> Vec<u8> {
         png.extend(crc(&body).to_be_bytes());
     };
     // 8-bit grey, deflate, no interlace; then an empty (zlib) image stream and the end.
-    chunk(b"IHDR", &[&w.to_be_bytes()[..], &h.to_be_bytes(), &[8, 0, 0, 0, 0]].concat());
+    chunk(
+        b"IHDR",
+        &[&w.to_be_bytes()[..], &h.to_be_bytes(), &[8, 0, 0, 0, 0]].concat(),
+    );
     chunk(b"IDAT", &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01]);
     chunk(b"IEND", &[]);
     png

@@ -27,6 +27,7 @@ pub fn run(engine: &Engine, a: ImportArgs) -> Result<()> {
         },
         metric: a.metric.parse()?,
         batch_size: a.batch_size,
+        model: a.model.clone(),
     };
     let bar = ProgressBar::new(0);
     bar.set_style(

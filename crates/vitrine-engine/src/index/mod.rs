@@ -22,9 +22,7 @@ pub use plan::{inputs_from_manifest, inputs_from_paths, walk, Failure, Input, Pl
 pub use run::{index_inputs, IndexOptions, IndexReport, CONTENT_HASH_FIELD, ENGINE_FIELDS};
 
 use crate::error::{Error, Result};
-use crate::model::{
-    check_model, model_identity, recorded_model, weights_stamp, MODEL_HASH_KEY, MODEL_KEY, MODEL_STAMP_KEY,
-};
+use crate::model::{check_dim, model_identity, record_model, recorded_model};
 use crate::tombstones::Tombstones;
 use crate::Engine;
 use std::path::PathBuf;
@@ -151,15 +149,6 @@ impl Engine {
     }
 }
 
-fn check_dim(collection: &str, have: usize, model: &str, embeds: usize) -> Result<()> {
-    if have != embeds {
-        return Err(Error::invalid(format!(
-            "collection {collection:?} has dimension {have}, model {model} embeds to {embeds}"
-        )));
-    }
-    Ok(())
-}
-
 /// The collection an index run writes to, created on first use and checked against the model.
 struct Destination<'a> {
     engine: &'a Engine,
@@ -178,22 +167,8 @@ impl run::Target for Destination<'_> {
             w.create_collection(self.collection, &Schema::new(self.dim, Metric::Cosine)?)?;
         }
         let mut col = w.collection(self.collection)?;
-        check_model(col.info(), &self.name, &self.hash)?;
         check_dim(self.collection, col.schema().dim, self.model, self.dim)?;
-        let mut info = Vec::new();
-        if !col.info().contains_key(MODEL_HASH_KEY) {
-            info.push((MODEL_KEY.to_string(), self.name.clone().into()));
-            info.push((MODEL_HASH_KEY.to_string(), self.hash.clone().into()));
-        }
-        // The weights just hashed equal the recorded ones: let queries trust the hash for this file.
-        if let Some(stamp) = weights_stamp(&self.dir) {
-            if col.info().get(MODEL_STAMP_KEY).and_then(|v| v.as_str()) != Some(stamp.as_str()) {
-                info.push((MODEL_STAMP_KEY.to_string(), stamp.into()));
-            }
-        }
-        if !info.is_empty() {
-            col.set_info(info)?;
-        }
+        record_model(col.as_mut(), &self.name, &self.hash, &self.dir)?;
         Ok((col, self.engine.backend().side_dir(self.collection)?))
     }
 
