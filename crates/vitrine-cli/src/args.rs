@@ -108,8 +108,9 @@ pub struct ServeArgs {
     /// Largest k.
     #[arg(long, default_value_t = 10_000)]
     pub max_k: usize,
-    /// Requests that may run a model at once (default: the number of cores); others queue.
-    /// 0 serves vector, like and id searches only (every text or image query answers 503).
+    /// Image queries that may be decoded and embedded at once (default: the number of cores);
+    /// others queue. A text query takes an eighth of one. 0 serves vector, like and id searches
+    /// only (every text or image query answers 503).
     #[arg(long)]
     pub model_workers: Option<usize>,
 }

@@ -33,6 +33,23 @@ pub enum Query {
     Vectors(Vec<f32>),
     /// Query vectors from a `.npy` file (one vector or a batch).
     VectorFile(PathBuf),
+    /// Any of the above already turned into vectors by [`Engine::embed_query`], with their
+    /// labels and warnings: the model's part of a search done, the scan to come.
+    Embedded {
+        /// Row-major, `labels.len() × dim`.
+        vectors: Vec<f32>,
+        /// One per query.
+        labels: Vec<String>,
+        /// The embedding's warnings.
+        warnings: Vec<String>,
+    },
+}
+
+impl Query {
+    /// Whether answering it runs a model (text or image queries).
+    pub fn needs_model(&self) -> bool {
+        matches!(self, Query::Text(_) | Query::ImageFiles(_) | Query::ImageBytes(_))
+    }
 }
 
 /// A search.
@@ -310,6 +327,20 @@ impl Engine {
                 let n = v.len() / dim.max(1);
                 (v.clone(), (0..n).map(|q| format!("query {q}")).collect(), vec![])
             }
+            Query::Embedded {
+                vectors,
+                labels,
+                warnings,
+            } => {
+                if vectors.len() != labels.len() * dim {
+                    return Err(Error::invalid(format!(
+                        "{} embedded queries of {} numbers do not fit dimension {dim}",
+                        labels.len(),
+                        vectors.len()
+                    )));
+                }
+                (vectors.clone(), labels.clone(), warnings.clone())
+            }
             Query::VectorFile(path) => {
                 let npy = vitrine_import::npy::Npy::open(path)?;
                 if npy.dim() != dim {
@@ -338,6 +369,24 @@ impl Engine {
         let reader = self.reader(collection)?;
         let (v, _, warnings) = self.query_vectors(reader.as_ref(), query, model)?;
         Ok((v, warnings))
+    }
+
+    /// `req` with its query embedded ([`Query::Embedded`]): the model's part of a search, which
+    /// a server runs under its model-work limit, leaving the scan to run outside it.
+    pub fn embed_query(&self, req: SearchRequest) -> Result<SearchRequest> {
+        if !req.query.needs_model() {
+            return Ok(req);
+        }
+        let reader = self.reader(&req.collection)?;
+        let (vectors, labels, warnings) = self.query_vectors(reader.as_ref(), &req.query, req.model.as_deref())?;
+        Ok(SearchRequest {
+            query: Query::Embedded {
+                vectors,
+                labels,
+                warnings,
+            },
+            ..req
+        })
     }
 
     /// The selection of `spec` in `reader`'s collection, its sources checked.

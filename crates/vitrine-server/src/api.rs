@@ -2,7 +2,7 @@
 //! blocking pool; model work behind the permits), and shape its answer; nothing else.
 
 use crate::error::{ApiError, ErrorBody};
-use crate::{blocking, model_work, State};
+use crate::{blocking, model_work, ModelWork, State};
 use axum::extract::{FromRequest, Multipart, Path, Request};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -278,7 +278,6 @@ async fn search(
             return Err(ApiError::bad("k", format!("k must be 1..={max_k}")));
         }
     }
-    let uses_model = b.text.is_some() || b.image.is_some();
     let query = if let Some(t) = b.text.clone() {
         Query::Text(vec![t])
     } else if let Some(i) = &b.image {
@@ -301,13 +300,9 @@ async fn search(
         model: None,
         fields: b.fields.clone(),
     };
+    let req = crate::embedded(&state, req).await?;
     let engine = state.engine.clone();
-    let run = move || engine.search(&req).map_err(ApiError::from);
-    let ans = if uses_model {
-        model_work(&state, run).await?
-    } else {
-        blocking(run).await?
-    };
+    let ans = blocking(move || engine.search(&req).map_err(ApiError::from)).await?;
     state.metrics.scanned(ans.receipt.scan.rows_scanned);
     let hits = ans.hits.into_iter().next().unwrap_or_default();
     if hits.len() > max_k {
@@ -373,7 +368,7 @@ async fn sweep(
     let prompts = b.prompts.clone();
     let owner = state.clone();
     let task = async move {
-        let _ = model_work(&owner, move || {
+        let _ = model_work(&owner, ModelWork::Text, move || {
             let mut ready = Some(ready_tx);
             let c = collection.clone();
             let result = engine.sweep_each(&req, &mut |h| {
@@ -490,7 +485,10 @@ async fn classify(
         model: None,
     };
     let engine = state.engine.clone();
-    let ans = model_work(&state, move || engine.classify(&req).map_err(ApiError::from)).await?;
+    let ans = model_work(&state, ModelWork::Text, move || {
+        engine.classify(&req).map_err(ApiError::from)
+    })
+    .await?;
     Ok(Json(ClassifyResponse {
         rows: ans
             .rows

@@ -16,7 +16,7 @@
 //! search them; ids are strings.
 
 use crate::error::{ApiError, ErrorBody};
-use crate::{blocking, model_work, State};
+use crate::{blocking, State};
 use axum::body::Bytes;
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
@@ -155,9 +155,9 @@ async fn knn(state: &State, body: Bytes) -> Result<Response, ApiError> {
             "give text, image or embedding_input",
         ));
     };
-    let uses_model = !matches!(query, Query::Vectors(_));
     let mut req = SearchRequest::new(collection.clone(), query);
     req.k = Some(results);
+    let req = crate::embedded(state, req).await?;
     let engine = state.engine.clone();
     let dedup = b.deduplicate.unwrap_or(false);
     let num_images = b.num_images;
@@ -183,11 +183,7 @@ async fn knn(state: &State, body: Bytes) -> Result<Response, ApiError> {
             })
             .collect())
     };
-    let out = if uses_model {
-        model_work(state, run).await?
-    } else {
-        blocking(run).await?
-    };
+    let out = blocking(run).await?;
     Ok(Json(out).into_response())
 }
 

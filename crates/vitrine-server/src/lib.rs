@@ -56,8 +56,9 @@ pub struct Config {
     pub max_body: usize,
     /// Largest `k` (and `num_images`).
     pub max_k: usize,
-    /// Requests that may run a model at once; the others queue. 0: no model work at all (text
-    /// and image queries answer 503 busy; vectors, likes and ids still work).
+    /// Image queries that may be decoded and embedded at once; the others queue. A text query
+    /// (small in memory) takes an eighth of a worker, so text searches overlap more. 0: no model
+    /// work at all (text and image queries answer 503 busy; vectors, likes and ids still work).
     pub model_workers: usize,
     /// How long a request may wait for a model worker before it is answered 503.
     pub queue_timeout: Duration,
@@ -133,7 +134,7 @@ pub fn router(engine: Arc<Engine>, config: Config) -> Result<(axum::Router, utoi
     };
     let state: State = Arc::new(AppState {
         engine,
-        model_permits: Semaphore::new(config.model_workers),
+        model_permits: Semaphore::new(config.model_workers * SHARES_PER_WORKER as usize),
         images_root,
         metrics: metrics::Metrics::default(),
         config,
@@ -206,20 +207,58 @@ pub(crate) async fn blocking<T: Send + 'static>(
         .map_err(|e| ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
 }
 
+/// Shares of a model worker: an image query takes them all (decoded pixels and the vision
+/// tower's activations are what fill memory in a burst of uploads), a text query one.
+pub(crate) const SHARES_PER_WORKER: u32 = 8;
+
+/// How much of a model worker a piece of model work takes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum ModelWork {
+    /// Texts: prompts, labels.
+    Text,
+    /// Images: uploads.
+    Image,
+}
+
+/// Embeds a search's query under the model-work limit (text and image queries), so that only
+/// the model's part waits for a permit; the scan then runs on the blocking pool like any other.
+pub(crate) async fn embedded(
+    state: &State,
+    req: vitrine_engine::query::SearchRequest,
+) -> Result<vitrine_engine::query::SearchRequest, ApiError> {
+    if !req.query.needs_model() {
+        return Ok(req);
+    }
+    let kind = if matches!(req.query, vitrine_engine::query::Query::Text(_)) {
+        ModelWork::Text
+    } else {
+        ModelWork::Image
+    };
+    let engine = state.engine.clone();
+    model_work(state, kind, move || engine.embed_query(req).map_err(ApiError::from)).await
+}
+
 /// Runs model work: waits (at most the queue timeout) for a permit, then runs it blocking.
 pub(crate) async fn model_work<T: Send + 'static>(
     state: &State,
+    kind: ModelWork,
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    let permit = tokio::time::timeout(state.config.queue_timeout, state.model_permits.acquire())
-        .await
-        .map_err(|_| {
-            ApiError::busy(format!(
-                "every model worker has been busy for {} s; try again",
-                state.config.queue_timeout.as_secs()
-            ))
-        })?
-        .map_err(|_| ApiError::busy("the server is shutting down"))?;
+    let permit = tokio::time::timeout(
+        state.config.queue_timeout,
+        state.model_permits.acquire_many(match kind {
+            ModelWork::Text => 1,
+            ModelWork::Image => SHARES_PER_WORKER,
+        }),
+    )
+    .await
+    .map_err(|_| {
+        ApiError::busy(format!(
+            "every model worker has been busy for {} s; try again",
+            state.config.queue_timeout.as_secs()
+        ))
+    })?
+    .map_err(|_| ApiError::busy("the server is shutting down"))?;
     let r = blocking(f).await;
     drop(permit);
     r
