@@ -131,6 +131,9 @@ pub struct SearchBody {
     pub image: Option<String>,
     /// A query vector.
     pub vector: Option<Vec<f32>>,
+    /// An uploaded file's bytes (multipart), kept as they came.
+    #[serde(skip)]
+    pub image_bytes: Option<Vec<u8>>,
     /// The id of a stored row: more like it.
     pub like: Option<String>,
     /// Results (default 20; with a threshold, an optional cap).
@@ -215,10 +218,9 @@ async fn search_body(state: &State, req: Request) -> Result<SearchBody, ApiError
     while let Some(field) = form.next_field().await? {
         let name = field.name().unwrap_or_default().to_string();
         if name == "image" {
-            use base64::Engine as _;
             let bytes = field.bytes().await?;
             if !bytes.is_empty() {
-                b.image = Some(base64::engine::general_purpose::STANDARD.encode(&bytes));
+                b.image_bytes = Some(bytes.to_vec());
             }
             continue;
         }
@@ -258,11 +260,11 @@ async fn search(
     axum::extract::State(state): axum::extract::State<State>,
     req: Request,
 ) -> Result<Json<SearchResponse>, ApiError> {
-    let b = search_body(&state, req).await?;
+    let mut b = search_body(&state, req).await?;
     let collection = b.collection.clone().unwrap_or_else(|| DEFAULT_COLLECTION.to_string());
     let given = [
         b.text.is_some(),
-        b.image.is_some(),
+        b.image.is_some() || b.image_bytes.is_some(),
         b.vector.is_some(),
         b.like.is_some(),
     ];
@@ -280,7 +282,10 @@ async fn search(
     }
     let query = if let Some(t) = b.text.clone() {
         Query::Text(vec![t])
-    } else if let Some(i) = &b.image {
+    } else if let Some(bytes) = b.image_bytes.take() {
+        Query::ImageBytes(vec![("uploaded image".to_string(), bytes)])
+    } else if let Some(i) = b.image.take() {
+        // Only the decoded bytes wait for a model worker (not the base64 text as well).
         use base64::Engine as _;
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(i.trim())

@@ -122,7 +122,8 @@ async fn knn_service(axum::extract::State(state): axum::extract::State<State>, b
 }
 
 async fn knn(state: &State, body: Bytes) -> Result<Response, ApiError> {
-    let b: KnnBody = json_body(&body)?;
+    let mut b: KnnBody = json_body(&body)?;
+    drop(body); // an upload waits for a model worker as bytes, not as JSON and base64 too
     if b.modality != "image" && b.modality != "text" {
         return Err(ApiError::bad("modality", "modality must be \"image\" or \"text\""));
     }
@@ -136,7 +137,7 @@ async fn knn(state: &State, body: Bytes) -> Result<Response, ApiError> {
     }
     let query = if let Some(t) = b.text.clone().filter(|t| !t.is_empty()) {
         Query::Text(vec![t])
-    } else if let Some(i) = b.image.as_deref().filter(|i| !i.is_empty()) {
+    } else if let Some(i) = b.image.take().filter(|i| !i.is_empty()) {
         use base64::Engine as _;
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(i.trim())
