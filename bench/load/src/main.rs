@@ -320,10 +320,11 @@ impl Server {
         let mut out = BufReader::new(child.stdout.take().unwrap());
         let mut line = String::new();
         out.read_line(&mut line)?;
+        // "vitrine serving STORE on http://127.0.0.1:PORT/ (...)": the URL without its '/'.
         let Some(base) = line
-            .split(" on ")
-            .nth(1)
-            .and_then(|s| s.split('/').take(3).collect::<Vec<_>>().join("/").into())
+            .find("http://")
+            .and_then(|at| line[at..].split_whitespace().next())
+            .map(|url| url.trim_end_matches('/').to_string())
         else {
             bail!("vitrine serve said {line:?}");
         };
@@ -375,6 +376,13 @@ fn load_average() -> String {
 fn text_store(data: &Path, rows: usize) -> Result<PathBuf> {
     let store = data.join(format!("vitrine_store_demo128_{rows}"));
     if store.join("collections/bench").is_dir() {
+        let have = Engine::open_store(&store).collection_info("bench")?.rows;
+        if have != rows as u64 {
+            bail!(
+                "{}: {have} rows, not {rows} (an interrupted build?): remove it",
+                store.display()
+            );
+        }
         return Ok(store);
     }
     eprintln!("[load] building {} ({rows} rows, demo model)", store.display());

@@ -23,6 +23,20 @@ fn rows(store: &Path) -> Vec<serde_json::Value> {
     ))
 }
 
+/// The uri of every row.
+fn all_uris(store: &Path) -> Vec<String> {
+    rows(store)
+        .iter()
+        .map(|h| h["uri"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// `vitrine index ARGS --json`'s report.
+fn index_report(store: &Path, args: &[&str]) -> serde_json::Value {
+    let args: Vec<&str> = ["index"].iter().chain(args).chain(&["--json"]).copied().collect();
+    serde_json::from_str(ok(store, &args).trim()).unwrap()
+}
+
 #[test]
 fn the_same_picture_uploaded_twice_is_two_rows_embedded_once_and_a_moved_file_moves_its_row() {
     let dir = tempfile::tempdir().unwrap();
@@ -37,26 +51,13 @@ fn the_same_picture_uploaded_twice_is_two_rows_embedded_once_and_a_moved_file_mo
     std::fs::copy(fx.join("scene_320x240.png"), products.join("scene.png")).unwrap();
     // The product photo reused as an avatar: the reuse the team hunts for.
     std::fs::copy(fx.join("photo.bmp"), avatars.join("me.bmp")).unwrap();
-    let out = ok(
-        &store,
-        &[
-            "index",
-            s(&products),
-            "--source",
-            "products",
-            "--model",
-            s(&model),
-            "--json",
-        ],
-    );
-    let r: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let r = index_report(&store, &[s(&products), "--source", "products", "--model", s(&model)]);
     assert_eq!(
         (r["indexed"].as_u64(), r["embedded"].as_u64(), r["reused"].as_u64()),
         (Some(3), Some(2), Some(1)),
         "{r}"
     );
-    let out = ok(&store, &["index", s(&avatars), "--source", "avatars", "--json"]);
-    let r: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let r = index_report(&store, &[s(&avatars), "--source", "avatars"]);
     assert_eq!(
         (r["indexed"].as_u64(), r["embedded"].as_u64(), r["reused"].as_u64()),
         (Some(1), Some(0), Some(1)),
@@ -91,17 +92,13 @@ fn the_same_picture_uploaded_twice_is_two_rows_embedded_once_and_a_moved_file_mo
     assert_eq!(hits.len(), 1);
     // A file renamed between runs: its row follows it (new uri), the old uri is gone.
     std::fs::rename(products.join("scene.png"), products.join("scene-renamed.png")).unwrap();
-    let out = ok(&store, &["index", s(&products), "--source", "products", "--json"]);
-    let r: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let r = index_report(&store, &[s(&products), "--source", "products"]);
     assert_eq!(
         (r["moved"].as_u64(), r["embedded"].as_u64(), r["unchanged"].as_u64()),
         (Some(1), Some(0), Some(2)),
         "{r}"
     );
-    let uris: Vec<String> = rows(&store)
-        .iter()
-        .map(|h| h["uri"].as_str().unwrap().to_string())
-        .collect();
+    let uris = all_uris(&store);
     assert_eq!(uris.len(), 4, "{uris:?}");
     assert!(uris.iter().any(|u| u.ends_with("scene-renamed.png")) && !uris.iter().any(|u| u.ends_with("/scene.png")));
     // Identical bytes renamed, one commit per file: each old row moves once, none is left with
@@ -110,28 +107,13 @@ fn the_same_picture_uploaded_twice_is_two_rows_embedded_once_and_a_moved_file_mo
     ok(&store, &["index", s(&products), "--source", "products"]);
     std::fs::rename(products.join("listing-2.bmp"), products.join("listing-2b.bmp")).unwrap();
     std::fs::rename(products.join("listing-3.bmp"), products.join("listing-3b.bmp")).unwrap();
-    let out = ok(
-        &store,
-        &[
-            "index",
-            s(&products),
-            "--source",
-            "products",
-            "--commit-every",
-            "1",
-            "--json",
-        ],
-    );
-    let r: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let r = index_report(&store, &[s(&products), "--source", "products", "--commit-every", "1"]);
     assert_eq!(
         (r["moved"].as_u64(), r["embedded"].as_u64(), r["failed"].as_u64()),
         (Some(2), Some(0), Some(0)),
         "{r}"
     );
-    let uris: Vec<String> = rows(&store)
-        .iter()
-        .map(|h| h["uri"].as_str().unwrap().to_string())
-        .collect();
+    let uris = all_uris(&store);
     assert_eq!(uris.len(), 5, "{uris:?}");
     assert!(
         uris.iter().all(|u| std::path::Path::new(u).exists()),
@@ -384,20 +366,10 @@ fn a_jsonl_manifest_with_a_broken_line_indexes_the_others_and_a_failed_command_l
     std::fs::write(&m, text).unwrap();
     let model = clip_fixture("chinese-clip-p16");
     let failures = dir.path().join("f.tsv");
-    let out = ok(
+    let r = index_report(
         &store,
-        &[
-            "index",
-            "--manifest",
-            s(&m),
-            "--model",
-            s(&model),
-            "--json",
-            "--failures",
-            s(&failures),
-        ],
+        &["--manifest", s(&m), "--model", s(&model), "--failures", s(&failures)],
     );
-    let r: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!((r["indexed"].as_u64(), r["failed"].as_u64()), (Some(8), Some(1)), "{r}");
     assert!(std::fs::read_to_string(&failures)
         .unwrap()
