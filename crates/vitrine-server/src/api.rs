@@ -686,8 +686,9 @@ pub struct RowParams {
 async fn row(
     axum::extract::State(state): axum::extract::State<State>,
     Path((name, id)): Path<(String, String)>,
-    axum::extract::Query(params): axum::extract::Query<RowParams>,
+    params: Result<axum::extract::Query<RowParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<RowJson>, ApiError> {
+    let axum::extract::Query(params) = params?;
     let engine = state.engine.clone();
     let (n, i) = (name.clone(), id.clone());
     let (rec, vector) = blocking(move || {

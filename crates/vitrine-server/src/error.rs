@@ -115,6 +115,12 @@ impl From<axum::extract::rejection::JsonRejection> for ApiError {
     }
 }
 
+impl From<axum::extract::rejection::QueryRejection> for ApiError {
+    fn from(r: axum::extract::rejection::QueryRejection) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_input", r.body_text())
+    }
+}
+
 impl From<axum::extract::multipart::MultipartError> for ApiError {
     fn from(e: axum::extract::multipart::MultipartError) -> ApiError {
         let status = e.status();

@@ -509,6 +509,19 @@ async fn originals_are_served_only_from_under_the_images_root() {
         (s, &row["fields"]["caption"]),
         (StatusCode::OK, &serde_json::json!("<b>row 3</b>"))
     );
+    assert!(row.get("vector").is_none(), "{row}");
+    // With ?vector=true, its stored vector too; a bad flag is a JSON error that says so.
+    let (s, row) = get(&open, "/api/collections/vectors/rows/r3?vector=true").await;
+    let row: serde_json::Value = serde_json::from_slice(&row).unwrap();
+    assert_eq!(
+        (s, row["vector"].as_array().map(Vec::len)),
+        (StatusCode::OK, Some(4)),
+        "{row}"
+    );
+    let (s, body) = get(&open, "/api/collections/vectors/rows/r3?vector=maybe").await;
+    let e: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(e["error"]["message"].as_str().unwrap().contains("vector"), "{e}");
 }
 
 #[tokio::test]
