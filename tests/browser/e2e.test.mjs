@@ -99,9 +99,12 @@ test("an English and a Chinese query show the expected pictures first", async ()
     const hits = await results(p);
     const right = hits.filter((h) => what(h.uri)?.object === object && what(h.uri)?.colour === colour).length;
     assert.ok(right >= 9, `${q}: ${right} of 10 right: ${JSON.stringify(hits.map((h) => what(h.uri)))}`);
-    // Every thumbnail loaded.
-    const loaded = await p.$$eval("#grid img", (imgs) => imgs.every((i) => i.complete && i.naturalWidth > 0));
-    assert.ok(loaded, "thumbnails loaded");
+    // Every thumbnail loaded: wait until each has finished (loaded or failed; thumbnails are lazy,
+    // so scroll the last into view), then none may be broken.
+    await p.$$eval("#grid img", (imgs) => imgs.at(-1).scrollIntoView());
+    await p.waitForFunction(() => [...document.querySelectorAll("#grid img")].every((i) => i.complete));
+    const broken = await p.$$eval("#grid img", (imgs) => imgs.filter((i) => i.naturalWidth === 0).map((i) => i.src));
+    assert.deepEqual(broken, [], "thumbnails that failed to load");
   }
   mkdirSync(SHOTS, { recursive: true });
   await p.screenshot({ path: join(SHOTS, "screenshot.png") });
