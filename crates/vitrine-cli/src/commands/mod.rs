@@ -16,7 +16,10 @@ use anyhow::{Context, Result};
 use vitrine_engine::{Day, Engine, SelectionSpec};
 
 pub fn run(cli: Cli) -> Result<()> {
-    let engine = Engine::open_store(cli.store.clone());
+    let engine = match cli.backend.as_deref().filter(|b| !b.is_empty()) {
+        None => Engine::open_store(cli.store.clone()),
+        Some(url) => Engine::new(std::sync::Arc::new(vitrine_milvus::MilvusBackend::connect(url)?)),
+    };
     match cli.command {
         Command::Demo(a) => demo::run(&engine, &cli.store, a),
         Command::Collection(c) => manage::collection(&engine, c),

@@ -28,11 +28,15 @@ pub fn serve(engine: Engine, store: &Path, config: vitrine_server::Config) -> Re
     } else {
         "no token, loopback only"
     };
+    let where_ = match engine.backend().location() {
+        l if l.starts_with("store ") => store.display().to_string(),
+        l => l,
+    };
     vitrine_server::serve_blocking(Arc::new(engine), config, |addr| {
         // The one line scripts wait for (the port, when asked for port 0).
         println!(
             "vitrine serving {} on http://{addr}/ ({auth}); Ctrl-C stops it",
-            store.display()
+            where_.as_str()
         );
     })?;
     Ok(())
