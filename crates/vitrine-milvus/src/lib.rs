@@ -319,6 +319,23 @@ impl MilvusBackend {
     }
 }
 
+impl MilvusBackend {
+    /// The Milvus partitions of collection `name` (for operators and tests: which source-months
+    /// exist on the server).
+    pub fn milvus_partitions(&self, name: &str) -> Result<Vec<String>> {
+        let doc = meta::collection(&self.remote, name)?.ok_or_else(|| meta::unknown(&self.remote, name))?;
+        let list = self
+            .remote
+            .call(&format!("listing partitions of {name}"), |c| async move {
+                c.list_partitions(ListPartitionsRequest::builder().collection_name(doc.milvus).build()?)
+                    .await
+            })?;
+        let mut names = list.partition_names().to_vec();
+        names.sort();
+        Ok(names)
+    }
+}
+
 /// Where the engine's local side files (the indexing ledger) for this server live.
 fn side_root(location: &str) -> PathBuf {
     let base = std::env::var_os("XDG_CACHE_HOME")

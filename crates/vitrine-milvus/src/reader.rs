@@ -263,6 +263,32 @@ impl MilvusReader {
         Ok(out)
     }
 
+    /// Rows matching `filter` in `partitions`.
+    fn count(&self, partitions: &[String], filter: &str) -> Result<u64> {
+        let (name, parts, filter) = (self.doc.milvus.clone(), partitions.to_vec(), filter.to_string());
+        let level = self.remote.read_level();
+        let res = self
+            .remote
+            .call(&format!("counting rows of {}", self.doc.name), |c| async move {
+                c.query(
+                    QueryRequest::builder()
+                        .collection_name(name)
+                        .partition_names(parts)
+                        .filter(filter)
+                        .output_fields(["count(*)"])
+                        .consistency_level(level)
+                        .build()?,
+                )
+                .await
+            })?;
+        let n = res
+            .results()
+            .get_output_field("count(*)")
+            .and_then(|f| f.as_int64())
+            .and_then(|v| v.first().copied());
+        Ok(n.unwrap_or(0).max(0) as u64)
+    }
+
     /// The exact key (larger is better) of `x` for query `q` of norm `qn`, as the store computes it.
     fn key(&self, q: &[f32], qn: f64, x: &[f32]) -> f64 {
         match self.doc.schema.metric {
@@ -348,6 +374,21 @@ impl CollectionReader for MilvusReader {
             });
         }
         let filter = expr::selection(&req.selection);
+        if let Some(f) = &req.selection.filter {
+            // The receipt counts the rows the filter excluded, as the embedded store's does.
+            let matching = self.count(
+                &parts,
+                &expr::and(
+                    &expr::selection(&Selection {
+                        filter: None,
+                        ..req.selection.clone()
+                    }),
+                    &expr::translate(f, true),
+                ),
+            )?;
+            stats.rows_filtered = stats.rows_scanned.saturating_sub(matching);
+            stats.rows_scanned = matching;
+        }
         let radius = self.radius(req.threshold);
         let first_limit = match req.k {
             Some(k) => (k + k.max(16)).min(MAX_LIMIT),
@@ -495,51 +536,70 @@ impl CollectionReader for MilvusReader {
         vectors: bool,
         visit: &mut dyn FnMut(Record) -> Result<()>,
     ) -> Result<()> {
-        let (parts, chosen) = self.plan(selection);
-        if chosen.is_empty() {
-            return Ok(());
-        }
-        let filter = expr::selection(selection);
-        let query = QueryRequest::builder()
-            .collection_name(self.doc.milvus.clone())
-            .partition_names(parts)
-            .filter(if filter.is_empty() {
-                "id != \"\"".to_string()
-            } else {
-                filter
-            })
-            .output_fields(output(fields, vectors))
-            .consistency_level(self.remote.read_level())
-            .build()
-            .map_err(|e| self.remote.fail("building a scan", &e.to_string(), ErrorKind::Internal))?;
-        let it_req = QueryIteratorRequest::builder()
-            .query(query)
-            .batch_size(4096)
-            .build()
-            .map_err(|e| self.remote.fail("building a scan", &e.to_string(), ErrorKind::Internal))?;
-        let what = format!("scanning {}", self.doc.name);
-        let mut it = Some(
-            self.remote
-                .call(&what, |c| async move { c.query_iterator(it_req).await })?,
-        );
-        loop {
-            let mut cur = it
-                .take()
-                .ok_or_else(|| self.remote.fail(&what, "iterator lost", ErrorKind::Internal))?;
-            let (cur, page) = self.remote.call(&what, |_| async move {
-                let page = cur.next().await?;
-                Ok((cur, page))
-            })?;
-            let Some(page) = page else { break };
-            let res = page.results();
-            let cols = Columns::read(&self.remote, |n| res.get_output_field(n))?;
-            if cols.len() == 0 {
-                break;
+        let (_, chosen) = self.plan(selection);
+        // One query per chosen day (a day's rows fit one answer), or per slice of a day's
+        // seconds when it holds more than Milvus answers at once: every row exactly once,
+        // whatever order the server returns rows in.
+        let filter = selection.filter.as_ref().map(|f| expr::translate(f, true));
+        for p in chosen {
+            let base = format!(
+                "source == {} and day == {}",
+                expr::string(&p.source),
+                expr::string(&p.day.to_string())
+            );
+            let base = match &filter {
+                Some(f) => format!("{base} and {f}"),
+                None => base,
+            };
+            let part = vec![names::partition(&p.source, p.day)];
+            let mut slices = vec![(p.day.start(), p.day.end() + 1, p.rows)];
+            while let Some((from, to, estimate)) = slices.pop() {
+                let slice = format!("{base} and timestamp >= {from} and timestamp < {to}");
+                if estimate as usize >= MAX_LIMIT {
+                    let n = self.count(&part, &slice)?;
+                    if n as usize >= MAX_LIMIT {
+                        if to - from <= 1 {
+                            return Err(Error::Backend {
+                                backend: self.remote.location.clone(),
+                                message: format!("scanning {}: more than {MAX_LIMIT} rows share the timestamp {from}, past Milvus's cap on rows per answer", self.doc.name),
+                                kind: ErrorKind::Unsupported,
+                                source: None,
+                            });
+                        }
+                        let mid = from + (to - from) / 2;
+                        slices.push((mid, to, n));
+                        slices.push((from, mid, n));
+                        continue;
+                    }
+                }
+                let (name, parts, out) = (self.doc.milvus.clone(), part.clone(), output(fields, vectors));
+                let level = self.remote.read_level();
+                let res = self
+                    .remote
+                    .call(&format!("scanning {}", self.doc.name), |c| async move {
+                        c.query(
+                            QueryRequest::builder()
+                                .collection_name(name)
+                                .partition_names(parts)
+                                .filter(slice)
+                                .output_fields(out)
+                                .limit(MAX_LIMIT as i64)
+                                .consistency_level(level)
+                                .build()?,
+                        )
+                        .await
+                    })?;
+                let res = res.results();
+                let cols = Columns::read(&self.remote, |n| res.get_output_field(n))?;
+                if cols.len() >= MAX_LIMIT && estimate < MAX_LIMIT as u64 {
+                    // More rows than the counts said: count and cut this slice.
+                    slices.push((from, to, MAX_LIMIT as u64));
+                    continue;
+                }
+                for i in 0..cols.len() {
+                    visit(cols.record(&self.doc.schema, i, fields))?;
+                }
             }
-            for i in 0..cols.len() {
-                visit(cols.record(&self.doc.schema, i, fields))?;
-            }
-            it = Some(cur);
         }
         Ok(())
     }
