@@ -13,7 +13,8 @@ theirs = [p for p in meta["packages"] if p["id"] not in members]
 
 
 def ver(v):
-    return tuple(int(x) for x in (v or "0").split("."))
+    # Padded to three parts: "1.89" and "1.89.0" are the same version.
+    return (tuple(int(x) for x in (v or "0").split(".")) + (0, 0, 0))[:3]
 
 
 declared = {p["name"]: p.get("rust_version") for p in ours}

@@ -2,12 +2,23 @@
 # Every test, on a fresh machine: the Rust tests, then the web page in a real browser against a
 # real `vitrine serve` over the demo store, with clip-retrieval's own client. Installs what the
 # browser tests need (Debian's chromium, playwright-core from npm, clip-retrieval's client file
-# from PyPI) when it is missing. .ci/run calls this; the README names it.
+# from PyPI) when it is missing, and a Milvus 2.3.5 server for the Milvus backend's tests. .ci/run calls this; the README names it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TARGET="${CARGO_TARGET_DIR:-$PWD/target}"
 
 cargo test --workspace --release
+
+# --- the Milvus backend against a real Milvus 2.3.5 ------------------------------------------
+# Its tests are #[ignore]d (a plain `cargo test` lists them as skipped); here they run.
+MILVUS_DIR="$(mktemp -d)"
+stop_milvus() { tools/milvus.sh stop "$MILVUS_DIR" || true; rm -rf "$MILVUS_DIR"; }
+trap stop_milvus EXIT
+MILVUS_URL="$(tools/milvus.sh start "$MILVUS_DIR")"
+echo "testing against $MILVUS_URL" >&2
+VITRINE_TEST_MILVUS="$MILVUS_URL" cargo test --release -p vitrine-milvus -- --ignored --test-threads=1
+stop_milvus
+trap - EXIT
 
 # --- the page in a browser ----------------------------------------------------------------
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }

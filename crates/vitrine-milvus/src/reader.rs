@@ -341,7 +341,7 @@ impl CollectionReader for MilvusReader {
     fn search(&self, req: &SearchRequest, fields: &[String]) -> Result<SearchOutput> {
         let schema = &self.doc.schema;
         let dim = schema.dim;
-        if dim == 0 || req.queries.len() % dim != 0 {
+        if dim == 0 || !req.queries.len().is_multiple_of(dim) {
             return Err(Error::Invalid(format!(
                 "query vectors have {} values, not a multiple of the collection's dimension {dim}",
                 req.queries.len()
