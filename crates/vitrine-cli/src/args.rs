@@ -55,6 +55,9 @@ pub enum Command {
     Compact(CollectionArg),
     /// Read every file and verify its checksums; names every damaged file.
     Check(CheckArgs),
+    /// Copy a collection between a store directory and a Milvus server (either way), resumable
+    /// and verified.
+    Migrate(MigrateArgs),
     /// Measurements for BENCHMARKS.md (memory bandwidth, search latency, open time).
     #[command(subcommand, hide = true)]
     Bench(BenchCmd),
@@ -65,6 +68,22 @@ pub struct CollectionArg {
     /// Collection name.
     #[arg(long, short = 'c', default_value = "images")]
     pub collection: String,
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// The collection to copy.
+    #[arg(long, short = 'c')]
+    pub collection: String,
+    /// Where it is: a store directory or milvus://HOST:PORT[/DATABASE].
+    #[arg(long)]
+    pub from: String,
+    /// Where it goes: a store directory or milvus://HOST:PORT[/DATABASE].
+    #[arg(long)]
+    pub to: String,
+    /// Rows per write.
+    #[arg(long, default_value_t = 10_000)]
+    pub batch: usize,
 }
 
 #[derive(Debug, Args)]

@@ -26,6 +26,7 @@ pub mod import;
 pub mod index;
 pub mod ledger;
 pub mod media;
+pub mod migrate;
 pub mod model;
 pub mod query;
 pub mod receipt;
@@ -38,6 +39,7 @@ pub use backend::{Backend, Capabilities, CheckReport, CollectionReader, DeleteRe
 pub use embedder::{read_image_file, Embedder, ImageResult, MAX_FILE_BYTES};
 pub use error::{Error, ErrorKind, Result};
 pub use index::ENGINE_FIELDS;
+pub use migrate::{migrate, MigrateReport};
 pub use receipt::{Coverage, Receipt};
 pub use selection::{Age, SelectionSpec};
 pub use vitrine_clip::Towers;

@@ -143,7 +143,7 @@ impl StoreWriter for MilvusStoreWriter {
                 info: Default::default(),
             },
         )?;
-        meta::strong_count(r, meta::META, "key != \"\"")?;
+        meta::barrier(r, &m3)?;
         Ok(())
     }
 
@@ -185,6 +185,8 @@ impl StoreWriter for MilvusStoreWriter {
             doc,
             counts,
             partitions: None,
+            unsynced: false,
+            recent: HashMap::new(),
         }))
     }
 }
@@ -196,6 +198,22 @@ pub struct MilvusCollectionWriter {
     counts: DayCounts,
     /// Milvus partitions known to exist (listed on first need).
     partitions: Option<HashSet<String>>,
+    /// Written but not yet waited for (see `finish`).
+    unsynced: bool,
+    /// Where this writer put (or deleted) ids since the last barrier: reads of the server may
+    /// not show them yet, and the writer's next upsert must know them.
+    recent: HashMap<String, Option<(String, Day)>>,
+}
+
+/// Ids remembered between barriers before the writer waits for the server instead.
+const MAX_RECENT: usize = 200_000;
+
+impl Drop for MilvusCollectionWriter {
+    fn drop(&mut self) {
+        if let Err(e) = self.sync() {
+            tracing::warn!("{e}");
+        }
+    }
 }
 
 impl MilvusCollectionWriter {
@@ -232,6 +250,17 @@ impl MilvusCollectionWriter {
                 if let Ok(day) = d.parse() {
                     out.insert(id.clone(), (s.clone(), day));
                 }
+            }
+        }
+        for id in ids {
+            match self.recent.get(id) {
+                Some(Some(place)) => {
+                    out.insert(id.clone(), place.clone());
+                }
+                Some(None) => {
+                    out.remove(id);
+                }
+                None => {}
             }
         }
         Ok(out)
@@ -291,17 +320,27 @@ impl MilvusCollectionWriter {
         Ok(())
     }
 
-    /// Writes the row counts of `touched` and waits until everything written is visible.
+    /// Writes the row counts of `touched`. What was written becomes visible to every reader at
+    /// the next [`CollectionWriter::tidy`] or when the writer goes (the barrier), so a run of
+    /// many commits waits once.
     fn finish(&mut self, touched: &[(String, Day)]) -> Result<()> {
         meta::put_day_counts(&self.remote, &self.doc.name, &self.counts, touched)?;
-        meta::strong_count(&self.remote, &self.doc.milvus, "id == \"\"")?;
-        meta::strong_count(&self.remote, meta::META, "key == \"\"")?;
+        self.unsynced = true;
         Ok(())
     }
 
-    fn put_doc(&self) -> Result<()> {
+    fn put_doc(&mut self) -> Result<()> {
         meta::put_collection(&self.remote, &self.doc)?;
-        meta::strong_count(&self.remote, meta::META, "key == \"\"")?;
+        self.unsynced = true;
+        Ok(())
+    }
+
+    fn sync(&mut self) -> Result<()> {
+        if self.unsynced {
+            meta::barrier(&self.remote, &self.doc.milvus)?;
+            self.unsynced = false;
+        }
+        self.recent.clear();
         Ok(())
     }
 
@@ -489,7 +528,15 @@ impl CollectionWriter for MilvusCollectionWriter {
             new_parts.insert((r.source.clone(), day));
         }
         self.counts.retain(|_, n| *n > 0);
+        for &i in &keep {
+            let r = &batch.rows[i];
+            self.recent
+                .insert(r.id.clone(), Some((r.source.clone(), Day::from_timestamp(r.timestamp))));
+        }
         self.finish(&touched.into_iter().collect::<Vec<_>>())?;
+        if self.recent.len() > MAX_RECENT {
+            self.sync()?;
+        }
         Ok(InsertReport {
             inserted: keep.len() as u64,
             replaced: before.len() as u64 + dups,
@@ -512,7 +559,13 @@ impl CollectionWriter for MilvusCollectionWriter {
             touched.insert((s.clone(), *d));
         }
         self.counts.retain(|_, n| *n > 0);
+        for id in found.keys() {
+            self.recent.insert(id.clone(), None);
+        }
         self.finish(&touched.into_iter().collect::<Vec<_>>())?;
+        if self.recent.len() > MAX_RECENT {
+            self.sync()?;
+        }
         let mut seen = HashSet::new();
         Ok(DeleteReport {
             deleted: found.len() as u64,
@@ -532,12 +585,15 @@ impl CollectionWriter for MilvusCollectionWriter {
             .cloned()
             .collect();
         let filter = selection.filter.as_ref().map(|f| expr::translate(f, true));
+        // Counts must see this writer's own earlier writes.
+        self.sync()?;
+        let level = self.remote.read_level();
         let mut deleted = 0;
         let mut by_partition: BTreeMap<String, Vec<Day>> = BTreeMap::new();
         for (s, d) in &chosen {
             let n = match &filter {
                 None => self.counts.get(&(s.clone(), *d)).copied().unwrap_or(0),
-                Some(f) => meta::strong_count(
+                Some(f) => meta::count(
                     &self.remote,
                     &self.doc.milvus,
                     &format!(
@@ -545,6 +601,7 @@ impl CollectionWriter for MilvusCollectionWriter {
                         expr::string(s),
                         expr::string(&d.to_string())
                     ),
+                    level,
                 )?,
             };
             deleted += n;
@@ -562,6 +619,8 @@ impl CollectionWriter for MilvusCollectionWriter {
         }
         self.counts.retain(|_, n| *n > 0);
         self.finish(&chosen)?;
+        // Which ids went is known only to the server: wait until reads show it.
+        self.sync()?;
         Ok(deleted)
     }
 
@@ -578,6 +637,10 @@ impl CollectionWriter for MilvusCollectionWriter {
                 bytes: n * bytes,
             })
             .collect()
+    }
+
+    fn tidy(&mut self) -> Result<()> {
+        self.sync()
     }
 
     fn drop_partitions(&mut self, which: &dyn Fn(&str, Day) -> bool) -> Result<Vec<PartitionInfo>> {
@@ -635,6 +698,7 @@ impl CollectionWriter for MilvusCollectionWriter {
         }
         let touched: Vec<(String, Day)> = gone.iter().map(|p| (p.source.clone(), p.day)).collect();
         self.finish(&touched)?;
+        self.sync()?;
         Ok(gone)
     }
 }

@@ -475,3 +475,62 @@ fn errors_name_the_server_and_the_problem() {
     assert_eq!(mil.reader(&name).unwrap().rows(), 0, "a refused batch wrote nothing");
     mil.writer().unwrap().drop_collection(&name).unwrap();
 }
+
+#[test]
+#[ignore = "needs a Milvus server (tools/test.sh starts one)"]
+fn migrate_copies_both_ways_resumes_after_an_interruption_and_verifies() {
+    let mil = milvus();
+    let dir = tempfile::tempdir().unwrap();
+    let emb = EmbeddedBackend::new(dir.path().join("a"));
+    let name = name("migrate");
+    let dim = 16;
+    let schema = schema(dim, Metric::Cosine);
+    let batch = data(1500, dim, 11);
+    fill(&emb, &name, &schema, &batch);
+
+    // An earlier run that stopped part way: ten partitions complete, one half copied.
+    let parts = emb.reader(&name).unwrap().partitions().to_vec();
+    let done: Vec<(String, Day)> = parts.iter().take(10).map(|p| (p.source.clone(), p.day)).collect();
+    let half = (parts[10].source.clone(), parts[10].day);
+    let mut partial = Batch {
+        field_names: batch.field_names.clone(),
+        rows: vec![],
+        vectors: vec![],
+    };
+    let mut in_half = 0;
+    for (i, r) in batch.rows.iter().enumerate() {
+        let key = (r.source.clone(), Day::from_timestamp(r.timestamp));
+        let take = done.contains(&key)
+            || (key == half && {
+                in_half += 1;
+                in_half % 2 == 0
+            });
+        if take {
+            partial.rows.push(r.clone());
+            partial
+                .vectors
+                .extend_from_slice(&batch.vectors[i * dim..(i + 1) * dim]);
+        }
+    }
+    fill(&mil, &name, &schema, &partial);
+
+    let r = vitrine_engine::migrate(&emb, &mil, &name, 100, &mut |_, _| {}).unwrap();
+    assert_eq!((r.partitions_skipped, r.partitions_copied), (10, parts.len() - 10));
+    assert_eq!(r.rows, 1500);
+    assert!(r.rows_verified >= 30, "{r:?}");
+    compare("migrated", &emb, &mil, &name, &batch, &schema, Metric::Cosine);
+    let again = vitrine_engine::migrate(&emb, &mil, &name, 100, &mut |_, _| {}).unwrap();
+    assert_eq!(
+        (again.rows_copied, again.partitions_skipped),
+        (0, parts.len()),
+        "a finished migration copies nothing"
+    );
+
+    // And back, into a new store.
+    let back = EmbeddedBackend::new(dir.path().join("b"));
+    let r = vitrine_engine::migrate(&mil, &back, &name, 500, &mut |_, _| {}).unwrap();
+    assert!(r.created && r.rows_copied == 1500);
+    compare("migrated back", &back, &mil, &name, &batch, &schema, Metric::Cosine);
+    assert!(back.check(&name).unwrap().problems.is_empty());
+    mil.writer().unwrap().drop_collection(&name).unwrap();
+}

@@ -189,3 +189,37 @@ pub fn check(engine: &Engine, name: Option<&str>) -> Result<()> {
     anyhow::ensure!(damaged == 0, "{damaged} damaged file(s) found");
     Ok(())
 }
+
+pub fn migrate(a: crate::args::MigrateArgs) -> Result<()> {
+    let from = super::backend(&a.from)?;
+    let to = super::backend(&a.to)?;
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} rows  {per_sec}  ETA {eta}").expect("template"),
+    );
+    let t = std::time::Instant::now();
+    let r = vitrine_engine::migrate(
+        from.as_ref(),
+        to.as_ref(),
+        &a.collection,
+        a.batch,
+        &mut |done, total| {
+            bar.set_length(total);
+            bar.set_position(done);
+        },
+    )?;
+    bar.finish_and_clear();
+    say!(
+        "copied {} rows of {:?} from {} to {} in {:.1} s ({} partitions copied, {} already there); {} rows on both sides, {} sampled rows equal",
+        r.rows_copied,
+        a.collection,
+        from.location(),
+        to.location(),
+        t.elapsed().as_secs_f64(),
+        r.partitions_copied,
+        r.partitions_skipped,
+        r.rows,
+        r.rows_verified
+    );
+    Ok(())
+}

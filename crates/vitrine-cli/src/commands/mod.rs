@@ -17,8 +17,9 @@ use vitrine_engine::{Day, Engine, SelectionSpec};
 
 pub fn run(cli: Cli) -> Result<()> {
     let engine = match cli.backend.as_deref().filter(|b| !b.is_empty()) {
-        None => Engine::open_store(cli.store.clone()),
-        Some(url) => Engine::new(std::sync::Arc::new(vitrine_milvus::MilvusBackend::connect(url)?)),
+        // migrate names both of its backends itself.
+        Some(url) if !matches!(cli.command, Command::Migrate(_)) => Engine::new(backend(url)?),
+        _ => Engine::open_store(cli.store.clone()),
     };
     match cli.command {
         Command::Demo(a) => demo::run(&engine, &cli.store, a),
@@ -34,7 +35,17 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Serve(a) => serve::run(engine, &cli.store, a),
         Command::Compact(c) => manage::compact(&engine, &c.collection),
         Command::Check(c) => manage::check(&engine, c.collection.as_deref()),
+        Command::Migrate(m) => manage::migrate(m),
         Command::Bench(b) => bench::run(&engine, &cli.store, b),
+    }
+}
+
+/// A backend named on the command line: a `milvus://` URL, or else a store directory.
+pub fn backend(place: &str) -> Result<std::sync::Arc<dyn vitrine_engine::Backend>> {
+    if place.contains("://") {
+        Ok(std::sync::Arc::new(vitrine_milvus::MilvusBackend::connect(place)?))
+    } else {
+        Ok(std::sync::Arc::new(vitrine_engine::EmbeddedBackend::new(place)))
     }
 }
 
