@@ -336,6 +336,12 @@ impl MilvusBackend {
     }
 }
 
+/// The local side folder of one collection (its indexing ledger), unique to this creation.
+pub(crate) fn side_dir_of(r: &Remote, doc: &meta::CollectionDoc) -> PathBuf {
+    r.side_root
+        .join(format!("{}-{}", names::escape(&doc.name), doc.created))
+}
+
 /// Where the engine's local side files (the indexing ledger) for this server live.
 fn side_root(location: &str) -> PathBuf {
     let base = std::env::var_os("XDG_CACHE_HOME")
@@ -385,10 +391,8 @@ impl Backend for MilvusBackend {
     }
 
     fn side_dir(&self, name: &str) -> Result<PathBuf> {
-        if meta::collection(&self.remote, name)?.is_none() {
-            return Err(meta::unknown(&self.remote, name));
-        }
-        let dir = self.remote.side_root.join(names::escape(name));
+        let doc = meta::collection(&self.remote, name)?.ok_or_else(|| meta::unknown(&self.remote, name))?;
+        let dir = side_dir_of(&self.remote, &doc);
         std::fs::create_dir_all(&dir).map_err(|source| Error::Io {
             path: dir.clone(),
             source,

@@ -32,6 +32,10 @@ pub struct CollectionDoc {
     /// Provenance entries.
     #[serde(default)]
     pub info: serde_json::Map<String, serde_json::Value>,
+    /// When it was created (unix nanoseconds): names its local side folder, so a collection
+    /// dropped and made again (or a server wiped) never inherits an old ledger.
+    #[serde(default)]
+    pub created: String,
 }
 
 /// Live rows per (source, day).

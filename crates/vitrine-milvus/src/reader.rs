@@ -210,7 +210,9 @@ impl MilvusReader {
             .vector_field("vector")
             .vectors(SearchVectors::Float(queries))
             .partition_names(partitions.to_vec())
-            .output_fields(output(fields, true))
+            // Vectors come by id afterwards: asking a 2.3 search for them is slow past a few
+            // queries (64 queries × 40 candidates: over 120 s, against 0.5 s per 1,000 by id).
+            .output_fields(output(fields, false))
             .limit(limit as i64)
             .metric_type(metric_type(metric))
             .consistency_level(self.remote.read_level());
@@ -260,7 +262,50 @@ impl MilvusReader {
             }
             out.push(cands);
         }
+        let ids: Vec<String> = out
+            .iter()
+            .flatten()
+            .map(|c| c.record.id.clone())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let vectors = self.vectors(&ids)?;
+        for c in out.iter_mut().flatten() {
+            c.record.vector = vectors.get(&c.record.id).cloned();
+        }
         Ok(out)
+    }
+
+    /// The vectors of these rows, by id.
+    fn vectors(&self, ids: &[String]) -> Result<std::collections::HashMap<String, Vec<f32>>> {
+        let mut found = std::collections::HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(1000) {
+            let (name, filter) = (self.doc.milvus.clone(), expr::ids(chunk));
+            let level = self.remote.read_level();
+            let res = self
+                .remote
+                .call(&format!("reading vectors of {}", self.doc.name), |c| async move {
+                    c.query(
+                        QueryRequest::builder()
+                            .collection_name(name)
+                            .filter(filter)
+                            .output_fields(["id", "vector"])
+                            .consistency_level(level)
+                            .build()?,
+                    )
+                    .await
+                })?;
+            let res = res.results();
+            let ids = res.get_output_field("id").and_then(|f| f.as_varchar()).unwrap_or(&[]);
+            let vs = res
+                .get_output_field("vector")
+                .and_then(|f| f.as_float_vectors())
+                .unwrap_or(&[]);
+            for (id, v) in ids.iter().zip(vs) {
+                found.insert(id.clone(), v.clone());
+            }
+        }
+        Ok(found)
     }
 
     /// Rows matching `filter` in `partitions`.

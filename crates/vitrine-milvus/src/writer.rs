@@ -141,6 +141,10 @@ impl StoreWriter for MilvusStoreWriter {
                 milvus,
                 schema: schema.clone(),
                 info: Default::default(),
+                created: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos())
+                    .to_string(),
             },
         )?;
         meta::barrier(r, &m3)?;
@@ -169,7 +173,7 @@ impl StoreWriter for MilvusStoreWriter {
         })?;
         meta::forget(r, name)?;
         meta::strong_count(r, meta::META, "key != \"\"")?;
-        let side = r.side_root.join(names::escape(name));
+        let side = crate::side_dir_of(r, &doc);
         if side.exists() {
             std::fs::remove_dir_all(&side).map_err(|source| Error::Io { path: side, source })?;
         }
