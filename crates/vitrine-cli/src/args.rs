@@ -10,7 +10,7 @@ pub struct Cli {
     /// Store directory.
     #[arg(long, global = true, env = "VITRINE_STORE", default_value = "./vitrine-data")]
     pub store: PathBuf,
-    /// A Milvus server instead of the store directory: milvus://HOST:PORT[/DATABASE][?token=...]
+    /// A Milvus server instead of the store directory: milvus://HOST:PORT/DATABASE?token=... (database and options optional)
     /// (also user, password, db_name, consistency=strong; MILVUS_TOKEN, MILVUS_USER and
     /// MILVUS_PASSWORD fill what the URL leaves out).
     #[arg(long, global = true, env = "VITRINE_BACKEND", value_name = "URL")]
