@@ -236,6 +236,53 @@ impl Remote {
         }
     }
 
+    /// Rows of `collection` (in `partitions`; all when empty) matching `filter`, with the
+    /// `output` columns, read at `level`: the one query every reader and writer sends.
+    pub(crate) fn query(
+        &self,
+        what: &str,
+        collection: &str,
+        partitions: &[String],
+        filter: &str,
+        output: &[&str],
+        level: ConsistencyLevel,
+    ) -> Result<QueryResponse> {
+        let mut b = QueryRequest::builder()
+            .collection_name(collection.to_string())
+            .filter(filter.to_string())
+            .output_fields(output.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+            .consistency_level(level);
+        if !partitions.is_empty() {
+            b = b.partition_names(partitions.to_vec());
+        }
+        if output != ["count(*)"] {
+            // Milvus answers at most this many rows (and refuses a limit on a count).
+            b = b.limit(MAX_LIMIT as i64);
+        }
+        let req = b
+            .build()
+            .map_err(|e| self.fail(what, &e.to_string(), ErrorKind::Internal))?;
+        self.call(what, |c| async move { c.query(req).await })
+    }
+
+    /// How many rows [`Remote::query`] would return.
+    pub(crate) fn count(
+        &self,
+        what: &str,
+        collection: &str,
+        partitions: &[String],
+        filter: &str,
+        level: ConsistencyLevel,
+    ) -> Result<u64> {
+        let res = self.query(what, collection, partitions, filter, &["count(*)"], level)?;
+        let n = res
+            .results()
+            .get_output_field("count(*)")
+            .and_then(|f| f.as_int64())
+            .and_then(|v| v.first().copied());
+        Ok(n.unwrap_or(0).max(0) as u64)
+    }
+
     /// The consistency level of reads.
     pub(crate) fn read_level(&self) -> ConsistencyLevel {
         if self.strong_reads {
@@ -243,6 +290,15 @@ impl Remote {
         } else {
             ConsistencyLevel::Eventually
         }
+    }
+}
+
+/// Milvus's name for a metric.
+pub(crate) fn metric_type(m: vitrine_engine::Metric) -> MetricType {
+    match m {
+        vitrine_engine::Metric::Cosine => MetricType::Cosine,
+        vitrine_engine::Metric::Ip => MetricType::Ip,
+        vitrine_engine::Metric::L2 => MetricType::L2,
     }
 }
 

@@ -114,19 +114,14 @@ pub(crate) fn load(r: &Remote, collection: &str) -> Result<()> {
 /// The documents whose keys lie in `[from, to)`: (key, doc).
 fn range(r: &Remote, from: &str, to: &str) -> Result<Vec<(String, String)>> {
     let filter = format!("key >= {} and key < {}", string(from), string(to));
-    let level = r.read_level();
-    let res = r.call("reading vitrine_meta", |c| async move {
-        c.query(
-            QueryRequest::builder()
-                .collection_name(META)
-                .filter(filter)
-                .output_fields(["key", "doc"])
-                .limit(crate::MAX_LIMIT as i64)
-                .consistency_level(level)
-                .build()?,
-        )
-        .await
-    })?;
+    let res = r.query(
+        "reading vitrine_meta",
+        META,
+        &[],
+        &filter,
+        &["key", "doc"],
+        r.read_level(),
+    )?;
     let res = res.results();
     let keys = res.get_output_field("key").and_then(|f| f.as_varchar()).unwrap_or(&[]);
     let docs = res.get_output_field("doc").and_then(|f| f.as_varchar()).unwrap_or(&[]);
@@ -285,31 +280,13 @@ pub(crate) fn put_day_counts(r: &Remote, name: &str, counts: &DayCounts, touched
 /// Rows of `collection` matching `filter`, read at `Strong` consistency: it returns once every
 /// earlier write to the collection is visible, so it doubles as the write barrier.
 pub(crate) fn strong_count(r: &Remote, collection: &str, filter: &str) -> Result<u64> {
-    count(r, collection, filter, ConsistencyLevel::Strong)
-}
-
-/// Rows of `collection` matching `filter`, read at `level`.
-pub(crate) fn count(r: &Remote, collection: &str, filter: &str, level: ConsistencyLevel) -> Result<u64> {
-    let name = collection.to_string();
-    let filter = filter.to_string();
-    let res = r.call(&format!("counting rows of {collection}"), |c| async move {
-        c.query(
-            QueryRequest::builder()
-                .collection_name(name)
-                .filter(filter)
-                .output_fields(["count(*)"])
-                .consistency_level(level)
-                .build()?,
-        )
-        .await
-    })?;
-    let n = res
-        .results()
-        .get_output_field("count(*)")
-        .and_then(|f| f.as_int64())
-        .and_then(|v| v.first().copied())
-        .unwrap_or(0);
-    Ok(n.max(0) as u64)
+    r.count(
+        &format!("counting rows of {collection}"),
+        collection,
+        &[],
+        filter,
+        ConsistencyLevel::Strong,
+    )
 }
 
 /// The "unknown collection" error, naming the ones that exist.

@@ -12,7 +12,7 @@
 use crate::expr;
 use crate::meta::{self, CollectionDoc};
 use crate::names;
-use crate::{Remote, MAX_LIMIT};
+use crate::{metric_type, Remote, MAX_LIMIT};
 use milvus::v2::prelude::*;
 use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
@@ -135,14 +135,6 @@ pub(crate) fn output(fields: &[String], vectors: bool) -> Vec<String> {
         out.push("vector".into());
     }
     out
-}
-
-fn metric_type(m: Metric) -> MetricType {
-    match m {
-        Metric::Cosine => MetricType::Cosine,
-        Metric::Ip => MetricType::Ip,
-        Metric::L2 => MetricType::L2,
-    }
 }
 
 /// One candidate: Milvus's score mapped so that larger is better, and the row.
@@ -280,21 +272,15 @@ impl MilvusReader {
     fn vectors(&self, ids: &[String]) -> Result<std::collections::HashMap<String, Vec<f32>>> {
         let mut found = std::collections::HashMap::with_capacity(ids.len());
         for chunk in ids.chunks(1000) {
-            let (name, filter) = (self.doc.milvus.clone(), expr::ids(chunk));
-            let level = self.remote.read_level();
-            let res = self
-                .remote
-                .call(&format!("reading vectors of {}", self.doc.name), |c| async move {
-                    c.query(
-                        QueryRequest::builder()
-                            .collection_name(name)
-                            .filter(filter)
-                            .output_fields(["id", "vector"])
-                            .consistency_level(level)
-                            .build()?,
-                    )
-                    .await
-                })?;
+            let what = format!("reading vectors of {}", self.doc.name);
+            let res = self.remote.query(
+                &what,
+                &self.doc.milvus,
+                &[],
+                &expr::ids(chunk),
+                &["id", "vector"],
+                self.remote.read_level(),
+            )?;
             let res = res.results();
             let ids = res.get_output_field("id").and_then(|f| f.as_varchar()).unwrap_or(&[]);
             let vs = res
@@ -310,28 +296,9 @@ impl MilvusReader {
 
     /// Rows matching `filter` in `partitions`.
     fn count(&self, partitions: &[String], filter: &str) -> Result<u64> {
-        let (name, parts, filter) = (self.doc.milvus.clone(), partitions.to_vec(), filter.to_string());
-        let level = self.remote.read_level();
-        let res = self
-            .remote
-            .call(&format!("counting rows of {}", self.doc.name), |c| async move {
-                c.query(
-                    QueryRequest::builder()
-                        .collection_name(name)
-                        .partition_names(parts)
-                        .filter(filter)
-                        .output_fields(["count(*)"])
-                        .consistency_level(level)
-                        .build()?,
-                )
-                .await
-            })?;
-        let n = res
-            .results()
-            .get_output_field("count(*)")
-            .and_then(|f| f.as_int64())
-            .and_then(|v| v.first().copied());
-        Ok(n.unwrap_or(0).max(0) as u64)
+        let what = format!("counting rows of {}", self.doc.name);
+        self.remote
+            .count(&what, &self.doc.milvus, partitions, filter, self.remote.read_level())
     }
 
     /// The exact key (larger is better) of `x` for query `q` of norm `qn`, as the store computes it.
@@ -547,23 +514,17 @@ impl CollectionReader for MilvusReader {
     fn get(&self, ids: &[String], fields: &[String], vectors: bool) -> Result<Vec<Option<Record>>> {
         let mut found = std::collections::HashMap::new();
         for chunk in ids.chunks(1000) {
-            let filter = expr::ids(chunk);
             let out = output(fields, vectors);
-            let name = self.doc.milvus.clone();
-            let level = self.remote.read_level();
-            let res = self
-                .remote
-                .call(&format!("reading rows of {}", self.doc.name), |c| async move {
-                    c.query(
-                        QueryRequest::builder()
-                            .collection_name(name)
-                            .filter(filter)
-                            .output_fields(out)
-                            .consistency_level(level)
-                            .build()?,
-                    )
-                    .await
-                })?;
+            let out: Vec<&str> = out.iter().map(String::as_str).collect();
+            let what = format!("reading rows of {}", self.doc.name);
+            let res = self.remote.query(
+                &what,
+                &self.doc.milvus,
+                &[],
+                &expr::ids(chunk),
+                &out,
+                self.remote.read_level(),
+            )?;
             let res = res.results();
             let cols = Columns::read(&self.remote, |n| res.get_output_field(n))?;
             for i in 0..cols.len() {
@@ -586,6 +547,8 @@ impl CollectionReader for MilvusReader {
         // seconds when it holds more than Milvus answers at once: every row exactly once,
         // whatever order the server returns rows in.
         let filter = selection.filter.as_ref().map(|f| expr::translate(f, true));
+        let out = output(fields, vectors);
+        let out: Vec<&str> = out.iter().map(String::as_str).collect();
         for p in chosen {
             let base = format!(
                 "source == {} and day == {}",
@@ -617,23 +580,10 @@ impl CollectionReader for MilvusReader {
                         continue;
                     }
                 }
-                let (name, parts, out) = (self.doc.milvus.clone(), part.clone(), output(fields, vectors));
-                let level = self.remote.read_level();
+                let what = format!("scanning {}", self.doc.name);
                 let res = self
                     .remote
-                    .call(&format!("scanning {}", self.doc.name), |c| async move {
-                        c.query(
-                            QueryRequest::builder()
-                                .collection_name(name)
-                                .partition_names(parts)
-                                .filter(slice)
-                                .output_fields(out)
-                                .limit(MAX_LIMIT as i64)
-                                .consistency_level(level)
-                                .build()?,
-                        )
-                        .await
-                    })?;
+                    .query(&what, &self.doc.milvus, &part, &slice, &out, self.remote.read_level())?;
                 let res = res.results();
                 let cols = Columns::read(&self.remote, |n| res.get_output_field(n))?;
                 if cols.len() >= MAX_LIMIT && estimate < MAX_LIMIT as u64 {

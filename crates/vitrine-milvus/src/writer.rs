@@ -11,12 +11,12 @@ use crate::expr;
 use crate::meta::{self, CollectionDoc, DayCounts};
 use crate::names;
 use crate::reader::fields_json;
-use crate::Remote;
+use crate::{metric_type, Remote};
 use milvus::v2::prelude::*;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use vitrine_engine::backend::{CollectionWriter, DeleteReport, StoreWriter};
-use vitrine_engine::{Day, Error, ErrorKind, InsertReport, Metric, PartitionInfo, Result, Schema, Selection};
+use vitrine_engine::{Day, Error, ErrorKind, InsertReport, PartitionInfo, Result, Schema, Selection};
 use vitrine_store::Batch;
 
 /// Longest id, uri and source accepted (Milvus VarChar lengths of the columns).
@@ -36,14 +36,6 @@ pub struct MilvusStoreWriter {
 impl MilvusStoreWriter {
     pub(crate) fn new(remote: Arc<Remote>) -> MilvusStoreWriter {
         MilvusStoreWriter { remote }
-    }
-}
-
-fn metric_type(m: Metric) -> MetricType {
-    match m {
-        Metric::Cosine => MetricType::Cosine,
-        Metric::Ip => MetricType::Ip,
-        Metric::L2 => MetricType::L2,
     }
 }
 
@@ -229,20 +221,15 @@ impl MilvusCollectionWriter {
     fn locate(&self, ids: &[String]) -> Result<HashMap<String, (String, Day)>> {
         let mut out = HashMap::new();
         for chunk in ids.chunks(1000) {
-            let filter = expr::ids(chunk);
-            let name = self.doc.milvus.clone();
-            let level = self.remote.read_level();
-            let res = self.remote.call(&self.what("looking up rows of"), |c| async move {
-                c.query(
-                    QueryRequest::builder()
-                        .collection_name(name)
-                        .filter(filter)
-                        .output_fields(["id", "source", "day"])
-                        .consistency_level(level)
-                        .build()?,
-                )
-                .await
-            })?;
+            let what = self.what("looking up rows of");
+            let res = self.remote.query(
+                &what,
+                &self.doc.milvus,
+                &[],
+                &expr::ids(chunk),
+                &["id", "source", "day"],
+                self.remote.read_level(),
+            )?;
             let res = res.results();
             let ids = res.get_output_field("id").and_then(|f| f.as_varchar()).unwrap_or(&[]);
             let sources = res
@@ -597,9 +584,10 @@ impl CollectionWriter for MilvusCollectionWriter {
         for (s, d) in &chosen {
             let n = match &filter {
                 None => self.counts.get(&(s.clone(), *d)).copied().unwrap_or(0),
-                Some(f) => meta::count(
-                    &self.remote,
+                Some(f) => self.remote.count(
+                    &self.what("counting rows of"),
                     &self.doc.milvus,
+                    &[],
                     &format!(
                         "source == {} and day == {} and {f}",
                         expr::string(s),
