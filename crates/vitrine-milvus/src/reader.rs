@@ -430,7 +430,6 @@ impl CollectionReader for MilvusReader {
                             .fail("searching", "the answer has no vectors", ErrorKind::Internal));
                     };
                     let key = self.key(q, qn, x);
-                    let _ = c.milvus_key;
                     scored.push((key, c.record));
                 }
                 stats.candidates_reranked += fresh as u64;
