@@ -33,14 +33,72 @@ q1 = v[[7]] + 0.01 * rng.standard_normal((1, dim), dtype=np.float32)
 q64 = v[rng.choice(a.rows, 64, replace=False)]
 np.save(f"{work}/q1.npy", q1)
 np.save(f"{work}/q64.npy", q64)
+del v  # only the queries are needed from here on
 store = f"{work}/store"
 env = dict(os.environ, VITRINE_BACKEND="")
 
+peak = {}  # (args, backend) -> the largest peak RSS of that vitrine process, in bytes
+
 def run(args, backend=None):
     e = dict(env, VITRINE_BACKEND=backend or "")
+    rss_file = f"{work}/rss"
     t = time.perf_counter()
-    subprocess.run([a.vitrine, "--store", store, *args], env=e, check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - t
+    # GNU time reports the process's own peak RSS (%M, KiB); rusage from here would count this
+    # Python process's pages too, since the child is forked from it.
+    subprocess.run(["/usr/bin/time", "-f", "%M", "-o", rss_file, a.vitrine, "--store", store, *args],
+                   env=e, check=True, stdout=subprocess.DEVNULL)
+    took = time.perf_counter() - t
+    key = (args[0] if args[0] == "import" else " ".join(args), backend)
+    peak[key] = max(peak.get(key, 0), int(open(rss_file).read().split()[-1]) * 1024)
+    return took
+
+def milvus_pids():
+    out = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmd = open(f"/proc/{pid}/cmdline", "rb").read()
+        except OSError:
+            continue
+        if b"milvus" in cmd and b"milvus_bench" not in cmd and int(pid) != os.getpid():
+            out.append(pid)
+    return out
+
+def milvus_cpu_seconds():
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in milvus_pids():
+        try:
+            f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+            total += (int(f[11]) + int(f[12])) / tick  # utime + stime
+        except OSError:
+            pass
+    return total
+
+def settle(limit=180):
+    """Waits until the Milvus server is idle (under 10 % of a core over 3 s): after an import it
+    seals, flushes and indexes for a while, and would otherwise share the 2 cores with whatever
+    is timed next."""
+    t0 = time.time()
+    while time.time() - t0 < limit:
+        c = milvus_cpu_seconds()
+        time.sleep(3)
+        if milvus_cpu_seconds() - c < 0.3:
+            return time.time() - t0
+    return time.time() - t0
+
+def milvus_rss():
+    """Resident memory of every process of the Milvus server (its wrapper, milvus, etcd, minio)."""
+    total = 0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmd = open(f"/proc/{pid}/cmdline", "rb").read()
+            if b"milvus" in cmd and b"milvus_bench" not in cmd and int(pid) != os.getpid():
+                for line in open(f"/proc/{pid}/status"):
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1]) * 1024
+        except OSError:
+            pass
+    return total
 
 def med(f):
     f()  # warm
@@ -48,8 +106,11 @@ def med(f):
 
 subprocess.run([a.vitrine, "--backend", a.url, "collection", "drop", "bench"], stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
 imp = ["import", "-c", "bench", "--vectors", f"{work}/v.npy", "--metadata", f"{work}/m.jsonl"]
+rss_before = milvus_rss()
 t_emb = run(imp)
 t_mil = run(imp, a.url)
+settled = settle()
+rss_loaded = milvus_rss()
 five = ["--source", "products", "--from", "2023-11-21", "--to", "2023-11-25"]
 cases = {
     "single query, top 20": ["search", "-c", "bench", "--vector-file", f"{work}/q1.npy", "-k", "20"],
@@ -76,10 +137,17 @@ def pm(data, **kw):
 parts = sorted({f"p_products_2023{m:02d}" for m in (11,)})
 py = [pm(q1), pm(q64), pm(q1, partition_names=parts, expr='source in ["products"] and day >= "2023-11-21" and day <= "2023-11-25"')]
 
+rss_after = milvus_rss()
+store_bytes = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(store) for f in fs)
 load = os.getloadavg()[0]
-print(f"\n{a.rows:,} × {dim} (random unit vectors, 2 sources × {days} days), load average {load:.1f}, medians of {a.repeat}\n")
+print(f"\n{a.rows:,} × {dim} (random unit vectors, 2 sources × {days} days), load average {load:.1f}, medians of {a.repeat}; Milvus idle {settled:.0f} s after the import before timing searches\n")
 print("| | embedded store | vitrine on Milvus 2.3.5 | pymilvus, same requests | Milvus / embedded |")
 print("|---|---|---|---|---|")
 print(f"| import (whole process) | {t_emb:.1f} s ({a.rows / t_emb:,.0f} rows/s) | {t_mil:.1f} s ({a.rows / t_mil:,.0f} rows/s) | | {t_mil / t_emb:.1f}× |")
 for (name, e, m), y in zip(rows, py):
     print(f"| {name} (vitrine: whole process) | {e * 1000:.0f} ms | {m * 1000:.0f} ms | {y * 1000:.0f} ms | {m / e:.1f}× |")
+gib = 1 << 30
+search_peak = lambda backend: max(v for (k, b), v in peak.items() if k != "import" and b == backend)
+print(f"| peak RSS of the import process | {peak[('import', None)] / gib:.2f} GiB | {peak[('import', a.url)] / gib:.2f} GiB | | |")
+print(f"| peak RSS of a search process | {search_peak(None) / gib:.2f} GiB | {search_peak(a.url) / gib:.2f} GiB | | |")
+print(f"| server memory (RSS of all Milvus processes) | none (store on disk: {store_bytes / gib:.2f} GiB, memory-mapped) | {rss_before / gib:.2f} GiB empty → {rss_loaded / gib:.2f} GiB loaded → {rss_after / gib:.2f} GiB after the searches | | |")

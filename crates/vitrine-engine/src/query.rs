@@ -466,6 +466,7 @@ impl Engine {
                 k,
                 threshold: req.threshold,
                 selection: selection.clone(),
+                scan: scan_mode(),
             },
             &fields,
         )?;
@@ -557,6 +558,7 @@ impl Engine {
                     k: req.top,
                     threshold: req.threshold,
                     selection: part,
+                    scan: scan_mode(),
                 },
                 &[],
             )?;
@@ -568,6 +570,8 @@ impl Engine {
             stats.rows_filtered += s.rows_filtered;
             stats.bytes_scanned += s.bytes_scanned;
             stats.candidates_reranked += s.candidates_reranked;
+            stats.rows_by_code += s.rows_by_code;
+            stats.code_fallbacks += s.code_fallbacks;
             let mut all: Vec<Hit> = out.hits.into_iter().flatten().collect();
             all.sort_by(|a, b| better(higher, a, b));
             let mut seen = std::collections::HashSet::new();
@@ -628,5 +632,15 @@ impl Engine {
             rows,
             warnings,
         })
+    }
+}
+
+/// How searches read vectors: through the 8-bit scan codes (the default), or as f32 when the
+/// environment says `VITRINE_SCAN=float` (benchmarks compare the two in one run; the answers
+/// are the same).
+fn scan_mode() -> vitrine_store::ScanMode {
+    match std::env::var("VITRINE_SCAN").as_deref() {
+        Ok("float") => vitrine_store::ScanMode::Float,
+        _ => vitrine_store::ScanMode::Codes,
     }
 }

@@ -11,11 +11,15 @@
 //!   compute; tests compare the two on random shapes, tails included.
 //! * The SIMD level (AVX-512, AVX2+FMA or scalar) is detected once at run time ([`simd_level`]),
 //!   so one binary runs everywhere and uses the widest units the CPU has.
-//! * [`Collector`] keeps the best candidates of one query. It keeps a *margin* below the k-th
-//!   score so that the f32 scores computed here can be re-ranked in f64 afterwards without losing
-//!   any row that the exact (f64) ranking would put in the top k: see [`dot_error_bound`].
+//! * [`Collector`] keeps the candidates of one query as score intervals: every row whose upper
+//!   bound reaches the k-th best lower bound, so the rows can be re-ranked in f64 afterwards
+//!   without losing any that the exact ranking would put in the top k. Intervals come from f32
+//!   scores and [`dot_error_bound`], or from 8-bit codes and their proven bound ([`codes`]).
+//! * [`codes`] holds the 8-bit scan: row codes with error norms, query planes, and the exact
+//!   integer kernel [`codes::codes_block`] (AVX-512 VNNI / AVX-512BW / AVX2 / scalar).
 #![deny(missing_docs)]
 
+pub mod codes;
 mod collector;
 pub mod scalar;
 mod simd;
@@ -96,6 +100,26 @@ pub fn supported(level: SimdLevel) -> bool {
         #[allow(unreachable_patterns)]
         _ => false,
     }
+}
+
+/// Whether the 8-bit code kernels can use AVX-512 (F and BW) on this CPU.
+pub fn supported_codes_avx512() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512bw")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+/// Whether the 8-bit code kernels can use AVX-512 VNNI (`vpdpbusd`) on this CPU.
+pub fn supported_vnni() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        supported_codes_avx512() && std::arch::is_x86_feature_detected!("avx512vnni")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
 }
 
 /// [`scores_block`] at an explicit SIMD level (falls back to scalar if the CPU lacks it).

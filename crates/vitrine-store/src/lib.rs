@@ -33,7 +33,7 @@
 //!                   vectors: vec![1.0, 0.0, 0.6, 0.8] }).unwrap();
 //! let snap = w.snapshot("images").unwrap();
 //! let res = snap.search(&SearchRequest { queries: vec![0.0, 1.0], k: Some(1), threshold: None,
-//!                                        selection: Selection::default() }).unwrap();
+//!                                        selection: Selection::default(), scan: Default::default() }).unwrap();
 //! assert_eq!(res.hits[0][0].id, "b");
 //! ```
 #![deny(missing_docs)]
@@ -65,7 +65,7 @@ pub use manifest::{Manifest, SegmentEntry};
 pub use partition::PartitionInfo;
 pub use rows::{Batch, Row};
 pub use schema::{check_name, Field, FieldType, Metric, Schema, Value, RESERVED_FIELDS};
-pub use search::{Hit, SearchRequest, SearchResults, SearchStats};
+pub use search::{Hit, ScanMode, SearchRequest, SearchResults, SearchStats};
 pub use selection::Selection;
 pub use snapshot::{RowLocation, RowView, Snapshot};
 pub use store::{CheckOutcome, Store, Writer};

@@ -5,11 +5,16 @@
 //! 2. **Mask** — within the remaining segments, rows that are deleted or fail the filter are
 //!    excluded (a bitmap per segment, built in parallel).
 //! 3. **Scan** — segments are cut into chunks that rayon spreads over all cores; each chunk is
-//!    scored in blocks of rows against the whole query batch with [`vitrine_kernels::scores_block`],
-//!    so a batch reads each vector from memory once. Every query keeps a [`Collector`] per thread.
-//! 4. **Re-rank** — the surviving candidates (the f32 top k plus every row within twice the
-//!    kernels' error bound of the k-th score) are re-scored in f64 and sorted by (score, id).
-//!    This makes the answer equal to a brute-force float64 search with ties broken by id, at any k.
+//!    scored in blocks of rows against the whole query batch, so a batch reads each row from
+//!    memory once. Segments with 8-bit scan codes are read through them (a quarter of the bytes;
+//!    [`vitrine_kernels::codes`]): each row gets an interval proven to hold its exact score. Older
+//!    segments, and chunks where the codes stop pruning, are read as f32 with
+//!    [`vitrine_kernels::scores_block`], whose interval is the f32 score ± its rounding bound.
+//!    Every query keeps a [`Collector`] per thread: every row whose upper bound reaches the k-th
+//!    best lower bound (or the threshold).
+//! 4. **Re-rank** — the surviving candidates are re-scored in f64 from their f32 vectors and
+//!    sorted by (score, id). This makes the answer equal to a brute-force float64 search with
+//!    ties broken by id, at any k, whichever way the rows were scanned.
 
 use crate::deletes::Bitmap;
 use crate::error::{invalid, Result};
@@ -18,7 +23,19 @@ use crate::segment::Segment;
 use crate::selection::Selection;
 use crate::Day;
 use rayon::prelude::*;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use vitrine_kernels::codes::QueryPlanes;
 use vitrine_kernels::{dot_error_bound, Collector};
+
+/// How a search reads vectors. Either way the answer is the same; only the bytes read differ.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ScanMode {
+    /// Through the 8-bit scan codes where a segment has them, f32 elsewhere.
+    #[default]
+    Codes,
+    /// Every row as f32 (the reference, and for benchmarks).
+    Float,
+}
 
 /// A search: one query or a batch, top k or everything above a threshold.
 #[derive(Debug, Clone)]
@@ -31,6 +48,8 @@ pub struct SearchRequest {
     pub threshold: Option<f64>,
     /// Which rows.
     pub selection: Selection,
+    /// How to read them.
+    pub scan: ScanMode,
 }
 
 /// One result row.
@@ -75,6 +94,12 @@ pub struct SearchStats {
     pub bytes_scanned: u64,
     /// Candidates re-ranked in f64 (all queries).
     pub candidates_reranked: u64,
+    /// Rows read through their 8-bit scan codes rather than as f32 (deleted and filtered rows
+    /// included: they are read, then masked).
+    pub rows_by_code: u64,
+    /// Chunks of rows whose codes stopped pruning, so they (and the rest of their segment)
+    /// were read as f32 instead.
+    pub code_fallbacks: u64,
 }
 
 /// Hits per query plus the receipt.
@@ -184,7 +209,6 @@ pub(crate) fn search(
         stats.rows_deleted += m.1;
         stats.rows_filtered += m.2;
         stats.rows_scanned += s.seg.rows() as u64 - m.1 - m.2;
-        stats.bytes_scanned += (s.seg.rows() * dim * 4) as u64;
     }
 
     // The keys collectors compare are "higher is better": cosine, ip, or minus squared distance.
@@ -203,12 +227,43 @@ pub(crate) fn search(
     });
     let new_collectors = || -> Vec<Collector> {
         (0..nq)
-            .map(|q| match threshold_key {
-                Some(t) => Collector::at_least((t - eps[q]) as f32),
-                None => Collector::top_k(k.unwrap_or(0), (2.0 * eps[q]) as f32),
+            .map(|_| match threshold_key {
+                Some(t) => Collector::at_least(t as f32),
+                None => Collector::top_k(k.unwrap_or(0)),
             })
             .collect()
     };
+
+    // The 8-bit path: the queries as integer planes (two planes bound ~128× tighter than one;
+    // big batches are compute-bound, so they take one), and per (segment, query) what the
+    // bound needs.
+    let use_codes = req.scan == ScanMode::Codes && selected.iter().any(|s| s.seg.codes().is_some());
+    let planes = use_codes.then(|| QueryPlanes::new(&kq, dim, if nq <= 16 { 2 } else { 1 }));
+    let per_seg: Vec<Vec<CodeTerms>> = match &planes {
+        None => Vec::new(),
+        Some(qp) => selected
+            .iter()
+            .map(|s| match s.seg.codes() {
+                None => Vec::new(),
+                Some(c) => kq
+                    .chunks_exact(dim)
+                    .enumerate()
+                    .map(|(q, query)| {
+                        let qmu = vitrine_kernels::dot_f64(query, c.mean);
+                        let (a, b, c) = qp.bound_terms(q, qmu);
+                        CodeTerms {
+                            qmu: qmu as f32,
+                            a,
+                            b,
+                            c,
+                        }
+                    })
+                    .collect(),
+            })
+            .collect(),
+    };
+    let fell_back: Vec<AtomicBool> = selected.iter().map(|_| AtomicBool::new(false)).collect();
+    let (by_code, fallbacks, float_rows) = (AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0));
 
     // 3. Scan.
     let tasks: Vec<(usize, usize, usize)> = selected
@@ -221,11 +276,36 @@ pub(crate) fn search(
         })
         .collect();
     let qn2: Vec<f32> = qnorm.iter().map(|n| (n * n) as f32).collect();
+    let eps32: Vec<f32> = eps.iter().map(|e| *e as f32).collect();
     let collectors = tasks
         .par_iter()
         .fold(new_collectors, |mut cols, &(si, a, b)| {
             let s = selected[si];
             let mask = masks[si].0.as_ref();
+            let codes = s.seg.codes().filter(|_| !fell_back[si].load(Ordering::Relaxed));
+            if let (Some(c), Some(qp)) = (codes, &planes) {
+                let scan = CodeScan {
+                    metric,
+                    qp,
+                    terms: &per_seg[si],
+                    codes: c,
+                    norms: s.seg.norms(),
+                    qn2: &qn2,
+                    mask,
+                    seg: si as u32,
+                };
+                let pushed = scan.run(&mut cols, a, b);
+                by_code.fetch_add((b - a) as u64, Ordering::Relaxed);
+                // Pruning failed (nearly every row's interval reaches the answer): f32 intervals
+                // are ~1000× narrower, so read the rest of this segment as f32. What this chunk
+                // pushed stays: its intervals are true, only wide.
+                if pushed as usize > ((b - a) * nq / 8).max(8 * nq * k.unwrap_or(0)) {
+                    fallbacks.fetch_add(1, Ordering::Relaxed);
+                    fell_back[si].store(true, Ordering::Relaxed);
+                }
+                return cols;
+            }
+            float_rows.fetch_add((b - a) as u64, Ordering::Relaxed);
             let vecs = s.seg.vectors();
             let norms = s.seg.norms();
             let mut buf = vec![0f32; nq * BLOCK_ROWS];
@@ -236,18 +316,16 @@ pub(crate) fn search(
                 vitrine_kernels::scores_block(&kq, &vecs[r0 * dim..r1 * dim], dim, &mut buf[..nq * nb]);
                 for (q, col) in cols.iter_mut().enumerate() {
                     let row_scores = &buf[q * nb..(q + 1) * nb];
+                    let e = eps32[q];
                     for (j, &s32) in row_scores.iter().enumerate() {
                         let r = r0 + j;
-                        if mask.is_some_and(|m| m.contains(r)) {
-                            continue;
-                        }
                         let key = match metric {
                             Metric::Cosine => s32 / norms[r],
                             Metric::Ip => s32,
                             Metric::L2 => 2.0 * s32 - norms[r] * norms[r] - qn2[q],
                         };
-                        if key >= col.floor() {
-                            col.push(key, si as u32, r as u32);
+                        if key + e >= col.floor() && !mask.is_some_and(|m| m.contains(r)) {
+                            col.push(key + e, key - e, si as u32, r as u32);
                         }
                     }
                 }
@@ -261,6 +339,10 @@ pub(crate) fn search(
             }
             a
         });
+    stats.rows_by_code = by_code.into_inner();
+    stats.code_fallbacks = fallbacks.into_inner();
+    let code_bytes = planes.as_ref().map_or(0, |p| p.stride as u64 + 12);
+    stats.bytes_scanned = stats.rows_by_code * code_bytes + float_rows.into_inner() * (dim as u64 * 4);
 
     // 4. Re-rank exactly.
     let mut hits = Vec::with_capacity(nq);
@@ -313,4 +395,143 @@ pub(crate) fn search(
         );
     }
     Ok(SearchResults { hits, stats })
+}
+
+/// What one (segment, query) pair needs for the 8-bit bound: `q·μ` and the `a·R + b·E + c` terms.
+struct CodeTerms {
+    qmu: f32,
+    a: f32,
+    b: f32,
+    c: f32,
+}
+
+/// One chunk of one segment read through its codes.
+struct CodeScan<'a> {
+    metric: Metric,
+    qp: &'a QueryPlanes,
+    terms: &'a [CodeTerms],
+    codes: crate::segment::SegmentCodes<'a>,
+    norms: &'a [f32],
+    qn2: &'a [f32],
+    mask: Option<&'a Bitmap>,
+    seg: u32,
+}
+
+impl CodeScan<'_> {
+    /// Pushes every row of `a..b` whose upper bound reaches its collector's floor; returns how
+    /// many pushes that took (all queries).
+    fn run(&self, cols: &mut [Collector], a: usize, b: usize) -> u64 {
+        let qp = self.qp;
+        let (np, stride) = (qp.planes, self.codes.stride);
+        let nqp = cols.len() * np;
+        let mut raw = vec![0i32; nqp * BLOCK_ROWS];
+        let mut hi = vec![0f32; BLOCK_ROWS];
+        let lo_of = |q: usize, r: usize, raw: &[i32], nb: usize, j: usize| -> (f32, f32) {
+            let t = &self.terms[q];
+            let per = [
+                raw[(q * np) * nb + j],
+                if np > 1 { raw[(q * np + 1) * nb + j] } else { 0 },
+            ];
+            let est = t.qmu + qp.estimate(q, &per[..np], self.codes.scale[r]);
+            let bound = t.a * self.codes.resid[r] + t.b * self.codes.err[r] + t.c;
+            self.interval(q, r, est, bound)
+        };
+        let mut pushed = 0u64;
+        let mut r0 = a;
+        while r0 < b {
+            let r1 = (r0 + BLOCK_ROWS).min(b);
+            let nb = r1 - r0;
+            vitrine_kernels::codes::codes_block(
+                &qp.values,
+                &self.codes.codes[r0 * stride..r1 * stride],
+                stride,
+                &mut raw[..nqp * nb],
+            );
+            for (q, col) in cols.iter_mut().enumerate() {
+                self.upper_bounds(q, r0, nb, &raw[..nqp * nb], &mut hi[..nb]);
+                let floor = col.floor();
+                for (j, &h) in hi[..nb].iter().enumerate() {
+                    let r = r0 + j;
+                    if h >= floor && !self.mask.is_some_and(|m| m.contains(r)) {
+                        let (upper, lower) = lo_of(q, r, &raw[..nqp * nb], nb, j);
+                        col.push(upper, lower, self.seg, r as u32);
+                        pushed += 1;
+                    }
+                }
+            }
+            r0 = r1;
+        }
+        pushed
+    }
+
+    /// `hi[j]` = the upper bound of row `r0 + j` for query `q`: a branch-free loop the compiler
+    /// vectorises, since it runs for every (row, query) pair.
+    fn upper_bounds(&self, q: usize, r0: usize, nb: usize, raw: &[i32], hi: &mut [f32]) {
+        let qp = self.qp;
+        let np = qp.planes;
+        let t = &self.terms[q];
+        let (s1, o1) = (qp.scales[q * np], qp.offsets[q * np]);
+        let (s2, o2) = if np > 1 {
+            (qp.scales[q * np + 1], qp.offsets[q * np + 1])
+        } else {
+            (0.0, 0)
+        };
+        let raw1 = &raw[q * np * nb..][..nb];
+        let raw2 = if np > 1 { &raw[(q * np + 1) * nb..][..nb] } else { raw1 };
+        let scale = &self.codes.scale[r0..r0 + nb];
+        let resid = &self.codes.resid[r0..r0 + nb];
+        let err = &self.codes.err[r0..r0 + nb];
+        let norms = &self.norms[r0..r0 + nb];
+        for j in 0..nb {
+            // Same operations, same order as `QueryPlanes::estimate`, so the value is the same.
+            let mut acc = s1 * (raw1[j] - o1) as f32;
+            if np > 1 {
+                acc += s2 * (raw2[j] - o2) as f32;
+            }
+            let est = t.qmu + scale[j] * acc;
+            let bound = t.a * resid[j] + t.b * err[j] + t.c;
+            hi[j] = match self.metric {
+                Metric::Ip => est + bound,
+                Metric::Cosine => (est + bound) / norms[j] + cosine_slack(est, bound, norms[j]),
+                Metric::L2 => {
+                    let n2 = norms[j] * norms[j];
+                    2.0 * (est + bound) - n2 - self.qn2[q] + l2_slack(n2, self.qn2[q], est, bound)
+                }
+            };
+        }
+    }
+
+    /// The exact score's interval (as "higher is better" keys) from the dot estimate and bound.
+    fn interval(&self, q: usize, r: usize, est: f32, bound: f32) -> (f32, f32) {
+        match self.metric {
+            Metric::Ip => (est + bound, est - bound),
+            Metric::Cosine => {
+                let n = self.norms[r];
+                let slack = cosine_slack(est, bound, n);
+                ((est + bound) / n + slack, (est - bound) / n - slack)
+            }
+            Metric::L2 => {
+                let n2 = self.norms[r] * self.norms[r];
+                let slack = l2_slack(n2, self.qn2[q], est, bound);
+                (
+                    2.0 * (est + bound) - n2 - self.qn2[q] + slack,
+                    2.0 * (est - bound) - n2 - self.qn2[q] - slack,
+                )
+            }
+        }
+    }
+}
+
+/// Cosine keys divide by the stored f32 norm and use the f32-rounded unit query: both are off
+/// by a few units of f32 rounding relative to `(|est| + bound) / ‖x‖` (at most about 1 plus the
+/// bound's own ratio); 1e-6 times that is over ten times the worst case.
+#[inline]
+fn cosine_slack(est: f32, bound: f32, norm: f32) -> f32 {
+    1e-6 * (1.0 + (est.abs() + bound) / norm)
+}
+
+/// L2 keys are `2·dot − ‖x‖² − ‖q‖²` in f32: a few roundings of those magnitudes.
+#[inline]
+fn l2_slack(n2: f32, qn2: f32, est: f32, bound: f32) -> f32 {
+    16.0 * f32::EPSILON * (n2 + qn2 + 2.0 * (est.abs() + bound)) + f32::MIN_POSITIVE
 }

@@ -14,6 +14,10 @@
 //! id, uri              string columns: (rows+1) u64 offsets, then UTF-8 bytes
 //! user fields          per field: rows validity bytes (1 = present), then values
 //!                      (i64 / f64 / u8, or a string column)
+//! scan codes           rows × stride u8 (8-bit codes of each vector's residual from the
+//!                      segment's mean), then rows f32 scales, rows f32 R, rows f32 E, and the
+//!                      dim f32 mean: see [`vitrine_kernels::codes`]. Absent from segments written
+//!                      before they existed; those are scanned in f32.
 //! footer               JSON [`SegmentFooter`]
 //! trailer (16 bytes)   u64 footer length, u32 CRC-32 of the footer, b"VSG1"
 //! ```
@@ -57,6 +61,23 @@ pub struct ColumnLayout {
     pub bytes_len: Option<u64>,
 }
 
+/// Where the 8-bit scan codes live (offsets into the file).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CodesLayout {
+    /// Bytes per row of codes ([`vitrine_kernels::codes::code_stride`] of the dimension).
+    pub stride: u64,
+    /// The codes, `rows × stride` bytes.
+    pub codes: u64,
+    /// Per-row scales (f32).
+    pub scale: u64,
+    /// Per-row `R ≥ ‖s·c‖` (f32).
+    pub resid: u64,
+    /// Per-row `E ≥ ‖x − μ − s·c‖` (f32).
+    pub err: u64,
+    /// The segment's mean vector (`dim` f32).
+    pub mean: u64,
+}
+
 /// A segment's self-description, stored at its end.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SegmentFooter {
@@ -76,6 +97,9 @@ pub struct SegmentFooter {
     pub norms: u64,
     /// Columns: `timestamp`, `id`, `uri`, then user fields.
     pub columns: Vec<ColumnLayout>,
+    /// The 8-bit scan codes (none in segments written before they existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub codes: Option<CodesLayout>,
     /// CRC-32 of every byte before the footer.
     pub body_crc: u32,
 }
@@ -213,6 +237,7 @@ pub fn write_segment(
         col.validity = Some(validity);
         columns.push(col);
     }
+    let codes = write_codes(&mut w, dim, rows).map_err(io)?;
     let body_end = w.align().map_err(io)?;
     let footer = SegmentFooter {
         version: 1,
@@ -223,6 +248,7 @@ pub fn write_segment(
         max_norm,
         norms: norms_at,
         columns,
+        codes: Some(codes),
         body_crc: w.crc.clone().finalize(),
     };
     let json = serde_json::to_vec(&footer).expect("footer serializes");
@@ -234,6 +260,49 @@ pub fn write_segment(
     file.sync_all().map_err(io)?;
     let _ = body_end;
     Ok(w.pos)
+}
+
+/// Encodes every row (in parallel: this is the one compute-heavy part of writing a segment) and
+/// writes the codes section.
+fn write_codes<W: Write>(w: &mut CrcWriter<W>, dim: usize, rows: &[RowRef<'_>]) -> std::io::Result<CodesLayout> {
+    use rayon::prelude::*;
+    use vitrine_kernels::codes::{code_stride, encode_row, RowCode};
+    let stride = code_stride(dim);
+    let mut acc = vec![0f64; dim];
+    for r in rows {
+        for (a, &v) in acc.iter_mut().zip(r.vector) {
+            *a += v as f64;
+        }
+    }
+    let mean: Vec<f32> = acc.iter().map(|a| (a / rows.len().max(1) as f64) as f32).collect();
+    let mut codes = vec![0u8; rows.len() * stride];
+    let meta: Vec<RowCode> = codes
+        .par_chunks_mut(stride)
+        .zip(rows.par_iter())
+        .map(|(out, r)| encode_row(r.vector, &mean, out))
+        .collect();
+    let at = w.align()?;
+    w.put(&codes)?;
+    let mut layout = CodesLayout {
+        stride: stride as u64,
+        codes: at,
+        scale: 0,
+        resid: 0,
+        err: 0,
+        mean: 0,
+    };
+    let mut column = |get: fn(&RowCode) -> f32| -> std::io::Result<u64> {
+        let at = w.align()?;
+        let col: Vec<f32> = meta.iter().map(get).collect();
+        w.put(as_bytes(&col))?;
+        Ok(at)
+    };
+    layout.scale = column(|m| m.scale)?;
+    layout.resid = column(|m| m.resid)?;
+    layout.err = column(|m| m.err)?;
+    layout.mean = w.align()?;
+    w.put(as_bytes(&mean))?;
+    Ok(layout)
 }
 
 fn write_strings<'s, W: Write>(
@@ -316,6 +385,15 @@ impl Segment {
                 _ => need(c.values, mul(rows, 8)),
             };
         }
+        if let Some(c) = &footer.codes {
+            let dim = footer.dim;
+            ok &= c.stride == vitrine_kernels::codes::code_stride(dim as usize) as u64
+                && need(c.codes, mul(rows, c.stride))
+                && need(c.scale, mul(rows, 4))
+                && need(c.resid, mul(rows, 4))
+                && need(c.err, mul(rows, 4))
+                && need(c.mean, mul(dim, 4));
+        }
         // The built-in columns every accessor relies on.
         for required in ["timestamp", "id", "uri"] {
             ok &= footer
@@ -384,6 +462,20 @@ impl Segment {
     /// Norms of all vectors.
     pub fn norms(&self) -> &[f32] {
         self.f32s(self.footer.norms, self.footer.rows)
+    }
+
+    /// The 8-bit scan codes, if the segment has them.
+    pub fn codes(&self) -> Option<SegmentCodes<'_>> {
+        let c = self.footer.codes?;
+        let rows = self.footer.rows;
+        Some(SegmentCodes {
+            stride: c.stride as usize,
+            codes: &self.map[c.codes as usize..(c.codes + rows * c.stride) as usize],
+            scale: self.f32s(c.scale, rows),
+            resid: self.f32s(c.resid, rows),
+            err: self.f32s(c.err, rows),
+            mean: self.f32s(c.mean, self.footer.dim),
+        })
     }
 
     fn f32s(&self, off: u64, len: u64) -> &[f32] {
@@ -469,6 +561,23 @@ impl Segment {
         }
         out
     }
+}
+
+/// A segment's scan codes, in place in its mapping.
+#[derive(Debug, Clone, Copy)]
+pub struct SegmentCodes<'a> {
+    /// Bytes per row.
+    pub stride: usize,
+    /// `rows × stride` codes.
+    pub codes: &'a [u8],
+    /// Per-row scales.
+    pub scale: &'a [f32],
+    /// Per-row `R`.
+    pub resid: &'a [f32],
+    /// Per-row `E`.
+    pub err: &'a [f32],
+    /// The segment's mean.
+    pub mean: &'a [f32],
 }
 
 /// Reads one column of a segment for filter evaluation.

@@ -39,6 +39,8 @@ pub struct CompactReport {
     pub bytes_before: u64,
     /// Bytes after.
     pub bytes_after: u64,
+    /// Segments rewritten because they were written before scan codes existed (they gain them).
+    pub segments_upgraded: usize,
 }
 
 /// The single writer of one collection. Every method is one atomic, durable commit.
@@ -479,7 +481,8 @@ impl CollectionWriter {
         partitions_of(&self.manifest)
     }
 
-    /// Rewrites partitions that have deleted rows or several small segments, reclaiming space.
+    /// Rewrites partitions that have deleted rows, several small segments, or segments written
+    /// before scan codes existed (which gain them: this is how a store is upgraded).
     pub fn compact(&mut self) -> Result<CompactReport> {
         let mut report = CompactReport::default();
         let mut by_part: BTreeMap<(String, Day), Vec<SegmentEntry>> = BTreeMap::new();
@@ -503,9 +506,14 @@ impl CollectionWriter {
                 .filter(|e| (e.rows as usize) < self.max_segment_rows / 2)
                 .count();
             let deleted: u64 = entries.iter().map(|e| e.deleted).sum();
-            if deleted == 0 && small < 2 {
+            let mut without_codes = 0;
+            for e in &entries {
+                without_codes += usize::from(self.segment(e.id)?.codes().is_none());
+            }
+            if deleted == 0 && small < 2 && without_codes == 0 {
                 continue;
             }
+            report.segments_upgraded += without_codes;
             report.partitions += 1;
             report.rows_reclaimed += deleted;
             let mut segs = Vec::new();

@@ -112,6 +112,7 @@ fn top_k(queries: Vec<f32>, k: usize) -> SearchRequest {
         k: Some(k),
         threshold: None,
         selection: Selection::default(),
+        scan: Default::default(),
     }
 }
 
@@ -184,19 +185,28 @@ fn exact_search_equals_f64_brute_force_for_every_metric_selection_and_k() {
             ),
         ];
         for (si, (sel, keep)) in selections.iter().enumerate() {
-            for k in [1usize, 20, 5000] {
+            // Both ways of reading rows: through the 8-bit codes (the default) and as f32.
+            for (k, scan) in [1usize, 20, 5000]
+                .into_iter()
+                .flat_map(|k| [(k, ScanMode::Codes), (k, ScanMode::Float)])
+            {
                 let res = snap
                     .search(&SearchRequest {
                         queries: queries.clone(),
                         k: Some(k),
                         threshold: None,
                         selection: sel.clone(),
+                        scan,
                     })
                     .unwrap();
                 assert_eq!(res.hits.len(), nq);
                 for q in 0..nq {
                     let want = brute(metric, &live, &queries[q * dim..(q + 1) * dim], Some(k), None, keep);
-                    assert_same(&res.hits[q], &want, &format!("{metric} selection {si} k {k} query {q}"));
+                    assert_same(
+                        &res.hits[q],
+                        &want,
+                        &format!("{metric} {scan:?} selection {si} k {k} query {q}"),
+                    );
                 }
             }
             // Range search: every hit past the threshold, exactly.
@@ -205,17 +215,24 @@ fn exact_search_equals_f64_brute_force_for_every_metric_selection_and_k() {
                 Metric::Ip => 3.0,
                 Metric::L2 => 3.2,
             };
-            let res = snap
-                .search(&SearchRequest {
-                    queries: queries.clone(),
-                    k: None,
-                    threshold: Some(t),
-                    selection: sel.clone(),
-                })
-                .unwrap();
-            for q in 0..nq {
-                let want = brute(metric, &live, &queries[q * dim..(q + 1) * dim], None, Some(t), keep);
-                assert_same(&res.hits[q], &want, &format!("{metric} range selection {si} query {q}"));
+            for scan in [ScanMode::Codes, ScanMode::Float] {
+                let res = snap
+                    .search(&SearchRequest {
+                        queries: queries.clone(),
+                        k: None,
+                        threshold: Some(t),
+                        selection: sel.clone(),
+                        scan,
+                    })
+                    .unwrap();
+                for q in 0..nq {
+                    let want = brute(metric, &live, &queries[q * dim..(q + 1) * dim], None, Some(t), keep);
+                    assert_same(
+                        &res.hits[q],
+                        &want,
+                        &format!("{metric} {scan:?} range selection {si} query {q}"),
+                    );
+                }
             }
         }
     }
@@ -453,6 +470,7 @@ fn bad_input_is_refused_with_the_row_named_and_nothing_written() {
         k: Some(1),
         threshold: None,
         selection: Selection::default(),
+        scan: Default::default(),
     };
     assert!(snap.search(&q).unwrap_err().to_string().contains("dimension 3"));
     // A cosine threshold above 1 could only ever return nothing: refused, saying why.
@@ -461,6 +479,7 @@ fn bad_input_is_refused_with_the_row_named_and_nothing_written() {
         k: None,
         threshold: Some(2.0),
         selection: Selection::default(),
+        scan: Default::default(),
     };
     let err = snap.search(&q).unwrap_err().to_string();
     assert!(err.contains("threshold 2") && err.contains("at most 1"), "{err}");
@@ -552,6 +571,7 @@ fn extreme_values_are_refused_or_handled_without_losing_rows() {
             k,
             threshold: t,
             selection: Selection::default(),
+            scan: Default::default(),
         })
         .unwrap()
         .hits
@@ -567,6 +587,7 @@ fn extreme_values_are_refused_or_handled_without_losing_rows() {
         k: Some(1),
         threshold: None,
         selection: Selection::default(),
+        scan: Default::default(),
     };
     assert!(snap
         .search(&q)

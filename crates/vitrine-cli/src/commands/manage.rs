@@ -155,9 +155,10 @@ pub fn delete(engine: &Engine, a: DeleteArgs) -> Result<()> {
 pub fn compact(engine: &Engine, name: &str) -> Result<()> {
     let r = engine.compact(name)?;
     say!(
-        "compacted {} partitions: {} deleted rows reclaimed, {} → {} bytes",
+        "compacted {} partitions: {} deleted rows reclaimed, {} segments upgraded to scan codes, {} → {} bytes",
         r.partitions,
         r.rows_reclaimed,
+        r.segments_upgraded,
         r.bytes_before,
         r.bytes_after
     );

@@ -1,0 +1,590 @@
+//! 8-bit scan codes with a proven error bound: read a quarter of the bytes, skip rows with proof.
+//!
+//! A row `x` of a segment with mean `μ` is stored (besides its f32 vector) as
+//!
+//! ```text
+//! x = μ + s·c + e        c ∈ [-127, 127]^d (kept as u = c + 128, one byte),  s > 0 per row
+//! ```
+//!
+//! with `R ≥ ‖s·c‖` and `E ≥ ‖e‖` computed in f64 from the codes actually stored and rounded up
+//! ([`encode_row`]). A query `q` is split into integer *planes* ([`QueryPlanes`]):
+//!
+//! ```text
+//! q = s₁·p₁ + s₂·p₂ + e_q     pⱼ ∈ [-64, 64]^d,  ‖e_q‖ known
+//! ```
+//!
+//! so that `q·x = q·μ + s·(s₁·p₁·c + s₂·p₂·c) + s·(e_q·c) + q·e`, where the integer dot
+//! products `pⱼ·c` are computed exactly ([`codes_block`]), and by Cauchy–Schwarz
+//!
+//! ```text
+//! |q·x − q·μ − s·(s₁·I₁ + s₂·I₂)|  ≤  ‖e_q‖·R + ‖q‖·E
+//! ```
+//!
+//! [`QueryPlanes::bound_terms`] adds a generous allowance for the f32 arithmetic of the estimate
+//! itself. The store keeps every row whose upper bound can still reach the answer and re-scores
+//! it from its f32 vector in f64; no row is skipped without proof.
+//!
+//! Planes are limited to ±64 so that AVX2's `vpmaddubsw` (u8 × i8, pairs summed into a
+//! *saturating* i16) can never saturate: 2 · 255 · 64 = 32 640 < 32 767. Every level therefore
+//! computes the same exact integers, and the tests compare them for equality.
+
+use crate::SimdLevel;
+
+/// Row stride of the codes, in bytes: the dimension rounded up to a multiple of this, so the
+/// SIMD loops need no tails (padding codes meet zero query lanes and add nothing).
+pub const CODE_ALIGN: usize = 64;
+
+/// The largest magnitude of a query plane value (see the module docs: no i16 saturation).
+pub const PLANE_MAX: i32 = 64;
+
+/// Bytes per row of codes for vectors of `dim` values.
+pub fn code_stride(dim: usize) -> usize {
+    dim.div_ceil(CODE_ALIGN) * CODE_ALIGN
+}
+
+/// Rounds a non-negative f64 up to an f32 that is at least as large.
+fn up(x: f64) -> f32 {
+    // The f64 sums themselves carry a relative error of at most d·2⁻⁵³; 1e-12 covers any d the
+    // store accepts (it caps dimensions far below 10⁴).
+    let x = x * (1.0 + 1e-12);
+    let f = x as f32;
+    if (f as f64) < x {
+        f.next_up()
+    } else {
+        f
+    }
+}
+
+/// What the scan needs besides a row's codes: its scale and the two norms of the bound.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RowCode {
+    /// `s`: the codes times this are the residual's estimate.
+    pub scale: f32,
+    /// `R ≥ ‖s·c‖`.
+    pub resid: f32,
+    /// `E ≥ ‖x − μ − s·c‖`.
+    pub err: f32,
+}
+
+/// The mean of `rows` (row-major, `dim` wide), accumulated in f64.
+pub fn mean(rows: &[f32], dim: usize) -> Vec<f32> {
+    let n = rows.len() / dim;
+    let mut acc = vec![0f64; dim];
+    for r in rows.chunks_exact(dim) {
+        for (a, &v) in acc.iter_mut().zip(r) {
+            *a += v as f64;
+        }
+    }
+    acc.iter().map(|a| (a / n.max(1) as f64) as f32).collect()
+}
+
+/// Encodes `x` as codes of its residual from `mean` into `out` (`code_stride(dim)` bytes).
+///
+/// The codes may be any choice; only `R` and `E`, computed from the stored codes, make the
+/// bound true. Rounding to nearest keeps `E` small.
+pub fn encode_row(x: &[f32], mean: &[f32], out: &mut [u8]) -> RowCode {
+    debug_assert_eq!(x.len(), mean.len());
+    let mut maxabs = 0f32;
+    for (&v, &m) in x.iter().zip(mean) {
+        maxabs = maxabs.max((v - m).abs());
+    }
+    out.fill(128);
+    let scale = maxabs / 127.0;
+    if !(scale > 0.0 && scale.is_finite()) {
+        // A row equal to the mean (or too small to scale): all codes zero, the residual is the error.
+        let err: f64 = x.iter().zip(mean).map(|(&v, &m)| (v as f64 - m as f64).powi(2)).sum();
+        return RowCode {
+            scale: 0.0,
+            resid: 0.0,
+            err: up(err.sqrt()),
+        };
+    }
+    let inv = 1.0 / scale;
+    let (mut e2, mut r2) = (0f64, 0f64);
+    for ((&v, &m), o) in x.iter().zip(mean).zip(out.iter_mut()) {
+        let c = ((v - m) * inv).round().clamp(-127.0, 127.0);
+        *o = (c as i32 + 128) as u8;
+        let sc = scale as f64 * c as f64;
+        let e = v as f64 - m as f64 - sc;
+        e2 += e * e;
+        r2 += sc * sc;
+    }
+    RowCode {
+        scale,
+        resid: up(r2.sqrt()),
+        err: up(e2.sqrt()),
+    }
+}
+
+/// A query (or a batch of them) as integer planes for [`codes_block`], with what the bound needs.
+#[derive(Debug, Clone)]
+pub struct QueryPlanes {
+    /// Planes per query (1 or 2).
+    pub planes: usize,
+    /// Row stride (as the codes').
+    pub stride: usize,
+    /// `nq × planes` rows of `stride` values in [-64, 64], query-major (query 0's planes first).
+    pub values: Vec<i8>,
+    /// The scale of each plane (`nq × planes`).
+    pub scales: Vec<f32>,
+    /// `128 · Σ` of each plane, to turn `Σ p·u` into `Σ p·c` (`nq × planes`).
+    pub offsets: Vec<i32>,
+    /// `‖e_q‖` of each query, rounded up.
+    pub err_norm: Vec<f64>,
+    /// `‖q‖` of each query, rounded up.
+    pub norm: Vec<f64>,
+}
+
+impl QueryPlanes {
+    /// Splits `queries` (`nq × dim`, row-major) into `planes` integer planes each (1 or 2).
+    /// Two planes leave an error about 128 times smaller than one, for twice the integer work.
+    pub fn new(queries: &[f32], dim: usize, planes: usize) -> QueryPlanes {
+        assert!((1..=2).contains(&planes), "1 or 2 planes");
+        let stride = code_stride(dim);
+        let nq = queries.len() / dim;
+        let mut out = QueryPlanes {
+            planes,
+            stride,
+            values: vec![0; nq * planes * stride],
+            scales: Vec::with_capacity(nq * planes),
+            offsets: Vec::with_capacity(nq * planes),
+            err_norm: Vec::with_capacity(nq),
+            norm: Vec::with_capacity(nq),
+        };
+        for (qi, q) in queries.chunks_exact(dim).enumerate() {
+            // The part of the query not yet represented, exactly (f64 holds f32 · small int sums).
+            let mut rest: Vec<f64> = q.iter().map(|&v| v as f64).collect();
+            out.norm.push(up(rest.iter().map(|v| v * v).sum::<f64>().sqrt()) as f64);
+            for p in 0..planes {
+                let maxabs = rest.iter().fold(0f64, |m, v| m.max(v.abs()));
+                let scale = (maxabs / PLANE_MAX as f64) as f32;
+                let vals = &mut out.values[(qi * planes + p) * stride..][..dim];
+                let mut sum = 0i32;
+                if scale > 0.0 && scale.is_finite() {
+                    let inv = 1.0 / scale as f64;
+                    for (r, o) in rest.iter_mut().zip(vals.iter_mut()) {
+                        let c = (*r * inv).round().clamp(-(PLANE_MAX as f64), PLANE_MAX as f64);
+                        *o = c as i8;
+                        sum += c as i32;
+                        *r -= scale as f64 * c;
+                    }
+                }
+                out.scales.push(if scale.is_finite() { scale } else { 0.0 });
+                out.offsets.push(128 * sum);
+            }
+            out.err_norm
+                .push(up(rest.iter().map(|v| v * v).sum::<f64>().sqrt()) as f64);
+        }
+        out
+    }
+
+    /// Queries in the batch.
+    pub fn queries(&self) -> usize {
+        self.norm.len()
+    }
+
+    /// The estimate of `q·x − q·μ` for query `qi` from the raw kernel outputs of its planes
+    /// (`raw[p]` = `Σ planeₚ · u`) and the row's scale.
+    #[inline]
+    pub fn estimate(&self, qi: usize, raw: &[i32], scale: f32) -> f32 {
+        let mut acc = 0f32;
+        for (p, &r) in raw.iter().enumerate().take(self.planes) {
+            let i = qi * self.planes + p;
+            acc += self.scales[i] * (r - self.offsets[i]) as f32;
+        }
+        scale * acc
+    }
+
+    /// `(a, b, c)` such that `a·R + b·E + c` (evaluated in f32) bounds the error of
+    /// `q·μ + estimate` against the exact `q·x`, for a row with norms `R`, `E`, given `|q·μ|`.
+    ///
+    /// `a` adds to `‖e_q‖` an allowance for the f32 arithmetic of the estimate (whose terms are
+    /// at most a few `‖q‖·R`); `c` covers rounding `q·μ` to f32. Both are hundreds of times the
+    /// worst case, and negligible next to the quantisation terms.
+    pub fn bound_terms(&self, qi: usize, q_dot_mean: f64) -> (f32, f32, f32) {
+        let u = f32::EPSILON as f64;
+        let n = self.norm[qi];
+        let a = self.err_norm[qi] + 64.0 * u * n;
+        let b = n * (1.0 + 8.0 * u);
+        let c = 16.0 * u * q_dot_mean.abs() + f32::MIN_POSITIVE as f64;
+        (up(a), up(b), up(c))
+    }
+}
+
+/// `out[p * nr + r] = Σᵢ planes[p][i] · codes[r][i]` (planes as i8, codes as u8), exactly, for
+/// `np` planes and `nr` rows of `stride` bytes (a multiple of [`CODE_ALIGN`]).
+///
+/// # Panics
+/// If a slice is shorter than its stated shape (a caller bug, never user input).
+pub fn codes_block(planes: &[i8], codes: &[u8], stride: usize, out: &mut [i32]) {
+    codes_block_at(crate::simd_level(), planes, codes, stride, out)
+}
+
+/// [`codes_block`] at an explicit SIMD level (scalar if the CPU lacks it).
+pub fn codes_block_at(level: SimdLevel, planes: &[i8], codes: &[u8], stride: usize, out: &mut [i32]) {
+    assert!(
+        stride > 0 && stride.is_multiple_of(CODE_ALIGN),
+        "stride must be a multiple of {CODE_ALIGN}"
+    );
+    let np = planes.len() / stride;
+    let nr = codes.len() / stride;
+    assert_eq!(planes.len(), np * stride, "planes are not a whole number of rows");
+    assert_eq!(codes.len(), nr * stride, "codes are not a whole number of rows");
+    assert!(out.len() >= np * nr, "output buffer too small");
+    debug_assert!(planes.iter().all(|&p| (p as i32).abs() <= PLANE_MAX));
+    match level {
+        #[cfg(target_arch = "x86_64")]
+        SimdLevel::Avx512 if crate::supported_codes_avx512() => {
+            // SAFETY: AVX-512F/BW are present (checked just above); shapes were checked.
+            unsafe { avx512::codes_block(planes, np, codes, nr, stride, out) }
+        }
+        #[cfg(target_arch = "x86_64")]
+        SimdLevel::Avx512 | SimdLevel::Avx2Fma if crate::supported(SimdLevel::Avx2Fma) => {
+            // SAFETY: AVX2 is present (checked just above); shapes were checked.
+            unsafe { avx2::codes_block(planes, np, codes, nr, stride, out) }
+        }
+        _ => scalar_codes_block(planes, codes, stride, out),
+    }
+}
+
+/// The reference: plain integer arithmetic.
+pub fn scalar_codes_block(planes: &[i8], codes: &[u8], stride: usize, out: &mut [i32]) {
+    let nr = codes.len() / stride;
+    for (pi, p) in planes.chunks_exact(stride).enumerate() {
+        for (ri, c) in codes.chunks_exact(stride).enumerate() {
+            out[pi * nr + ri] = p.iter().zip(c).map(|(&a, &b)| a as i32 * b as i32).sum();
+        }
+    }
+}
+
+// Index loops over the tile keep the register layout explicit; iterator forms obscure it.
+#[allow(clippy::needless_range_loop)]
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    /// # Safety
+    /// The CPU must support AVX2; `p` holds `np·stride` bytes, `c` `nr·stride`, `out` `np·nr`;
+    /// `stride` is a multiple of 32; plane values are within ±64.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn codes_block(p: &[i8], np: usize, c: &[u8], nr: usize, stride: usize, out: &mut [i32]) {
+        let (pp, cp, op) = (p.as_ptr(), c.as_ptr(), out.as_mut_ptr());
+        let mut r = 0;
+        while r + 4 <= nr {
+            let mut pi = 0;
+            while pi + 2 <= np {
+                tile::<2, 4>(pp, pi, cp, r, stride, nr, op);
+                pi += 2;
+            }
+            while pi < np {
+                tile::<1, 4>(pp, pi, cp, r, stride, nr, op);
+                pi += 1;
+            }
+            r += 4;
+        }
+        while r < nr {
+            for pi in 0..np {
+                tile::<1, 1>(pp, pi, cp, r, stride, nr, op);
+            }
+            r += 1;
+        }
+    }
+
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn hsum(v: __m256i) -> i32 {
+        let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+        let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b01_00_11_10));
+        let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b10_11_00_01));
+        _mm_cvtsi128_si32(s)
+    }
+
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn tile<const P: usize, const R: usize>(
+        pp: *const i8,
+        p0: usize,
+        cp: *const u8,
+        r0: usize,
+        stride: usize,
+        nr: usize,
+        op: *mut i32,
+    ) {
+        let ones = _mm256_set1_epi16(1);
+        let mut acc = [[_mm256_setzero_si256(); R]; P];
+        let mut cv = [_mm256_setzero_si256(); R];
+        let mut i = 0;
+        while i < stride {
+            for r in 0..R {
+                cv[r] = _mm256_loadu_si256(cp.add((r0 + r) * stride + i).cast());
+            }
+            for (p, row) in acc.iter_mut().enumerate() {
+                let pv = _mm256_loadu_si256(pp.add((p0 + p) * stride + i).cast());
+                for r in 0..R {
+                    // u8 × i8 → adjacent pairs summed to i16 (never saturates, see the module),
+                    // then pairs of i16 summed to i32.
+                    let pairs = _mm256_maddubs_epi16(cv[r], pv);
+                    row[r] = _mm256_add_epi32(row[r], _mm256_madd_epi16(pairs, ones));
+                }
+            }
+            i += 32;
+        }
+        for (p, row) in acc.iter().enumerate() {
+            for (r, a) in row.iter().enumerate() {
+                *op.add((p0 + p) * nr + r0 + r) = hsum(*a);
+            }
+        }
+    }
+}
+
+#[allow(clippy::needless_range_loop)]
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    /// # Safety
+    /// The CPU must support AVX-512F and BW (and VNNI when `vnni`); shapes as in the AVX2 version;
+    /// `stride` is a multiple of 64.
+    #[target_feature(enable = "avx512f,avx512bw")]
+    pub(super) unsafe fn codes_block(p: &[i8], np: usize, c: &[u8], nr: usize, stride: usize, out: &mut [i32]) {
+        if crate::supported_vnni() {
+            return vnni::codes_block(p, np, c, nr, stride, out);
+        }
+        let (pp, cp, op) = (p.as_ptr(), c.as_ptr(), out.as_mut_ptr());
+        let mut r = 0;
+        while r < nr {
+            let rr = (nr - r).min(4);
+            let mut pi = 0;
+            while pi < np {
+                let pn = (np - pi).min(4);
+                match (pn, rr) {
+                    (4, 4) => tile::<4, 4>(pp, pi, cp, r, stride, nr, op),
+                    (_, 4) => tile::<1, 4>(pp, pi, cp, r, stride, nr, op),
+                    (4, _) => tile::<4, 1>(pp, pi, cp, r, stride, nr, op),
+                    _ => tile::<1, 1>(pp, pi, cp, r, stride, nr, op),
+                }
+                pi += if pn == 4 { 4 } else { 1 };
+            }
+            r += if rr == 4 { 4 } else { 1 };
+        }
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw")]
+    #[inline]
+    unsafe fn tile<const P: usize, const R: usize>(
+        pp: *const i8,
+        p0: usize,
+        cp: *const u8,
+        r0: usize,
+        stride: usize,
+        nr: usize,
+        op: *mut i32,
+    ) {
+        let ones = _mm512_set1_epi16(1);
+        let mut acc = [[_mm512_setzero_si512(); R]; P];
+        let mut cv = [_mm512_setzero_si512(); R];
+        let mut i = 0;
+        while i < stride {
+            for r in 0..R {
+                cv[r] = _mm512_loadu_si512(cp.add((r0 + r) * stride + i).cast());
+            }
+            for (p, row) in acc.iter_mut().enumerate() {
+                let pv = _mm512_loadu_si512(pp.add((p0 + p) * stride + i).cast());
+                for r in 0..R {
+                    let pairs = _mm512_maddubs_epi16(cv[r], pv);
+                    row[r] = _mm512_add_epi32(row[r], _mm512_madd_epi16(pairs, ones));
+                }
+            }
+            i += 64;
+        }
+        for (p, row) in acc.iter().enumerate() {
+            for (r, a) in row.iter().enumerate() {
+                *op.add((p0 + p) * nr + r0 + r) = _mm512_reduce_add_epi32(*a);
+            }
+        }
+    }
+
+    mod vnni {
+        use std::arch::x86_64::*;
+
+        /// # Safety
+        /// As the caller's, plus AVX-512 VNNI.
+        #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+        pub(super) unsafe fn codes_block(p: &[i8], np: usize, c: &[u8], nr: usize, stride: usize, out: &mut [i32]) {
+            let (pp, cp, op) = (p.as_ptr(), c.as_ptr(), out.as_mut_ptr());
+            let mut r = 0;
+            while r < nr {
+                let rr = (nr - r).min(4);
+                let mut pi = 0;
+                while pi < np {
+                    let pn = (np - pi).min(4);
+                    match (pn, rr) {
+                        (4, 4) => tile::<4, 4>(pp, pi, cp, r, stride, nr, op),
+                        (_, 4) => tile::<1, 4>(pp, pi, cp, r, stride, nr, op),
+                        (4, _) => tile::<4, 1>(pp, pi, cp, r, stride, nr, op),
+                        _ => tile::<1, 1>(pp, pi, cp, r, stride, nr, op),
+                    }
+                    pi += if pn == 4 { 4 } else { 1 };
+                }
+                r += if rr == 4 { 4 } else { 1 };
+            }
+        }
+
+        #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+        #[inline]
+        unsafe fn tile<const P: usize, const R: usize>(
+            pp: *const i8,
+            p0: usize,
+            cp: *const u8,
+            r0: usize,
+            stride: usize,
+            nr: usize,
+            op: *mut i32,
+        ) {
+            let mut acc = [[_mm512_setzero_si512(); R]; P];
+            let mut cv = [_mm512_setzero_si512(); R];
+            let mut i = 0;
+            while i < stride {
+                for r in 0..R {
+                    cv[r] = _mm512_loadu_si512(cp.add((r0 + r) * stride + i).cast());
+                }
+                for (p, row) in acc.iter_mut().enumerate() {
+                    let pv = _mm512_loadu_si512(pp.add((p0 + p) * stride + i).cast());
+                    for r in 0..R {
+                        // u8 × i8, four products summed into each i32 lane, exactly.
+                        row[r] = _mm512_dpbusd_epi32(row[r], cv[r], pv);
+                    }
+                }
+                i += 64;
+            }
+            for (p, row) in acc.iter().enumerate() {
+                for (r, a) in row.iter().enumerate() {
+                    *op.add((p0 + p) * nr + r0 + r) = _mm512_reduce_add_epi32(*a);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{dot_f64, supported};
+    use rand::{Rng, SeedableRng};
+
+    #[test]
+    fn every_level_computes_the_same_integers_as_scalar() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        let levels: Vec<SimdLevel> = [SimdLevel::Avx512, SimdLevel::Avx2Fma]
+            .into_iter()
+            .filter(|l| supported(*l))
+            .collect();
+        eprintln!(
+            "code kernels tested: {} (avx512 bw: {}, vnni: {}); scalar is the reference",
+            levels.iter().map(|l| l.name()).collect::<Vec<_>>().join(", "),
+            crate::supported_codes_avx512(),
+            crate::supported_vnni()
+        );
+        for &stride in &[64usize, 128, 576] {
+            for &(np, nr) in &[(1usize, 1usize), (1, 7), (2, 5), (3, 9), (4, 4), (5, 13), (64, 37)] {
+                // Extremes included: codes 0 and 255, planes ±64.
+                let planes: Vec<i8> = (0..np * stride)
+                    .map(|i| {
+                        if i % 17 == 0 {
+                            64
+                        } else if i % 19 == 0 {
+                            -64
+                        } else {
+                            rng.random_range(-64..=64)
+                        }
+                    })
+                    .collect();
+                let codes: Vec<u8> = (0..nr * stride)
+                    .map(|i| {
+                        if i % 13 == 0 {
+                            255
+                        } else if i % 23 == 0 {
+                            0
+                        } else {
+                            rng.random()
+                        }
+                    })
+                    .collect();
+                let mut want = vec![0i32; np * nr];
+                scalar_codes_block(&planes, &codes, stride, &mut want);
+                for &level in &levels {
+                    let mut got = vec![i32::MIN; np * nr];
+                    codes_block_at(level, &planes, &codes, stride, &mut got);
+                    assert_eq!(got, want, "{level:?} stride={stride} np={np} nr={nr}");
+                }
+            }
+        }
+        // The worst case for saturation: every pair at 255 · 64.
+        let planes = vec![64i8; 64];
+        let codes = vec![255u8; 64];
+        for &level in &levels {
+            let mut got = [0i32];
+            codes_block_at(level, &planes, &codes, 64, &mut got);
+            assert_eq!(got[0], 64 * 255 * 64, "{level:?}");
+        }
+    }
+
+    /// The bound holds on random rows and queries of varied shapes, scales and offsets.
+    #[test]
+    fn the_estimate_is_always_within_the_bound() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+        for trial in 0..200 {
+            let dim = [1usize, 3, 17, 64, 100, 512, 768][trial % 7];
+            let n = 1 + trial % 23;
+            let shift: f32 = [0.0, 0.5, -3.0, 100.0][trial % 4];
+            let spread: f32 = [1.0, 1e-3, 50.0, 1e-20][trial % 4];
+            let rows: Vec<f32> = (0..n * dim)
+                .map(|i| {
+                    let mut v = shift + spread * rng.random_range(-1.0f32..1.0);
+                    if i % 97 == 3 {
+                        v *= 1000.0; // a few huge coordinates
+                    }
+                    v
+                })
+                .collect();
+            let mu = mean(&rows, dim);
+            let stride = code_stride(dim);
+            let mut codes = vec![0u8; n * stride];
+            let meta: Vec<RowCode> = rows
+                .chunks_exact(dim)
+                .zip(codes.chunks_exact_mut(stride))
+                .map(|(x, c)| encode_row(x, &mu, c))
+                .collect();
+            let queries: Vec<f32> = (0..3 * dim).map(|_| rng.random_range(-2.0f32..2.0)).collect();
+            for planes in 1..=2 {
+                let qp = QueryPlanes::new(&queries, dim, planes);
+                let mut raw = vec![0i32; 3 * planes * n];
+                codes_block(&qp.values, &codes, stride, &mut raw);
+                for qi in 0..3 {
+                    let q = &queries[qi * dim..][..dim];
+                    let qmu = dot_f64(q, &mu);
+                    let (a, b, c) = qp.bound_terms(qi, qmu);
+                    for (r, (x, m)) in rows.chunks_exact(dim).zip(&meta).enumerate() {
+                        let per: Vec<i32> = (0..planes).map(|p| raw[(qi * planes + p) * n + r]).collect();
+                        let est = qmu as f32 + qp.estimate(qi, &per, m.scale);
+                        let bound = a * m.resid + b * m.err + c;
+                        let exact = dot_f64(q, x);
+                        assert!(
+                            (est as f64 - exact).abs() <= bound as f64,
+                            "trial {trial} dim {dim} planes {planes}: est {est} exact {exact} bound {bound}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn two_planes_bound_far_tighter_than_one() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+        let q: Vec<f32> = (0..512).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+        let one = QueryPlanes::new(&q, 512, 1).err_norm[0];
+        let two = QueryPlanes::new(&q, 512, 2).err_norm[0];
+        assert!(two * 50.0 < one, "one plane {one}, two {two}");
+    }
+}
