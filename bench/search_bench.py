@@ -480,10 +480,10 @@ class Vitrine:
         self.res = res
         self.res.setdefault("errors", {})
 
-    def run(self, step: str, argv: list[str], parse_json: bool = True):
+    def run(self, step: str, argv: list[str], parse_json: bool = True, env: dict | None = None):
         cmd = [self.binary, *argv]
         log(f"vitrine {step}: {' '.join(cmd)}")
-        r = run_cmd(cmd)
+        r = run_cmd(cmd, env=None if env is None else {**os.environ, **env})
         if r["rc"] != 0:
             self.res["errors"][step] = f"rc={r['rc']}: {r['stdout'][-500:]}"
             log(f"vitrine {step}: FAILED rc={r['rc']}")
@@ -542,20 +542,25 @@ def bench_vitrine(args, n: int, d: int, paths: dict, queries, faiss_ids) -> dict
     if r:
         res["open"] = r["json"]
 
-    def search(step, st, batch, repeat, extra=()):
+    def search(step, st, batch, repeat, extra=(), env=None):
         r = v.run(
             step,
             ["--store", str(st), "bench", "search", "--collection", "bench",
              "--queries", str(paths["queries"]), "-k", k,
              "--batch", str(batch), "--repeat", str(repeat), *extra],
+            env=env,
         )  # fmt: skip
         if r:
             out = dict(r["json"])
             out["peak_rss_mib"] = r["peak_rss_mib"]
             res[step] = out
 
-    search("search_single", store, 1, args.repeat_single)
+    # The 8-bit scan (the default) and the f32 scan, alternating, on the same store.
+    for _ in range(2):
+        search("search_single", store, 1, args.repeat_single)
+        search("search_single_f32", store, 1, args.repeat_single, env={"VITRINE_SCAN": "float"})
     search("search_batch", store, N_QUERIES, args.repeat_batch)
+    search("search_batch_f32", store, N_QUERIES, args.repeat_batch, env={"VITRINE_SCAN": "float"})
     search("prune_full", store365, 1, args.repeat_single)
     search("prune_5d", store365, 1, args.repeat_single, ("--from", PRUNE_FROM, "--to", PRUNE_TO))
     full, part = res.get("prune_full"), res.get("prune_5d")
@@ -674,7 +679,9 @@ def report(results: dict) -> str:
 
     rows = []
     if vit:
-        rows.append(("vitrine", "default threads", v_single, v_batch))
+        rows.append(("vitrine", "8-bit codes, then exact f64 re-rank (default)", v_single, v_batch))
+        fs, fb = vit.get("search_single_f32") or {}, vit.get("search_batch_f32") or {}
+        rows.append(("vitrine", "f32 scan, then exact f64 re-rank (VITRINE_SCAN=float)", fs.get("median_ms"), fb.get("median_ms")))
     if npy:
         rows.append((f"numpy {npy['numpy_version']}", f"X@q + argpartition, OpenBLAS {results['threads']} thr", npy["single_ms"], npy["batch_ms"]))  # fmt: skip
     if fai:
@@ -713,7 +720,15 @@ def report(results: dict) -> str:
         )
         g = scan_gbps(n, d, v_single)
         pct = f"{100 * g / all_bw:.0f}%" if g and all_bw else "—"
-        lines.append(f"- vitrine single-query scan: {fmt(g, '.1f')} GB/s = {pct} of all-core bandwidth")
+        lines.append(f"- vitrine single-query scan: {fmt(g, '.1f')} GB/s of f32 equivalent = {pct} of all-core bandwidth")
+        for key, label in (("search_single", "single"), ("search_batch", f"batch of {nq}")):
+            st = vit.get(key) or {}
+            if "rows_by_code" in st:
+                lines.append(
+                    f"- vitrine 8-bit scan, {label}: {st['rows_by_code']:,} rows read by code, "
+                    f"{st['bytes_scanned'] / 1e6:,.0f} MB read, {st['candidates_reranked_per_query']:,.1f} rows re-ranked "
+                    f"in f64 per query, {st['code_fallbacks']} fallbacks to f32"
+                )
         for key, label in (("import", "import"), ("import365", "import with metadata (365 days)")):
             im = vit.get(key)
             if im:

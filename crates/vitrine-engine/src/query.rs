@@ -571,6 +571,7 @@ impl Engine {
             stats.bytes_scanned += s.bytes_scanned;
             stats.candidates_reranked += s.candidates_reranked;
             stats.rows_by_code += s.rows_by_code;
+            stats.code_survivors += s.code_survivors;
             stats.code_fallbacks += s.code_fallbacks;
             let mut all: Vec<Hit> = out.hits.into_iter().flatten().collect();
             all.sort_by(|a, b| better(higher, a, b));

@@ -211,6 +211,159 @@ impl QueryPlanes {
     }
 }
 
+/// How a search turns a dot product into its "higher is better" key.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum KeyKind {
+    /// The dot product itself (inner product).
+    Dot,
+    /// The dot product divided by the row's norm (the query is a unit vector).
+    Cosine,
+    /// `2·dot − ‖x‖² − ‖q‖²`, minus the squared distance; carries `‖q‖²`.
+    NegL2(f32),
+}
+
+/// What one (segment, query) pair contributes to every row's bound.
+#[derive(Debug, Clone, Copy)]
+pub struct QueryTerms {
+    /// `q·μ` (rounded to f32; `c` covers the rounding).
+    pub qmu: f32,
+    /// The bound is `a·R + b·E + c` ([`QueryPlanes::bound_terms`]).
+    pub a: f32,
+    /// See `a`.
+    pub b: f32,
+    /// See `a`.
+    pub c: f32,
+    /// Plane scales and offsets (`s2 = 0` with one plane).
+    pub s1: f32,
+    /// See `s1`.
+    pub o1: i32,
+    /// See `s1`.
+    pub s2: f32,
+    /// See `s1`.
+    pub o2: i32,
+}
+
+impl QueryPlanes {
+    /// The [`QueryTerms`] of query `qi` against a segment whose mean is `mean`.
+    pub fn terms(&self, qi: usize, query: &[f32], mean: &[f32]) -> QueryTerms {
+        let qmu = crate::dot_f64(query, mean);
+        let (a, b, c) = self.bound_terms(qi, qmu);
+        let i = qi * self.planes;
+        let two = self.planes > 1;
+        QueryTerms {
+            qmu: qmu as f32,
+            a,
+            b,
+            c,
+            s1: self.scales[i],
+            o1: self.offsets[i],
+            s2: if two { self.scales[i + 1] } else { 0.0 },
+            o2: if two { self.offsets[i + 1] } else { 0 },
+        }
+    }
+}
+
+/// A block of rows' per-row numbers, all the same length.
+#[derive(Debug, Clone, Copy)]
+pub struct RowBlock<'a> {
+    /// Scales `s`.
+    pub scale: &'a [f32],
+    /// `R`.
+    pub resid: &'a [f32],
+    /// `E`.
+    pub err: &'a [f32],
+    /// The rows' f32 norms.
+    pub norms: &'a [f32],
+}
+
+/// The interval `(upper, lower)` that holds row `j`'s exact key, from the raw kernel outputs
+/// of the query's planes (`r2` is ignored with one plane).
+#[inline(always)]
+pub fn key_interval(kind: KeyKind, t: &QueryTerms, r1: i32, r2: i32, rows: &RowBlock<'_>, j: usize) -> (f32, f32) {
+    let est = t.qmu + rows.scale[j] * (t.s1 * (r1 - t.o1) as f32 + t.s2 * (r2 - t.o2) as f32);
+    let bound = t.a * rows.resid[j] + t.b * rows.err[j] + t.c;
+    match kind {
+        KeyKind::Dot => (est + bound, est - bound),
+        KeyKind::Cosine => {
+            // The unit query and the stored norm are f32-rounded: a few units of rounding
+            // relative to (|est| + bound)/‖x‖; 1e-6 times that is over ten times the worst case.
+            let inv = 1.0 / rows.norms[j];
+            let slack = 1e-6 * (1.0 + (est.abs() + bound) * inv);
+            ((est + bound) * inv + slack, (est - bound) * inv - slack)
+        }
+        KeyKind::NegL2(qn2) => {
+            let n2 = rows.norms[j] * rows.norms[j];
+            let slack = 16.0 * f32::EPSILON * (n2 + qn2 + 2.0 * (est.abs() + bound)) + f32::MIN_POSITIVE;
+            (
+                2.0 * (est + bound) - n2 - qn2 + slack,
+                2.0 * (est - bound) - n2 - qn2 - slack,
+            )
+        }
+    }
+}
+
+/// `hi[j]` = the upper end of [`key_interval`] for every row of the block. It runs for every
+/// (row, query) pair, so it is compiled for AVX2 where the CPU has it (the same IEEE operations
+/// lane by lane, so the values equal the scalar ones bit for bit).
+pub fn upper_bounds(
+    kind: KeyKind,
+    t: &QueryTerms,
+    raw1: &[i32],
+    raw2: Option<&[i32]>,
+    rows: &RowBlock<'_>,
+    hi: &mut [f32],
+) {
+    let n = hi.len();
+    assert!(raw1.len() >= n && raw2.is_none_or(|r| r.len() >= n));
+    assert!(rows.scale.len() >= n && rows.resid.len() >= n && rows.err.len() >= n && rows.norms.len() >= n);
+    #[cfg(target_arch = "x86_64")]
+    if crate::supported(SimdLevel::Avx2Fma) && crate::simd_level() != SimdLevel::Scalar {
+        // SAFETY: AVX2 is present (checked just above); lengths were checked.
+        return unsafe { upper_bounds_avx2(kind, t, raw1, raw2, rows, hi) };
+    }
+    upper_bounds_generic(kind, t, raw1, raw2, rows, hi)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn upper_bounds_avx2(
+    kind: KeyKind,
+    t: &QueryTerms,
+    raw1: &[i32],
+    raw2: Option<&[i32]>,
+    rows: &RowBlock<'_>,
+    hi: &mut [f32],
+) {
+    upper_bounds_generic(kind, t, raw1, raw2, rows, hi)
+}
+
+#[inline(always)]
+fn upper_bounds_generic(
+    kind: KeyKind,
+    t: &QueryTerms,
+    raw1: &[i32],
+    raw2: Option<&[i32]>,
+    rows: &RowBlock<'_>,
+    hi: &mut [f32],
+) {
+    // One loop per case, so each is branch-free and vectorises.
+    macro_rules! each {
+        ($kind:expr, $r2:expr) => {
+            for j in 0..hi.len() {
+                hi[j] = key_interval($kind, t, raw1[j], $r2(j), rows, j).0;
+            }
+        };
+    }
+    match (kind, raw2) {
+        (KeyKind::Dot, None) => each!(KeyKind::Dot, |_| t.o2),
+        (KeyKind::Dot, Some(r2)) => each!(KeyKind::Dot, |j: usize| r2[j]),
+        (KeyKind::Cosine, None) => each!(KeyKind::Cosine, |_| t.o2),
+        (KeyKind::Cosine, Some(r2)) => each!(KeyKind::Cosine, |j: usize| r2[j]),
+        (KeyKind::NegL2(q), None) => each!(KeyKind::NegL2(q), |_| t.o2),
+        (KeyKind::NegL2(q), Some(r2)) => each!(KeyKind::NegL2(q), |j: usize| r2[j]),
+    }
+}
+
 /// `out[p * nr + r] = Σᵢ planes[p][i] · codes[r][i]` (planes as i8, codes as u8), exactly, for
 /// `np` planes and `nr` rows of `stride` bytes (a multiple of [`CODE_ALIGN`]).
 ///

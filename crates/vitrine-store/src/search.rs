@@ -24,7 +24,7 @@ use crate::selection::Selection;
 use crate::Day;
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use vitrine_kernels::codes::QueryPlanes;
+use vitrine_kernels::codes::{key_interval, upper_bounds, KeyKind, QueryPlanes, QueryTerms, RowBlock};
 use vitrine_kernels::{dot_error_bound, Collector};
 
 /// How a search reads vectors. Either way the answer is the same; only the bytes read differ.
@@ -97,6 +97,9 @@ pub struct SearchStats {
     /// Rows read through their 8-bit scan codes rather than as f32 (deleted and filtered rows
     /// included: they are read, then masked).
     pub rows_by_code: u64,
+    /// Rows whose code interval could still reach the answer, so they were re-scored from their
+    /// f32 vectors (all queries; the f64 re-rank then takes those f32 cannot rule out).
+    pub code_survivors: u64,
     /// Chunks of rows whose codes stopped pruning, so they (and the rest of their segment)
     /// were read as f32 instead.
     pub code_fallbacks: u64,
@@ -239,7 +242,7 @@ pub(crate) fn search(
     // bound needs.
     let use_codes = req.scan == ScanMode::Codes && selected.iter().any(|s| s.seg.codes().is_some());
     let planes = use_codes.then(|| QueryPlanes::new(&kq, dim, if nq <= 16 { 2 } else { 1 }));
-    let per_seg: Vec<Vec<CodeTerms>> = match &planes {
+    let per_seg: Vec<Vec<QueryTerms>> = match &planes {
         None => Vec::new(),
         Some(qp) => selected
             .iter()
@@ -248,16 +251,7 @@ pub(crate) fn search(
                 Some(c) => kq
                     .chunks_exact(dim)
                     .enumerate()
-                    .map(|(q, query)| {
-                        let qmu = vitrine_kernels::dot_f64(query, c.mean);
-                        let (a, b, c) = qp.bound_terms(q, qmu);
-                        CodeTerms {
-                            qmu: qmu as f32,
-                            a,
-                            b,
-                            c,
-                        }
-                    })
+                    .map(|(q, query)| qp.terms(q, query, c.mean))
                     .collect(),
             })
             .collect(),
@@ -277,6 +271,14 @@ pub(crate) fn search(
         .collect();
     let qn2: Vec<f32> = qnorm.iter().map(|n| (n * n) as f32).collect();
     let eps32: Vec<f32> = eps.iter().map(|e| *e as f32).collect();
+    let kinds: Vec<KeyKind> = qn2
+        .iter()
+        .map(|&q2| match metric {
+            Metric::Ip => KeyKind::Dot,
+            Metric::Cosine => KeyKind::Cosine,
+            Metric::L2 => KeyKind::NegL2(q2),
+        })
+        .collect();
     let collectors = tasks
         .par_iter()
         .fold(new_collectors, |mut cols, &(si, a, b)| {
@@ -285,21 +287,22 @@ pub(crate) fn search(
             let codes = s.seg.codes().filter(|_| !fell_back[si].load(Ordering::Relaxed));
             if let (Some(c), Some(qp)) = (codes, &planes) {
                 let scan = CodeScan {
-                    metric,
+                    kinds: &kinds,
                     qp,
                     terms: &per_seg[si],
                     codes: c,
                     norms: s.seg.norms(),
-                    qn2: &qn2,
                     mask,
                     seg: si as u32,
                 };
-                let pushed = scan.run(&mut cols, a, b);
+                let late = scan.run(&mut cols, a, b);
                 by_code.fetch_add((b - a) as u64, Ordering::Relaxed);
-                // Pruning failed (nearly every row's interval reaches the answer): f32 intervals
-                // are ~1000× narrower, so read the rest of this segment as f32. What this chunk
-                // pushed stays: its intervals are true, only wide.
-                if pushed as usize > ((b - a) * nq / 8).max(8 * nq * k.unwrap_or(0)) {
+                // Pruning failed (an eighth of the rows' intervals still reach the answer once
+                // the floor has settled, in the chunk's second half): f32 intervals are ~1000×
+                // narrower, so read the rest of this segment as f32. What this chunk pushed
+                // stays: its intervals are true, only wide.
+                let half = (b - a) / 2;
+                if half >= BLOCK_ROWS && late as usize > (half * nq / 8).max(8 * nq * k.unwrap_or(0)) {
                     fallbacks.fetch_add(1, Ordering::Relaxed);
                     fell_back[si].store(true, Ordering::Relaxed);
                 }
@@ -344,37 +347,60 @@ pub(crate) fn search(
     let code_bytes = planes.as_ref().map_or(0, |p| p.stride as u64 + 12);
     stats.bytes_scanned = stats.rows_by_code * code_bytes + float_rows.into_inner() * (dim as u64 * 4);
 
-    // 4. Re-rank exactly.
-    let mut hits = Vec::with_capacity(nq);
-    for (q, col) in collectors.into_iter().enumerate() {
-        let query = &req.queries[q * dim..(q + 1) * dim];
-        let cands = col.into_candidates();
-        stats.candidates_reranked += cands.len() as u64;
-        let mut scored: Vec<(f64, &str, usize, usize)> = cands
-            .iter()
-            .map(|c| {
-                let seg = selected[c.seg as usize].seg;
-                let x = seg.vector(c.row as usize);
-                let key = match metric {
-                    Metric::Cosine => vitrine_kernels::dot_f64(query, x) / (qnorm[q] * vitrine_kernels::norm_f64(x)),
-                    Metric::Ip => vitrine_kernels::dot_f64(query, x),
-                    Metric::L2 => -vitrine_kernels::l2sq_f64(query, x),
-                };
-                (key, seg.id(c.row as usize), c.seg as usize, c.row as usize)
-            })
-            .filter(|(key, ..)| match (req.threshold, metric) {
-                (None, _) => true,
-                // Compare the reported distance itself, so a row at exactly `t` is included.
-                (Some(t), Metric::L2) => (-key).sqrt() <= t,
-                (Some(t), _) => *key >= t,
-            })
-            .collect();
-        scored.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(b.1)));
-        if let Some(k) = k {
-            scored.truncate(k);
-        }
-        hits.push(
-            scored
+    // 4. Re-rank exactly, each query on its own thread. Rows that came through the codes carry
+    // intervals about a thousand times wider than f32's: re-score them from their f32 vectors
+    // first (± the kernels' rounding bound), so that only rows f32 cannot rule out reach f64.
+    let ranked: Vec<(Vec<Hit>, u64, u64)> = collectors
+        .into_par_iter()
+        .enumerate()
+        .map(|(q, col)| {
+            let query = &req.queries[q * dim..(q + 1) * dim];
+            let mut cands = col.into_candidates();
+            let survivors = cands.len() as u64;
+            if use_codes {
+                let mut refine = new_collectors().swap_remove(q);
+                let e = eps32[q];
+                for c in &cands {
+                    let seg = selected[c.seg as usize].seg;
+                    let r = c.row as usize;
+                    let s32 = vitrine_kernels::dot(&kq[q * dim..(q + 1) * dim], seg.vector(r));
+                    let n = seg.norms()[r];
+                    let key = match metric {
+                        Metric::Cosine => s32 / n,
+                        Metric::Ip => s32,
+                        Metric::L2 => 2.0 * s32 - n * n - qn2[q],
+                    };
+                    refine.push(key + e, key - e, c.seg, c.row);
+                }
+                cands = refine.into_candidates();
+            }
+            let reranked = cands.len() as u64;
+            let mut scored: Vec<(f64, &str, usize, usize)> = cands
+                .iter()
+                .map(|c| {
+                    let seg = selected[c.seg as usize].seg;
+                    let x = seg.vector(c.row as usize);
+                    let key = match metric {
+                        Metric::Cosine => {
+                            vitrine_kernels::dot_f64(query, x) / (qnorm[q] * vitrine_kernels::norm_f64(x))
+                        }
+                        Metric::Ip => vitrine_kernels::dot_f64(query, x),
+                        Metric::L2 => -vitrine_kernels::l2sq_f64(query, x),
+                    };
+                    (key, seg.id(c.row as usize), c.seg as usize, c.row as usize)
+                })
+                .filter(|(key, ..)| match (req.threshold, metric) {
+                    (None, _) => true,
+                    // Compare the reported distance itself, so a row at exactly `t` is included.
+                    (Some(t), Metric::L2) => (-key).sqrt() <= t,
+                    (Some(t), _) => *key >= t,
+                })
+                .collect();
+            scored.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(b.1)));
+            if let Some(k) = k {
+                scored.truncate(k);
+            }
+            let hits = scored
                 .into_iter()
                 .enumerate()
                 .map(|(i, (key, id, si, r))| {
@@ -391,51 +417,42 @@ pub(crate) fn search(
                         location: (s.id, r as u32),
                     }
                 })
-                .collect(),
-        );
+                .collect();
+            (hits, survivors, reranked)
+        })
+        .collect();
+    let mut hits = Vec::with_capacity(nq);
+    for (h, survivors, reranked) in ranked {
+        hits.push(h);
+        if use_codes {
+            stats.code_survivors += survivors;
+        }
+        stats.candidates_reranked += reranked;
     }
     Ok(SearchResults { hits, stats })
 }
 
-/// What one (segment, query) pair needs for the 8-bit bound: `q·μ` and the `a·R + b·E + c` terms.
-struct CodeTerms {
-    qmu: f32,
-    a: f32,
-    b: f32,
-    c: f32,
-}
-
 /// One chunk of one segment read through its codes.
 struct CodeScan<'a> {
-    metric: Metric,
+    kinds: &'a [KeyKind],
     qp: &'a QueryPlanes,
-    terms: &'a [CodeTerms],
+    terms: &'a [QueryTerms],
     codes: crate::segment::SegmentCodes<'a>,
     norms: &'a [f32],
-    qn2: &'a [f32],
     mask: Option<&'a Bitmap>,
     seg: u32,
 }
 
 impl CodeScan<'_> {
     /// Pushes every row of `a..b` whose upper bound reaches its collector's floor; returns how
-    /// many pushes that took (all queries).
+    /// many pushes the second half of the range took (all queries): by then the floors have
+    /// settled, so that is the pass rate the bound achieves.
     fn run(&self, cols: &mut [Collector], a: usize, b: usize) -> u64 {
         let qp = self.qp;
         let (np, stride) = (qp.planes, self.codes.stride);
         let nqp = cols.len() * np;
         let mut raw = vec![0i32; nqp * BLOCK_ROWS];
         let mut hi = vec![0f32; BLOCK_ROWS];
-        let lo_of = |q: usize, r: usize, raw: &[i32], nb: usize, j: usize| -> (f32, f32) {
-            let t = &self.terms[q];
-            let per = [
-                raw[(q * np) * nb + j],
-                if np > 1 { raw[(q * np + 1) * nb + j] } else { 0 },
-            ];
-            let est = t.qmu + qp.estimate(q, &per[..np], self.codes.scale[r]);
-            let bound = t.a * self.codes.resid[r] + t.b * self.codes.err[r] + t.c;
-            self.interval(q, r, est, bound)
-        };
         let mut pushed = 0u64;
         let mut r0 = a;
         while r0 < b {
@@ -447,15 +464,24 @@ impl CodeScan<'_> {
                 stride,
                 &mut raw[..nqp * nb],
             );
+            let rows = RowBlock {
+                scale: &self.codes.scale[r0..r1],
+                resid: &self.codes.resid[r0..r1],
+                err: &self.codes.err[r0..r1],
+                norms: &self.norms[r0..r1],
+            };
             for (q, col) in cols.iter_mut().enumerate() {
-                self.upper_bounds(q, r0, nb, &raw[..nqp * nb], &mut hi[..nb]);
+                let raw1 = &raw[q * np * nb..][..nb];
+                let raw2 = (np > 1).then(|| &raw[(q * np + 1) * nb..][..nb]);
+                let (kind, t) = (self.kinds[q], &self.terms[q]);
+                upper_bounds(kind, t, raw1, raw2, &rows, &mut hi[..nb]);
                 let floor = col.floor();
                 for (j, &h) in hi[..nb].iter().enumerate() {
-                    let r = r0 + j;
-                    if h >= floor && !self.mask.is_some_and(|m| m.contains(r)) {
-                        let (upper, lower) = lo_of(q, r, &raw[..nqp * nb], nb, j);
-                        col.push(upper, lower, self.seg, r as u32);
-                        pushed += 1;
+                    if h >= floor && !self.mask.is_some_and(|m| m.contains(r0 + j)) {
+                        let r2 = raw2.map_or(t.o2, |r| r[j]);
+                        let (upper, lower) = key_interval(kind, t, raw1[j], r2, &rows, j);
+                        col.push(upper, lower, self.seg, (r0 + j) as u32);
+                        pushed += u64::from(r0 >= a + (b - a) / 2);
                     }
                 }
             }
@@ -463,75 +489,4 @@ impl CodeScan<'_> {
         }
         pushed
     }
-
-    /// `hi[j]` = the upper bound of row `r0 + j` for query `q`: a branch-free loop the compiler
-    /// vectorises, since it runs for every (row, query) pair.
-    fn upper_bounds(&self, q: usize, r0: usize, nb: usize, raw: &[i32], hi: &mut [f32]) {
-        let qp = self.qp;
-        let np = qp.planes;
-        let t = &self.terms[q];
-        let (s1, o1) = (qp.scales[q * np], qp.offsets[q * np]);
-        let (s2, o2) = if np > 1 {
-            (qp.scales[q * np + 1], qp.offsets[q * np + 1])
-        } else {
-            (0.0, 0)
-        };
-        let raw1 = &raw[q * np * nb..][..nb];
-        let raw2 = if np > 1 { &raw[(q * np + 1) * nb..][..nb] } else { raw1 };
-        let scale = &self.codes.scale[r0..r0 + nb];
-        let resid = &self.codes.resid[r0..r0 + nb];
-        let err = &self.codes.err[r0..r0 + nb];
-        let norms = &self.norms[r0..r0 + nb];
-        for j in 0..nb {
-            // Same operations, same order as `QueryPlanes::estimate`, so the value is the same.
-            let mut acc = s1 * (raw1[j] - o1) as f32;
-            if np > 1 {
-                acc += s2 * (raw2[j] - o2) as f32;
-            }
-            let est = t.qmu + scale[j] * acc;
-            let bound = t.a * resid[j] + t.b * err[j] + t.c;
-            hi[j] = match self.metric {
-                Metric::Ip => est + bound,
-                Metric::Cosine => (est + bound) / norms[j] + cosine_slack(est, bound, norms[j]),
-                Metric::L2 => {
-                    let n2 = norms[j] * norms[j];
-                    2.0 * (est + bound) - n2 - self.qn2[q] + l2_slack(n2, self.qn2[q], est, bound)
-                }
-            };
-        }
-    }
-
-    /// The exact score's interval (as "higher is better" keys) from the dot estimate and bound.
-    fn interval(&self, q: usize, r: usize, est: f32, bound: f32) -> (f32, f32) {
-        match self.metric {
-            Metric::Ip => (est + bound, est - bound),
-            Metric::Cosine => {
-                let n = self.norms[r];
-                let slack = cosine_slack(est, bound, n);
-                ((est + bound) / n + slack, (est - bound) / n - slack)
-            }
-            Metric::L2 => {
-                let n2 = self.norms[r] * self.norms[r];
-                let slack = l2_slack(n2, self.qn2[q], est, bound);
-                (
-                    2.0 * (est + bound) - n2 - self.qn2[q] + slack,
-                    2.0 * (est - bound) - n2 - self.qn2[q] - slack,
-                )
-            }
-        }
-    }
-}
-
-/// Cosine keys divide by the stored f32 norm and use the f32-rounded unit query: both are off
-/// by a few units of f32 rounding relative to `(|est| + bound) / ‖x‖` (at most about 1 plus the
-/// bound's own ratio); 1e-6 times that is over ten times the worst case.
-#[inline]
-fn cosine_slack(est: f32, bound: f32, norm: f32) -> f32 {
-    1e-6 * (1.0 + (est.abs() + bound) / norm)
-}
-
-/// L2 keys are `2·dot − ‖x‖² − ‖q‖²` in f32: a few roundings of those magnitudes.
-#[inline]
-fn l2_slack(n2: f32, qn2: f32, est: f32, bound: f32) -> f32 {
-    16.0 * f32::EPSILON * (n2 + qn2 + 2.0 * (est.abs() + bound)) + f32::MIN_POSITIVE
 }
