@@ -144,6 +144,7 @@ fn requests(batch: &Batch, dim: usize, schema: &Schema, metric: Metric) -> Vec<(
         out.push((
             format!("top {k}"),
             SearchRequest {
+                scan: Default::default(),
                 queries: q(&[8, 19, 500]),
                 k: Some(k),
                 threshold: None,
@@ -154,6 +155,7 @@ fn requests(batch: &Batch, dim: usize, schema: &Schema, metric: Metric) -> Vec<(
     out.push((
         "threshold".into(),
         SearchRequest {
+            scan: Default::default(),
             queries: q(&[8, 77]),
             k: None,
             threshold: Some(t),
@@ -163,6 +165,7 @@ fn requests(batch: &Batch, dim: usize, schema: &Schema, metric: Metric) -> Vec<(
     out.push((
         "threshold and k".into(),
         SearchRequest {
+            scan: Default::default(),
             queries: q(&[8]),
             k: Some(7),
             threshold: Some(t),
@@ -180,6 +183,7 @@ fn requests(batch: &Batch, dim: usize, schema: &Schema, metric: Metric) -> Vec<(
         out.push((
             format!("filter {f}"),
             SearchRequest {
+                scan: Default::default(),
                 queries: q(&[8, 30]),
                 k: Some(20),
                 threshold: None,
@@ -190,6 +194,7 @@ fn requests(batch: &Batch, dim: usize, schema: &Schema, metric: Metric) -> Vec<(
     out.push((
         "five days of one source".into(),
         SearchRequest {
+            scan: Default::default(),
             queries: q(&[8]),
             k: Some(15),
             threshold: None,
@@ -362,6 +367,7 @@ fn three_years_of_five_sources_pass_milvus_partition_cap_and_retention_drops_who
 
     // Five days of one source touch one Milvus partition (two across a month's end).
     let req = SearchRequest {
+        scan: Default::default(),
         queries: vec![1.0, 0.2, 0.0, 0.5],
         k: Some(50),
         threshold: None,
@@ -398,6 +404,7 @@ fn three_years_of_five_sources_pass_milvus_partition_cap_and_retention_drops_who
     let all = r
         .search(
             &SearchRequest {
+                scan: Default::default(),
                 queries: vec![1.0, 0.0, 0.0, 0.0],
                 k: None,
                 threshold: Some(0.0),
@@ -463,6 +470,7 @@ fn errors_name_the_server_and_the_problem() {
         .unwrap()
         .search(
             &SearchRequest {
+                scan: Default::default(),
                 queries: vec![1.0; 3],
                 k: Some(1),
                 threshold: None,
