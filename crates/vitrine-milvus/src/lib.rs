@@ -46,6 +46,31 @@ use vitrine_engine::{Backend, Capabilities, Error, ErrorKind, Result};
 /// How long one call to the server may take before it is reported as a time-out.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// Waits between attempts of a read while the server is unavailable: about 6 s in all, enough
+/// for a proxy restart or a load balancer's failover, short enough to fail clearly when the
+/// server is gone.
+const READ_BACKOFF: [Duration; 4] = [
+    Duration::from_millis(200),
+    Duration::from_millis(600),
+    Duration::from_millis(1_500),
+    Duration::from_millis(3_500),
+];
+
+/// Runs `op`, and again after each pause of `backoff` while it fails as unavailable; any other
+/// error, or the last one, is returned as it is.
+fn retrying<T>(backoff: &[Duration], mut op: impl FnMut() -> Result<T>, mut sleep: impl FnMut(Duration)) -> Result<T> {
+    let mut pauses = backoff.iter();
+    loop {
+        match op() {
+            Err(e) if e.kind() == ErrorKind::Unavailable => match pauses.next() {
+                Some(&p) => sleep(p),
+                None => return Err(e),
+            },
+            other => return other,
+        }
+    }
+}
+
 /// Milvus's cap on results per request (top-k, offset + limit, range-search hits).
 pub const MAX_LIMIT: usize = 16_384;
 
@@ -195,6 +220,19 @@ impl Remote {
         }
     }
 
+    /// [`Remote::call`] for requests that are safe to send again (searches, queries, counts: they
+    /// change nothing), retried with backoff while the server is unavailable (a restart, a
+    /// dropped connection). Writes are never retried here: a write that timed out may have
+    /// happened, and vitrine must not report one that did not.
+    pub(crate) fn call_read<T, F, Fut>(&self, what: &str, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: Fn(ClientV2) -> Fut,
+        Fut: Future<Output = milvus::v2::error::Result<T>> + Send + 'static,
+    {
+        retrying(&READ_BACKOFF, || self.call(what, &f), std::thread::sleep)
+    }
+
     /// An error of this server.
     pub(crate) fn fail(&self, what: &str, message: &str, kind: ErrorKind) -> Error {
         Error::Backend {
@@ -262,7 +300,10 @@ impl Remote {
         let req = b
             .build()
             .map_err(|e| self.fail(what, &e.to_string(), ErrorKind::Internal))?;
-        self.call(what, |c| async move { c.query(req).await })
+        self.call_read(what, |c| {
+            let req = req.clone();
+            async move { c.query(req).await }
+        })
     }
 
     /// How many rows [`Remote::query`] would return.
@@ -459,6 +500,66 @@ impl Backend for MilvusBackend {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn reads_are_retried_with_backoff_only_while_the_server_is_unavailable() {
+        let down = || Error::Backend {
+            backend: "milvus://h:1".into(),
+            message: "down".into(),
+            kind: ErrorKind::Unavailable,
+            source: None,
+        };
+        let backoff = [
+            Duration::from_millis(1),
+            Duration::from_millis(2),
+            Duration::from_millis(3),
+        ];
+        // Unavailable twice, then an answer: two pauses, the answer.
+        let (mut tries, mut slept) = (0, Vec::new());
+        let got = retrying(
+            &backoff,
+            || {
+                tries += 1;
+                if tries < 3 {
+                    Err(down())
+                } else {
+                    Ok(7)
+                }
+            },
+            |d| slept.push(d),
+        );
+        assert_eq!(got.unwrap(), 7);
+        assert_eq!(slept, backoff[..2]);
+        // Always unavailable: every pause, then the last error.
+        let (mut tries, mut slept) = (0, Vec::new());
+        let got: Result<()> = retrying(
+            &backoff,
+            || {
+                tries += 1;
+                Err(down())
+            },
+            |d| slept.push(d),
+        );
+        assert_eq!(got.unwrap_err().kind(), ErrorKind::Unavailable);
+        assert_eq!((tries, slept.len()), (4, 3));
+        // Any other error (not found, bad input, ...) is returned at once.
+        let mut tries = 0;
+        let got: Result<()> = retrying(
+            &backoff,
+            || {
+                tries += 1;
+                Err(Error::Backend {
+                    backend: "milvus://h:1".into(),
+                    message: "no such collection".into(),
+                    kind: ErrorKind::NotFound,
+                    source: None,
+                })
+            },
+            |_| panic!("no pause for a permanent error"),
+        );
+        assert_eq!(got.unwrap_err().kind(), ErrorKind::NotFound);
+        assert_eq!(tries, 1);
+    }
+
     use super::*;
 
     #[test]

@@ -221,11 +221,10 @@ impl MilvusReader {
             self.remote
                 .fail("building a search", &e.to_string(), ErrorKind::Internal)
         })?;
-        let res = self
-            .remote
-            .call(&format!("searching {}", self.doc.name), |c| async move {
-                c.search(req).await
-            })?;
+        let res = self.remote.call_read(&format!("searching {}", self.doc.name), |c| {
+            let req = req.clone();
+            async move { c.search(req).await }
+        })?;
         let schema = &self.doc.schema;
         let mut out = Vec::new();
         for one in res.results().get_results() {
