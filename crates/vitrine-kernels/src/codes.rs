@@ -128,7 +128,8 @@ fn encode_row_generic(x: &[f32], mean: &[f32], out: &mut [u8]) -> RowCode {
     // ±0.5 and truncating (`f32::round` is a libm call on baseline x86-64: it made imports 40 %
     // slower), and the f64 norms as eight independent sums instead of one dependent chain.
     for ((&v, &m), o) in x.iter().zip(mean).zip(out.iter_mut()) {
-        // max/min map NaN to a bound, so the value is always within ±127.5.
+        // max/min map NaN to a bound (clamp would keep it), so y is always within ±127.
+        #[allow(clippy::manual_clamp)]
         let y = ((v - m) * inv).max(-127.0).min(127.0);
         // SAFETY: finite and within i32 (just above); unlike `as`, this vectorises.
         let c = unsafe { (y + 0.5f32.copysign(y)).to_int_unchecked::<i32>() }.clamp(-127, 127);
