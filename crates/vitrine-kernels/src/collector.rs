@@ -61,9 +61,12 @@ impl Collector {
         self.floor
     }
 
-    /// Offers a row whose exact score lies in `[lower, upper]`.
+    /// Offers a row whose exact score lies in `[lower, upper]`. A NaN end (an estimate that
+    /// overflowed) stands for "unknown": the row is kept and can never raise the floor.
     #[inline]
     pub fn push(&mut self, upper: f32, lower: f32, seg: u32, row: u32) {
+        let upper = if upper.is_nan() { f32::INFINITY } else { upper };
+        let lower = if lower.is_nan() { f32::NEG_INFINITY } else { lower };
         if upper >= self.floor {
             self.buf.push(Candidate {
                 score: upper,
@@ -151,6 +154,16 @@ mod tests {
         c.push(0.60, 0.59, 0, 0);
         c.push(0.70, 0.10, 0, 1);
         c.push(0.58, 0.20, 0, 2);
+        let mut got: Vec<u32> = c.into_candidates().iter().map(|c| c.row).collect();
+        got.sort();
+        assert_eq!(got, vec![0, 1]);
+    }
+
+    #[test]
+    fn nan_bounds_keep_the_row_and_never_raise_the_floor() {
+        let mut c = Collector::top_k(1);
+        c.push(f32::NAN, f32::NAN, 0, 0);
+        c.push(0.5, 0.4, 0, 1);
         let mut got: Vec<u32> = c.into_candidates().iter().map(|c| c.row).collect();
         got.sort();
         assert_eq!(got, vec![0, 1]);

@@ -477,7 +477,8 @@ impl CodeScan<'_> {
                 upper_bounds(kind, t, raw1, raw2, &rows, &mut hi[..nb]);
                 let floor = col.floor();
                 for (j, &h) in hi[..nb].iter().enumerate() {
-                    if h >= floor && !self.mask.is_some_and(|m| m.contains(r0 + j)) {
+                    // An overflowed (NaN) bound is kept, never skipped.
+                    if (h >= floor || h.is_nan()) && !self.mask.is_some_and(|m| m.contains(r0 + j)) {
                         let r2 = raw2.map_or(t.o2, |r| r[j]);
                         let (upper, lower) = key_interval(kind, t, raw1[j], r2, &rows, j);
                         col.push(upper, lower, self.seg, (r0 + j) as u32);
