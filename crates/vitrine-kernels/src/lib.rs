@@ -173,6 +173,40 @@ pub fn norm_f64(a: &[f32]) -> f64 {
     dot_f64(a, a).sqrt()
 }
 
+/// Euclidean norm in f64 with eight independent sums: within about 1e-16 of [`norm_f64`] but
+/// not bit-identical, and several times faster (one sum is a chain of dependent additions).
+/// For validation and the stored f32 norms, which every import computes for every row; the
+/// exact re-rank keeps [`norm_f64`].
+pub fn norm_fast(a: &[f32]) -> f64 {
+    #[cfg(target_arch = "x86_64")]
+    if supported(SimdLevel::Avx2Fma) && simd_level() != SimdLevel::Scalar {
+        // SAFETY: AVX2 is present (checked just above).
+        return unsafe { norm_fast_avx2(a) };
+    }
+    norm_fast_generic(a)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn norm_fast_avx2(a: &[f32]) -> f64 {
+    norm_fast_generic(a)
+}
+
+#[inline(always)]
+fn norm_fast_generic(a: &[f32]) -> f64 {
+    let mut acc = [0f64; 8];
+    let whole = a.len() / 8 * 8;
+    for c in a[..whole].chunks_exact(8) {
+        for (s, &v) in acc.iter_mut().zip(c) {
+            *s += v as f64 * v as f64;
+        }
+    }
+    for (s, &v) in acc.iter_mut().zip(&a[whole..]) {
+        *s += v as f64 * v as f64;
+    }
+    acc.iter().sum::<f64>().sqrt()
+}
+
 /// An upper bound on `|dot_f32(q, x) - dot_exact(q, x)|` for any row `x` with `‖x‖ ≤ norm_x`.
 ///
 /// Any summation order of `dim` products has a relative error of at most γ(dim+1) times
@@ -240,6 +274,17 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn the_fast_norm_is_the_f64_norm_to_rounding() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        for n in [0usize, 1, 7, 8, 9, 512, 515] {
+            let a = random(&mut rng, n);
+            let (f, r) = (norm_fast(&a), norm_f64(&a));
+            assert!((f - r).abs() <= 1e-14 * r, "n={n}: {f} vs {r}");
+            assert_eq!(f, norm_fast_generic(&a), "every level sums the same way");
         }
     }
 

@@ -171,7 +171,7 @@ pub fn write_segment(
     }
     let norms_at = w.align().map_err(io)?;
     for r in rows {
-        let n = vitrine_kernels::norm_f64(r.vector) as f32;
+        let n = vitrine_kernels::norm_fast(r.vector) as f32;
         max_norm = max_norm.max(n);
         w.put(&n.to_le_bytes()).map_err(io)?;
     }

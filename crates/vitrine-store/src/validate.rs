@@ -10,7 +10,7 @@ pub fn check_vector(metric: crate::Metric, v: &[f32]) -> std::result::Result<(),
     if let Some(j) = v.iter().position(|x| !x.is_finite()) {
         return Err(format!("vector value {j} is {}", v[j]));
     }
-    let norm = vitrine_kernels::norm_f64(v);
+    let norm = vitrine_kernels::norm_fast(v);
     if metric == crate::Metric::Cosine && norm < MIN_COSINE_NORM {
         return Err(if norm == 0.0 {
             "zero vector, which has no cosine similarity".into()
