@@ -133,26 +133,44 @@ impl Engine {
             ..Default::default()
         };
         let mut done = 0;
-        for p in &parts {
-            for start in (0..p.rows()).step_by(req.batch_size) {
-                let end = (start + req.batch_size).min(p.rows());
-                let r = match col.insert(&p.batch(start..end)) {
-                    Ok(r) => r,
-                    Err(e) => {
-                        // A collection this import created and could not fill goes away again
-                        // (committed batches of an existing one stay: each is acknowledged).
-                        if created && report.inserted == 0 {
-                            drop(col);
-                            let _ = w.drop_collection(&req.collection);
+        // The next batch is read (copied out of the mapped file, f16 widened) on another thread
+        // while this one is validated, encoded and written.
+        let failed = std::thread::scope(|scope| -> Option<Error> {
+            let (tx, rx) = std::sync::mpsc::sync_channel(1);
+            let parts = &parts;
+            let batch_size = req.batch_size;
+            scope.spawn(move || {
+                for p in parts {
+                    for start in (0..p.rows()).step_by(batch_size) {
+                        let end = (start + batch_size).min(p.rows());
+                        // The receiver is gone when a commit failed: stop reading.
+                        if tx.send((p, start, end, p.batch(start..end))).is_err() {
+                            return;
                         }
-                        return Err(e.context(format!("{}: rows {start}..{end}", p.path().display())));
                     }
-                };
-                report.inserted += r.inserted;
-                report.replaced += r.replaced;
-                done += end - start;
-                progress(done, total);
+                }
+            });
+            for (p, start, end, batch) in rx {
+                match col.insert(&batch) {
+                    Ok(r) => {
+                        report.inserted += r.inserted;
+                        report.replaced += r.replaced;
+                        done += end - start;
+                        progress(done, total);
+                    }
+                    Err(e) => return Some(e.context(format!("{}: rows {start}..{end}", p.path().display()))),
+                }
             }
+            None
+        });
+        if let Some(e) = failed {
+            // A collection this import created and could not fill goes away again (committed
+            // batches of an existing one stay: each is acknowledged).
+            if created && report.inserted == 0 {
+                drop(col);
+                let _ = w.drop_collection(&req.collection);
+            }
+            return Err(e);
         }
         let parts = col.partitions();
         report.rows = parts.iter().map(|p| p.rows).sum();

@@ -208,20 +208,23 @@ impl Part {
                 ),
             ));
         }
-        let mut buf = Vec::new();
-        for start in (0..self.rows()).step_by(65_536) {
-            let end = (start + 65_536).min(self.rows());
+        // Blocks of rows in parallel; the error is the first bad row's.
+        use rayon::prelude::*;
+        const BLOCK: usize = 16_384;
+        let bad = (0..self.rows().div_ceil(BLOCK)).into_par_iter().find_map_first(|b| {
+            let (start, end) = (b * BLOCK, ((b + 1) * BLOCK).min(self.rows()));
+            let mut buf = Vec::new();
             self.vectors.read_rows(start..end, &mut buf);
-            for (j, v) in buf.chunks_exact(dim).enumerate() {
-                check_vector(metric, v).map_err(|e| {
+            buf.chunks_exact(dim).enumerate().find_map(|(j, v)| {
+                check_vector(metric, v).err().map(|e| {
                     invalid(
                         self.path(),
                         format!("row {} (id {:?}): {e}", start + j, self.rows[start + j].id),
                     )
-                })?;
-            }
-        }
-        Ok(())
+                })
+            })
+        });
+        bad.map_or(Ok(()), Err)
     }
 
     /// Checks every row's metadata against `schema` and returns it extended by this part's

@@ -15,11 +15,18 @@
 //!   survives `kill -9` and power loss; an interrupted one leaves only orphan files that the next
 //!   writer removes. Re-inserting an id replaces its row in the same commit (upsert).
 //! * **Reads** open a [`Snapshot`] of the current manifest without any lock.
-//! * **Search** is exact: f32 SIMD scan over the selected partitions, then an f64 re-rank of the
-//!   candidates within the kernels' error bound, so results equal a float64 brute force with
-//!   ties broken by id (see [`search`](crate::SearchRequest)). Partitions outside the requested
-//!   sources, days or filter are pruned before any vector is read.
-//! * **Retention** drops whole partitions; **compaction** rewrites partitions with deleted rows.
+//! * **Search** is exact: a scan of each row's 8-bit code (or its f32 vector) gives an interval
+//!   proven to hold its score; rows whose interval can reach the answer are re-scored in f32,
+//!   then re-ranked in f64, so results equal a float64 brute force with ties broken by id (see
+//!   [`search`](crate::SearchRequest)). Partitions outside the requested sources, days or
+//!   filter are pruned before any vector is read.
+//! * **Retention** drops whole partitions; **compaction** rewrites partitions with deleted rows,
+//!   several small segments, or no scan codes.
+//!
+//! Dependencies beyond the obvious: `memmap2` (segments are read where they lie in the page
+//! cache), `crc32fast` (checksums of every file), `rayon` (the scan, segment opening and code
+//! encoding spread over cores) and `foldhash` (the writer's id index: SipHash cost 7 % of a
+//! 1M-row import). The writer lock is std's `File::try_lock`.
 //!
 //! ```
 //! use vitrine_store::{Batch, Metric, Row, Schema, SearchRequest, Selection, Store};

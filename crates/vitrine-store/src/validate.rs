@@ -7,10 +7,13 @@ use crate::schema::{check_name, FieldType, Schema};
 /// Checks one vector for the store's rules: finite values, and not all zeros under cosine.
 /// The message says what is wrong; callers prefix it with the row or file.
 pub fn check_vector(metric: crate::Metric, v: &[f32]) -> std::result::Result<(), String> {
-    if let Some(j) = v.iter().position(|x| !x.is_finite()) {
-        return Err(format!("vector value {j} is {}", v[j]));
-    }
     let norm = vitrine_kernels::norm_fast(v);
+    // A NaN or infinity anywhere makes the sum of squares NaN or infinite: only then look for it.
+    if !norm.is_finite() {
+        if let Some(j) = v.iter().position(|x| !x.is_finite()) {
+            return Err(format!("vector value {j} is {}", v[j]));
+        }
+    }
     if metric == crate::Metric::Cosine && norm < MIN_COSINE_NORM {
         return Err(if norm == 0.0 {
             "zero vector, which has no cosine similarity".into()

@@ -1,0 +1,90 @@
+#!/usr/bin/env python3
+"""What a command-line query costs as a whole process, against the same search in process.
+
+For each store: `vitrine bench search` (the engine's search, timed inside one process, warm)
+and `vitrine search --vector-file q.npy -k 20` started afresh each time (exec, argument
+parsing, opening the manifest and every segment, mapping, page faults, the scan, output,
+exit), same query, same warm page cache. Stores are built the way users fill them:
+
+  one       1M rows in one partition (10 segments)
+  days28    1M rows over 28 days, imported in 100k-row commits: 280 segments
+  days365   1M rows over 365 days, imported in 100k-row commits: 3,650 segments
+
+    bench/.venv/bin/python bench/cli_bench.py --vitrine target/release/vitrine \\
+        --vectors bench/data/base_1000000_512.npy --queries bench/data/queries_512.npy
+
+Stores are built under --work (default bench/data/cli) unless they exist. Needs numpy.
+"""
+import argparse
+import datetime
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+
+def build(vitrine, vectors, work, name, days, rows):
+    store = os.path.join(work, name)
+    if os.path.isdir(store):
+        return store
+    meta = os.path.join(work, f"meta_{name}.jsonl")
+    d0 = datetime.date(2023, 1, 1)
+    with open(meta, "w") as f:
+        for i in range(rows):
+            day = (d0 + datetime.timedelta(days=i % days)).isoformat()
+            f.write(json.dumps({"id": f"r{i}", "uri": f"mem://{i}", "source": "products", "day": day}) + "\n")
+    t = time.perf_counter()
+    subprocess.run([vitrine, "--store", store, "import", "-c", "b", "--vectors", vectors, "--metadata", meta],
+                   check=True, stdout=subprocess.DEVNULL)
+    print(f"built {name}: {time.perf_counter() - t:.1f} s", file=sys.stderr)
+    os.remove(meta)
+    return store
+
+
+def whole_process(cmd, n):
+    times = []
+    for i in range(n + 2):
+        t = time.perf_counter()
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        if i >= 2:  # two warm-ups: the page cache and the binary itself
+            times.append((time.perf_counter() - t) * 1e3)
+    return statistics.median(times)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--vitrine", required=True)
+    ap.add_argument("--vectors", required=True)
+    ap.add_argument("--queries", required=True)
+    ap.add_argument("--work", default="bench/data/cli")
+    ap.add_argument("--repeat", type=int, default=15)
+    ap.add_argument("--stores", default="one,days28,days365")
+    a = ap.parse_args()
+    os.makedirs(a.work, exist_ok=True)
+    rows = np.load(a.vectors, mmap_mode="r").shape[0]
+    q1 = os.path.join(a.work, "q1.npy")
+    np.save(q1, np.load(a.queries)[:1].astype(np.float32))
+    days = {"one": 1, "days28": 28, "days365": 365}
+    start = whole_process([a.vitrine, "--version"], a.repeat)
+    print(f"`vitrine --version` as a process: {start:.1f} ms")
+    print(f"load: {open('/proc/loadavg').read().split()[:3]}")
+    print("| store | partitions | segments | in process, ms | whole process, ms | whole / in process |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for name in a.stores.split(","):
+        store = build(a.vitrine, a.vectors, a.work, name, days[name], rows)
+        segs = len(os.listdir(os.path.join(store, "collections", "b", "segments")))
+        out = subprocess.run([a.vitrine, "bench", "search", "--store", store, "-c", "b", "--queries", q1,
+                              "--batch", "1", "--repeat", str(a.repeat)], check=True, capture_output=True, text=True)
+        inproc = json.loads(out.stdout)
+        cmd = [a.vitrine, "search", "--store", store, "-c", "b", "--vector-file", q1, "-k", "20", "--format", "jsonl"]
+        whole = whole_process(cmd, a.repeat)
+        ms = inproc["median_ms"]
+        print(f"| {name} | {days[name]} | {segs} | {ms:.1f} | {whole:.1f} | {whole / ms:.2f}× |")
+
+
+if __name__ == "__main__":
+    main()
