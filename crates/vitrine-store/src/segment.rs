@@ -339,7 +339,7 @@ fn write_codes<W: Write>(w: &mut CrcWriter<W>, dim: usize, enc: &Encoded) -> std
     let stride = code_stride(dim);
     let Encoded { mean, codes, meta } = enc;
     let at = w.align()?;
-    w.put(&codes)?;
+    w.put(codes)?;
     let mut layout = CodesLayout {
         stride: stride as u64,
         codes: at,
