@@ -198,87 +198,8 @@ pub fn write_segment(
         source: e,
     };
     // The f32 rows and columns are written while another thread encodes the scan codes.
-    let (written, encoded) = rayon::join(
-        || -> Result<(f32, u64, Vec<ColumnLayout>)> {
-            w.put(&[0u8; ALIGN as usize]).map_err(io)?;
-            let mut max_norm = 0f32;
-            for r in rows {
-                debug_assert_eq!(r.vector.len(), dim);
-                w.put(as_bytes(r.vector)).map_err(io)?;
-            }
-            let norms_at = w.align().map_err(io)?;
-            for r in rows {
-                let n = vitrine_kernels::norm_fast(r.vector) as f32;
-                max_norm = max_norm.max(n);
-                w.put(&n.to_le_bytes()).map_err(io)?;
-            }
-            let mut columns = Vec::new();
-            let at = w.align().map_err(io)?;
-            for r in rows {
-                w.put(&r.timestamp.to_le_bytes()).map_err(io)?;
-            }
-            columns.push(ColumnLayout {
-                name: "timestamp".into(),
-                ty: FieldType::Int,
-                validity: None,
-                values: at,
-                bytes: None,
-                bytes_len: None,
-            });
-            for (name, get) in [("id", 0), ("uri", 1)] {
-                let strs = rows.iter().map(|r| if get == 0 { r.id } else { r.uri });
-                let mut col = write_strings(&mut w, strs).map_err(io)?;
-                col.name = name.into();
-                columns.push(col);
-            }
-            for (fi, (name, ty)) in fields.iter().enumerate() {
-                let validity = w.align().map_err(io)?;
-                let present: Vec<u8> = rows
-                    .iter()
-                    .map(|r| u8::from(!matches!(r.fields[fi], Value::Null)))
-                    .collect();
-                w.put(&present).map_err(io)?;
-                let mut col = match ty {
-                    FieldType::String => write_strings(
-                        &mut w,
-                        rows.iter().map(|r| match &r.fields[fi] {
-                            Value::Str(s) => s.as_str(),
-                            _ => "",
-                        }),
-                    )
-                    .map_err(io)?,
-                    _ => {
-                        let values = w.align().map_err(io)?;
-                        for r in rows {
-                            let bytes: [u8; 8] = match (ty, &r.fields[fi]) {
-                                (FieldType::Int, Value::Int(i)) => i.to_le_bytes(),
-                                (FieldType::Float, Value::Float(f)) => f.to_le_bytes(),
-                                (FieldType::Float, Value::Int(i)) => (*i as f64).to_le_bytes(),
-                                (FieldType::Bool, Value::Bool(b)) => (*b as u64).to_le_bytes(),
-                                _ => [0; 8],
-                            };
-                            w.put(&bytes).map_err(io)?;
-                        }
-                        ColumnLayout {
-                            name: String::new(),
-                            ty: *ty,
-                            validity: None,
-                            values,
-                            bytes: None,
-                            bytes_len: None,
-                        }
-                    }
-                };
-                col.name = name.clone();
-                col.ty = *ty;
-                col.validity = Some(validity);
-                columns.push(col);
-            }
-            Ok((max_norm, norms_at, columns))
-        },
-        || encode_codes(dim, rows),
-    );
-    let (max_norm, norms_at, columns) = written?;
+    let (written, encoded) = rayon::join(|| write_rows(&mut w, dim, fields, rows), || encode_codes(dim, rows));
+    let (max_norm, norms_at, columns) = written.map_err(io)?;
     let codes = write_codes(&mut w, dim, &encoded).map_err(io)?;
     let body_end = w.align().map_err(io)?;
     let footer = SegmentFooter {
@@ -302,6 +223,90 @@ pub fn write_segment(
     w.inner.file.sync_all().map_err(io)?;
     let _ = body_end;
     Ok(w.pos)
+}
+
+/// Writes the f32 rows, their norms and every column; returns the largest norm, where the
+/// norms start, and the columns' layouts.
+fn write_rows<W: Write>(
+    w: &mut CrcWriter<W>,
+    dim: usize,
+    fields: &[(String, FieldType)],
+    rows: &[RowRef<'_>],
+) -> std::io::Result<(f32, u64, Vec<ColumnLayout>)> {
+    w.put(&[0u8; ALIGN as usize])?;
+    let mut max_norm = 0f32;
+    for r in rows {
+        debug_assert_eq!(r.vector.len(), dim);
+        w.put(as_bytes(r.vector))?;
+    }
+    let norms_at = w.align()?;
+    for r in rows {
+        let n = vitrine_kernels::norm_fast(r.vector) as f32;
+        max_norm = max_norm.max(n);
+        w.put(&n.to_le_bytes())?;
+    }
+    let mut columns = Vec::new();
+    let at = w.align()?;
+    for r in rows {
+        w.put(&r.timestamp.to_le_bytes())?;
+    }
+    columns.push(ColumnLayout {
+        name: "timestamp".into(),
+        ty: FieldType::Int,
+        validity: None,
+        values: at,
+        bytes: None,
+        bytes_len: None,
+    });
+    for (name, get) in [("id", 0), ("uri", 1)] {
+        let strs = rows.iter().map(|r| if get == 0 { r.id } else { r.uri });
+        let mut col = write_strings(w, strs)?;
+        col.name = name.into();
+        columns.push(col);
+    }
+    for (fi, (name, ty)) in fields.iter().enumerate() {
+        let validity = w.align()?;
+        let present: Vec<u8> = rows
+            .iter()
+            .map(|r| u8::from(!matches!(r.fields[fi], Value::Null)))
+            .collect();
+        w.put(&present)?;
+        let mut col = match ty {
+            FieldType::String => write_strings(
+                w,
+                rows.iter().map(|r| match &r.fields[fi] {
+                    Value::Str(s) => s.as_str(),
+                    _ => "",
+                }),
+            )?,
+            _ => {
+                let values = w.align()?;
+                for r in rows {
+                    let bytes: [u8; 8] = match (ty, &r.fields[fi]) {
+                        (FieldType::Int, Value::Int(i)) => i.to_le_bytes(),
+                        (FieldType::Float, Value::Float(f)) => f.to_le_bytes(),
+                        (FieldType::Float, Value::Int(i)) => (*i as f64).to_le_bytes(),
+                        (FieldType::Bool, Value::Bool(b)) => (*b as u64).to_le_bytes(),
+                        _ => [0; 8],
+                    };
+                    w.put(&bytes)?;
+                }
+                ColumnLayout {
+                    name: String::new(),
+                    ty: *ty,
+                    validity: None,
+                    values,
+                    bytes: None,
+                    bytes_len: None,
+                }
+            }
+        };
+        col.name = name.clone();
+        col.ty = *ty;
+        col.validity = Some(validity);
+        columns.push(col);
+    }
+    Ok((max_norm, norms_at, columns))
 }
 
 /// A segment's rows as 8-bit scan codes, before they are written.

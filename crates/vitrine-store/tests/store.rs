@@ -608,3 +608,35 @@ fn a_collection_writer_keeps_the_store_locked_after_its_writer_is_dropped() {
     drop(c);
     Store::open_writer(dir.path()).unwrap();
 }
+
+#[test]
+fn of_several_bad_rows_in_a_large_batch_the_first_is_named() {
+    // Vectors are checked in parallel; the error must still name the earliest bad row.
+    let dim = 3;
+    let (_d, w) = open(dim, Metric::Cosine);
+    let mut c = w.collection("images").unwrap();
+    let n = 60_000;
+    let rows: Vec<Row> = (0..n)
+        .map(|i| Row {
+            id: format!("r{i}"),
+            uri: String::new(),
+            source: "products".into(),
+            timestamp: DAY0,
+            fields: vec![],
+        })
+        .collect();
+    let mut vectors = vec![1.0f32; n * dim];
+    vectors[50_000 * dim] = f32::NAN;
+    vectors[31_337 * dim + 2] = f32::INFINITY;
+    vectors[59_999 * dim + 1] = f32::NAN;
+    let e = c
+        .insert(&Batch {
+            field_names: vec![],
+            rows,
+            vectors,
+        })
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("row 31337 (id \"r31337\"): vector value 2 is inf"), "{e}");
+    assert!(w.snapshot("images").unwrap().partitions().is_empty());
+}
