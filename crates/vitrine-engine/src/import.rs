@@ -3,7 +3,10 @@
 //! Everything is read and validated before the first write (vectors, every row's metadata, the
 //! field types folded over every file), then written in atomic batches. The first commit
 //! declares every field with its final type, so a field that is an integer in early rows and a
-//! float later cannot make a later batch fail after earlier ones were committed.
+//! float later cannot make a later batch fail after earlier ones were committed. Batches take a
+//! file's rows partition by partition (the last row of each id), so a file that interleaves
+//! days still leaves a few large segments per day; an interrupted import leaves whole days
+//! before partial ones.
 
 use crate::error::{Error, Result};
 use crate::index::ENGINE_FIELDS;
@@ -126,25 +129,30 @@ impl Engine {
             }
         }
         col.extend_schema(&schema)?;
-        let total: usize = parts.iter().map(Part::rows).sum();
+        let orders: Vec<Vec<usize>> = parts.iter().map(Part::commit_order).collect();
+        let total: usize = orders.iter().map(Vec::len).sum();
         let mut report = ImportReport {
             files: parts.len(),
             created,
             ..Default::default()
         };
+        // Rows hidden by a later row with the same id in the same file count as replaced, as
+        // they would have been had they been committed first.
+        report.replaced = parts.iter().zip(&orders).map(|(p, o)| (p.rows() - o.len()) as u64).sum();
         let mut done = 0;
-        // The next batch is read (copied out of the mapped file, f16 widened) on another thread
-        // while this one is validated, encoded and written.
+        // Commits go partition by partition (`Part::commit_order`), and the next batch is read
+        // (copied out of the mapped file, f16 widened) on another thread while this one is
+        // validated, encoded and written.
         let failed = std::thread::scope(|scope| -> Option<Error> {
             let (tx, rx) = std::sync::mpsc::sync_channel(1);
-            let parts = &parts;
+            let (parts, orders) = (&parts, &orders);
             let batch_size = req.batch_size;
             scope.spawn(move || {
-                for p in parts {
-                    for start in (0..p.rows()).step_by(batch_size) {
-                        let end = (start + batch_size).min(p.rows());
+                for (p, order) in parts.iter().zip(orders) {
+                    for start in (0..order.len()).step_by(batch_size) {
+                        let end = (start + batch_size).min(order.len());
                         // The receiver is gone when a commit failed: stop reading.
-                        if tx.send((p, start, end, p.batch(start..end))).is_err() {
+                        if tx.send((p, start, end, p.batch_of(&order[start..end]))).is_err() {
                             return;
                         }
                     }
@@ -158,7 +166,12 @@ impl Engine {
                         done += end - start;
                         progress(done, total);
                     }
-                    Err(e) => return Some(e.context(format!("{}: rows {start}..{end}", p.path().display()))),
+                    Err(e) => {
+                        return Some(e.context(format!(
+                            "{}: rows {start}..{end} in (source, day) order",
+                            p.path().display()
+                        )))
+                    }
                 }
             }
             None

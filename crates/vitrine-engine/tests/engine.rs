@@ -397,3 +397,52 @@ fn imported_vectors_can_name_the_model_that_made_them_and_then_answer_text() {
         Some(std::fs::canonicalize(&demo).unwrap().to_str().unwrap())
     );
 }
+
+#[test]
+fn an_import_that_interleaves_days_commits_partition_by_partition_and_the_last_row_of_an_id_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open_store(dir.path().join("store"));
+    // 60 rows cycling over 2 sources × 3 days (every 4-row batch in file order would touch four
+    // partitions), then r0..r5 again, moved to a seventh partition.
+    let src = write_input(
+        dir.path(),
+        "mixed",
+        |i| {
+            if i < 60 {
+                let source = if i % 2 == 0 { "products" } else { "avatars" };
+                serde_json::json!({"id": format!("r{i}"), "source": source, "day": format!("2023-11-0{}", 1 + i % 3), "n": i})
+            } else {
+                serde_json::json!({"id": format!("r{}", i - 60), "source": "avatars", "day": "2023-11-09", "n": i})
+            }
+        },
+        66,
+    );
+    let report = engine
+        .import(
+            &ImportRequest {
+                collection: "images".into(),
+                source: src,
+                defaults: Defaults::default(),
+                metric: Metric::Cosine,
+                batch_size: 4,
+                model: None,
+            },
+            &mut |_, _| {},
+        )
+        .unwrap();
+    assert_eq!((report.inserted, report.replaced), (60, 6));
+    assert_eq!((report.rows, report.partitions), (60, 7));
+    let info = engine.collection_info("images").unwrap();
+    assert_eq!(info.deleted_rows, 0, "the earlier rows of r0..r5 were never written");
+    // 15 commits of 4 rows in partition order: each commit is one partition or the seam of two.
+    assert!(info.segments <= 15 + 7 - 1, "{} segments", info.segments);
+    // r3 is the row of line 63: its vector, its partition, its fields.
+    let mut q = [0.1f32; 4];
+    q[63 % 4] = 1.63;
+    let mut req = SearchRequest::new("images", Query::Vectors(q.to_vec()));
+    req.k = Some(1);
+    let top = &engine.search(&req).unwrap().hits[0][0];
+    assert_eq!((top.id.as_str(), top.source.as_str()), ("r3", "avatars"));
+    assert_eq!(top.day, day("2023-11-09"));
+    assert_eq!(top.fields.get("n"), Some(&vitrine_engine::Value::Int(63)));
+}

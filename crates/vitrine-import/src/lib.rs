@@ -234,13 +234,41 @@ impl Part {
         vitrine_store::validate_rows(schema, &self.field_names, &self.rows).map_err(|e| invalid(&meta, e.to_string()))
     }
 
-    /// Rows `range` as a batch.
-    pub fn batch(&self, range: std::ops::Range<usize>) -> Batch {
-        let mut vectors = Vec::new();
-        self.vectors.read_rows(range.clone(), &mut vectors);
+    /// The order to commit rows in: grouped by partition (source, then UTC day), file order
+    /// within each, and only the last occurrence of each id (the row an import in file order
+    /// would leave). Commits of a file whose rows interleave days then write one large segment
+    /// per partition, not a small one in every partition each batch touches (100k-row commits
+    /// of a year of rows: 375 segments rather than 3,650).
+    pub fn commit_order(&self) -> Vec<usize> {
+        let mut last: std::collections::HashMap<&str, usize> = std::collections::HashMap::with_capacity(self.rows.len());
+        for (i, r) in self.rows.iter().enumerate() {
+            last.insert(&r.id, i);
+        }
+        let mut order: Vec<usize> = (0..self.rows.len())
+            .filter(|&i| last[self.rows[i].id.as_str()] == i)
+            .collect();
+        // Stable: file order stays within a partition.
+        order.sort_by_key(|&i| (self.rows[i].source.as_str(), Day::from_timestamp(self.rows[i].timestamp)));
+        order
+    }
+
+    /// The rows at `rows` (indices into the file), in that order.
+    pub fn batch_of(&self, rows: &[usize]) -> Batch {
+        let mut vectors = Vec::with_capacity(rows.len() * self.dim());
+        // Runs of consecutive rows are read at once (a file already in partition order is
+        // copied in one piece).
+        let mut at = 0;
+        while at < rows.len() {
+            let mut end = at + 1;
+            while end < rows.len() && rows[end] == rows[end - 1] + 1 {
+                end += 1;
+            }
+            self.vectors.append_rows(rows[at]..rows[end - 1] + 1, &mut vectors);
+            at = end;
+        }
         Batch {
             field_names: self.field_names.clone(),
-            rows: self.rows[range].to_vec(),
+            rows: rows.iter().map(|&i| self.rows[i].clone()).collect(),
             vectors,
         }
     }

@@ -133,6 +133,11 @@ impl Npy {
     /// Copies rows `range` into `out` as f32 (replacing its contents).
     pub fn read_rows(&self, range: std::ops::Range<usize>, out: &mut Vec<f32>) {
         out.clear();
+        self.append_rows(range, out);
+    }
+
+    /// Rows `range`, widened to f32, appended to `out`.
+    pub fn append_rows(&self, range: std::ops::Range<usize>, out: &mut Vec<f32>) {
         let (a, b) = (range.start * self.dim, range.end * self.dim);
         match self.dtype {
             Dtype::F32 => {
