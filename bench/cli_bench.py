@@ -8,7 +8,8 @@ exit), same query, same warm page cache. Stores are built the way users fill the
 
   one       1M rows in one partition (10 segments)
   days28    1M rows over 28 days, imported in 100k-row commits: 280 segments
-  days365   1M rows over 365 days, imported in 100k-row commits: 3,650 segments
+  days365   1M rows over 365 days, imported in 100k-row commits: about 375 segments
+            (imports commit partition by partition; file order would leave 3,650)
 
     bench/.venv/bin/python bench/cli_bench.py --vitrine target/release/vitrine \\
         --vectors bench/data/base_1000000_512.npy --queries bench/data/queries_512.npy

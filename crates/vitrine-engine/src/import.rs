@@ -138,7 +138,11 @@ impl Engine {
         };
         // Rows hidden by a later row with the same id in the same file count as replaced, as
         // they would have been had they been committed first.
-        report.replaced = parts.iter().zip(&orders).map(|(p, o)| (p.rows() - o.len()) as u64).sum();
+        report.replaced = parts
+            .iter()
+            .zip(&orders)
+            .map(|(p, o)| (p.rows() - o.len()) as u64)
+            .sum();
         let mut done = 0;
         // Commits go partition by partition (`Part::commit_order`), and the next batch is read
         // (copied out of the mapped file, f16 widened) on another thread while this one is

@@ -240,7 +240,8 @@ impl Part {
     /// per partition, not a small one in every partition each batch touches (100k-row commits
     /// of a year of rows: 375 segments rather than 3,650).
     pub fn commit_order(&self) -> Vec<usize> {
-        let mut last: std::collections::HashMap<&str, usize> = std::collections::HashMap::with_capacity(self.rows.len());
+        let mut last: std::collections::HashMap<&str, usize> =
+            std::collections::HashMap::with_capacity(self.rows.len());
         for (i, r) in self.rows.iter().enumerate() {
             last.insert(&r.id, i);
         }
@@ -248,7 +249,12 @@ impl Part {
             .filter(|&i| last[self.rows[i].id.as_str()] == i)
             .collect();
         // Stable: file order stays within a partition.
-        order.sort_by_key(|&i| (self.rows[i].source.as_str(), Day::from_timestamp(self.rows[i].timestamp)));
+        order.sort_by_key(|&i| {
+            (
+                self.rows[i].source.as_str(),
+                Day::from_timestamp(self.rows[i].timestamp),
+            )
+        });
         order
     }
 

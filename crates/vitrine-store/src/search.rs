@@ -25,7 +25,7 @@ use crate::Day;
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use vitrine_kernels::codes::{key_interval, upper_bounds, KeyKind, QueryPlanes, QueryTerms, RowBlock};
-use vitrine_kernels::{dot_error_bound, Collector};
+use vitrine_kernels::{dot_error_bound, Candidate, Collector};
 
 /// How a search reads vectors. Either way the answer is the same; only the bytes read differ.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -350,12 +350,15 @@ pub(crate) fn search(
     // 4. Re-rank exactly, each query on its own thread. Rows that came through the codes carry
     // intervals about a thousand times wider than f32's: re-score them from their f32 vectors
     // first (± the kernels' rounding bound), so that only rows f32 cannot rule out reach f64.
-    let ranked: Vec<(Vec<Hit>, u64, u64)> = collectors
+    let candidates: Vec<Vec<Candidate>> = collectors.into_par_iter().map(Collector::into_candidates).collect();
+    if use_codes {
+        prefetch_candidates(&selected, &candidates);
+    }
+    let ranked: Vec<(Vec<Hit>, u64, u64)> = candidates
         .into_par_iter()
         .enumerate()
-        .map(|(q, col)| {
+        .map(|(q, mut cands)| {
             let query = &req.queries[q * dim..(q + 1) * dim];
-            let mut cands = col.into_candidates();
             let survivors = cands.len() as u64;
             if use_codes {
                 let mut refine = new_collectors().swap_remove(q);
@@ -430,6 +433,34 @@ pub(crate) fn search(
         stats.candidates_reranked += reranked;
     }
     Ok(SearchResults { hits, stats })
+}
+
+/// Rows re-scored from f32 after an 8-bit scan are scattered; where the page cache no longer
+/// holds them (a store larger than memory keeps its codes cached, not its f32 copy) each is a
+/// read from disk, and reading them one fault at a time waits for each in turn. Asking for all
+/// of them first lets the disk serve them together. One `madvise` costs a couple of
+/// microseconds even when the page is cached (65k candidates of a 64-query batch: 160 ms), so
+/// a sample of the candidates is checked with `mincore` first, and a warm store pays only that.
+fn prefetch_candidates(selected: &[&SegRef<'_>], candidates: &[Vec<Candidate>]) {
+    let mut rows: Vec<(u32, u32)> = candidates.iter().flatten().map(|c| (c.seg, c.row)).collect();
+    if rows.is_empty() {
+        return;
+    }
+    let step = rows.len().div_ceil(16);
+    let warm = rows
+        .iter()
+        .step_by(step)
+        .all(|&(s, r)| selected[s as usize].seg.vector_cached(r as usize));
+    if warm {
+        return;
+    }
+    rows.par_sort_unstable();
+    rows.dedup();
+    rows.par_chunks(1024).for_each(|chunk| {
+        for &(s, r) in chunk {
+            selected[s as usize].seg.prefetch_vector(r as usize);
+        }
+    });
 }
 
 /// One chunk of one segment read through its codes.
