@@ -231,18 +231,6 @@ impl QueryPlanes {
         self.norm.len()
     }
 
-    /// The estimate of `q·x − q·μ` for query `qi` from the raw kernel outputs of its planes
-    /// (`raw[p]` = `Σ planeₚ · u`) and the row's scale.
-    #[inline]
-    pub fn estimate(&self, qi: usize, raw: &[i32], scale: f32) -> f32 {
-        let mut acc = 0f32;
-        for (p, &r) in raw.iter().enumerate().take(self.planes) {
-            let i = qi * self.planes + p;
-            acc += self.scales[i] * (r - self.offsets[i]) as f32;
-        }
-        scale * acc
-    }
-
     /// `(a, b, c)` such that `a·R + b·E + c` (evaluated in f32) bounds the error of
     /// `q·μ + estimate` against the exact `q·x`, for a row with norms `R`, `E`, given `|q·μ|`.
     ///
@@ -756,7 +744,7 @@ mod tests {
 
     /// The bound holds on random rows and queries of varied shapes, scales and offsets.
     #[test]
-    fn the_estimate_is_always_within_the_bound() {
+    fn the_exact_dot_product_is_always_within_the_scan_interval() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(5);
         for trial in 0..200 {
             let dim = [1usize, 3, 17, 64, 100, 512, 768][trial % 7];
@@ -785,18 +773,28 @@ mod tests {
                 let qp = QueryPlanes::new(&queries, dim, planes);
                 let mut raw = vec![0i32; 3 * planes * n];
                 codes_block(&qp.values, &codes, stride, &mut raw);
+                let scale: Vec<f32> = meta.iter().map(|m| m.scale).collect();
+                let resid: Vec<f32> = meta.iter().map(|m| m.resid).collect();
+                let err: Vec<f32> = meta.iter().map(|m| m.err).collect();
+                let norms = vec![1f32; n];
+                let block = RowBlock {
+                    scale: &scale,
+                    resid: &resid,
+                    err: &err,
+                    norms: &norms,
+                };
                 for qi in 0..3 {
                     let q = &queries[qi * dim..][..dim];
-                    let qmu = dot_f64(q, &mu);
-                    let (a, b, c) = qp.bound_terms(qi, qmu);
-                    for (r, (x, m)) in rows.chunks_exact(dim).zip(&meta).enumerate() {
-                        let per: Vec<i32> = (0..planes).map(|p| raw[(qi * planes + p) * n + r]).collect();
-                        let est = qmu as f32 + qp.estimate(qi, &per, m.scale);
-                        let bound = a * m.resid + b * m.err + c;
+                    let t = qp.terms(qi, q, &mu);
+                    for (r, x) in rows.chunks_exact(dim).enumerate() {
+                        let r1 = raw[qi * planes * n + r];
+                        let r2 = if planes > 1 { raw[(qi * planes + 1) * n + r] } else { t.o2 };
+                        // The interval the scan uses for an inner-product key.
+                        let (hi, lo) = key_interval(KeyKind::Dot, &t, r1, r2, &block, r);
                         let exact = dot_f64(q, x);
                         assert!(
-                            (est as f64 - exact).abs() <= bound as f64,
-                            "trial {trial} dim {dim} planes {planes}: est {est} exact {exact} bound {bound}"
+                            lo as f64 <= exact && exact <= hi as f64,
+                            "trial {trial} dim {dim} planes {planes}: exact {exact} outside [{lo}, {hi}]"
                         );
                     }
                 }
