@@ -49,6 +49,9 @@ pub enum Command {
     Classify(ClassifyArgs),
     /// Delete rows by id or by selection.
     Delete(DeleteArgs),
+    /// Legal holds: days that retention and partition drops keep until the hold is released.
+    #[command(subcommand)]
+    Hold(HoldCmd),
     /// Serve the HTTP API and the web page (a grid of pictures for every answer).
     Serve(ServeArgs),
     /// Rewrite partitions to reclaim the space of deleted rows.
@@ -167,6 +170,50 @@ pub enum CollectionCmd {
     Drop {
         /// Name.
         name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HoldCmd {
+    /// Place a hold on a range of days (of one source, or of every source).
+    Add {
+        #[command(flatten)]
+        c: CollectionArg,
+        /// Only this source (default: every source).
+        #[arg(long)]
+        source: Option<String>,
+        /// First day held, YYYY-MM-DD.
+        #[arg(long)]
+        from: String,
+        /// Last day held (inclusive), YYYY-MM-DD.
+        #[arg(long)]
+        to: String,
+        /// Why (a case number, a request); recorded with the hold.
+        #[arg(long)]
+        reason: String,
+        /// Who places it (default: $USER).
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// Every hold, released ones included, with who placed or released it, when and why.
+    List {
+        #[command(flatten)]
+        c: CollectionArg,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Release a hold (the record stays, with who released it, when and why).
+    Release {
+        #[command(flatten)]
+        c: CollectionArg,
+        /// The hold's number (see `hold list`).
+        id: u64,
+        /// Why it is released.
+        #[arg(long)]
+        reason: String,
+        /// Who releases it (default: $USER).
+        #[arg(long)]
+        by: Option<String>,
     },
 }
 

@@ -3,6 +3,7 @@
 
 use crate::backend::{CheckReport, CollectionWriter, DeleteReport};
 use crate::error::{Error, Result};
+use crate::holds::{Hold, HoldRequest, Holds};
 use crate::selection::{check_sources, Age, SelectionSpec};
 use crate::tombstones::{Forgotten, Tombstones};
 use crate::Engine;
@@ -108,6 +109,17 @@ pub struct RetainReport {
     pub dry_run: bool,
     /// The partitions dropped (or that would be).
     pub dropped: Vec<PartitionInfo>,
+    /// Partitions before the cutoff that legal holds kept, with the holds that kept each.
+    pub kept: Vec<HeldPartition>,
+}
+
+/// A partition a legal hold kept from retention.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HeldPartition {
+    /// The partition.
+    pub partition: PartitionInfo,
+    /// The active holds covering it.
+    pub holds: Vec<crate::holds::Hold>,
 }
 
 /// Which rows to delete.
@@ -212,6 +224,12 @@ impl Engine {
             }
             .into());
         }
+        if let Some(h) = self.hold_log(collection)?.covering(source, day).first() {
+            return Err(Error::Held(format!(
+                "partition source={source} day={day} is under legal hold {} ({}, placed by {} at {}): release the hold first",
+                h.id, h.reason, h.by, h.at
+            )));
+        }
         // Recorded first, so the next index run of the same files does not bring the day back.
         self.tombstones(collection)?.record(vec![Forgotten::Partition {
             source: source.to_string(),
@@ -236,23 +254,56 @@ impl Engine {
         };
         let source = req.source.clone();
         let which = move |s: &str, d: Day| d < cutoff && source.as_deref().is_none_or(|x| x == s);
-        let dropped = if req.dry_run {
+        // Split what the cutoff selects into what goes and what a hold keeps.
+        let split = |parts: Vec<PartitionInfo>, holds: &Holds| {
+            let (mut go, mut kept) = (Vec::new(), Vec::new());
+            for p in parts.into_iter().filter(|p| which(&p.source, p.day)) {
+                let by: Vec<Hold> = holds.covering(&p.source, p.day).into_iter().cloned().collect();
+                if by.is_empty() {
+                    go.push(p);
+                } else {
+                    kept.push(HeldPartition { partition: p, holds: by });
+                }
+            }
+            (go, kept)
+        };
+        let (dropped, kept) = if req.dry_run {
             let parts = self.partitions(&req.collection)?;
             self.check_source(&req.collection, req.source.as_deref(), &parts)?;
-            parts.into_iter().filter(|p| which(&p.source, p.day)).collect()
+            split(parts, &self.hold_log(&req.collection)?)
         } else {
             let mut c = self.collection_writer(&req.collection)?;
             self.check_source(&req.collection, req.source.as_deref(), &c.partitions())?;
-            self.tombstones(&req.collection)?.record(vec![Forgotten::Horizon {
-                source: req.source.clone(),
-                before: cutoff,
-            }])?;
-            c.drop_partitions(&which)?
+            // Read under the writer lock, which placing a hold takes too.
+            let (go, kept) = split(c.partitions(), &self.hold_log(&req.collection)?);
+            // Recorded first, so the next index run does not bring the days back. With nothing
+            // held, one horizon also refuses days older than the cutoff that arrive later; with
+            // holds, each dropped partition is recorded instead, so held days can still be
+            // re-indexed.
+            let records = if kept.is_empty() {
+                vec![Forgotten::Horizon {
+                    source: req.source.clone(),
+                    before: cutoff,
+                }]
+            } else {
+                go.iter()
+                    .map(|p| Forgotten::Partition {
+                        source: p.source.clone(),
+                        day: p.day,
+                    })
+                    .collect()
+            };
+            self.tombstones(&req.collection)?.record(records)?;
+            let doomed: std::collections::HashSet<(String, Day)> =
+                go.iter().map(|p| (p.source.clone(), p.day)).collect();
+            let dropped = c.drop_partitions(&|s: &str, d: Day| doomed.contains(&(s.to_string(), d)))?;
+            (dropped, kept)
         };
         Ok(RetainReport {
             cutoff,
             dry_run: req.dry_run,
             dropped,
+            kept,
         })
     }
 
@@ -329,6 +380,31 @@ impl Engine {
             self.backend().reader(collection)?;
         }
         Ok(())
+    }
+
+    /// Every legal hold of `collection`, released ones included, in the order placed.
+    pub fn holds(&self, collection: &str) -> Result<Vec<Hold>> {
+        self.partitions(collection)?;
+        Ok(self.hold_log(collection)?.all().to_vec())
+    }
+
+    /// Places a legal hold: retention and partition drops keep the days it covers until it is
+    /// released.
+    pub fn place_hold(&self, collection: &str, req: HoldRequest) -> Result<Hold> {
+        // Under the writer lock, so a retention run either sees the hold or has finished.
+        let c = self.collection_writer(collection)?;
+        self.check_source(collection, req.source.as_deref(), &c.partitions())?;
+        self.hold_log(collection)?.place(req)
+    }
+
+    /// Releases legal hold `id`, recording who and why.
+    pub fn release_hold(&self, collection: &str, id: u64, by: &str, reason: &str) -> Result<Hold> {
+        let _lock = self.collection_writer(collection)?;
+        self.hold_log(collection)?.release(id, by, reason)
+    }
+
+    fn hold_log(&self, collection: &str) -> Result<Holds> {
+        Holds::open(&self.backend().side_dir(collection)?)
     }
 
     fn tombstones(&self, collection: &str) -> Result<Tombstones> {

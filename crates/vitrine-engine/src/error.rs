@@ -72,6 +72,9 @@ pub enum Error {
     /// A model other than the one that filled the collection.
     #[error("{0}")]
     ModelMismatch(String),
+    /// A legal hold keeps what the request would remove; the message names the hold.
+    #[error("{0}")]
+    Held(String),
     /// The backend does not offer an operation.
     #[error("{operation} is not supported by {backend}")]
     Unsupported {
@@ -132,7 +135,7 @@ impl Error {
             Error::Io { source, .. } => io_kind(source),
             Error::Invalid(_) => ErrorKind::BadInput,
             Error::NotFound(_) => ErrorKind::NotFound,
-            Error::ModelMismatch(_) => ErrorKind::Conflict,
+            Error::ModelMismatch(_) | Error::Held(_) => ErrorKind::Conflict,
             Error::Unsupported { .. } => ErrorKind::Unsupported,
             Error::Context { source, .. } => source.kind(),
             Error::Backend { kind, .. } => *kind,

@@ -22,6 +22,7 @@ pub mod admin;
 pub mod backend;
 mod embedder;
 mod error;
+pub mod holds;
 pub mod import;
 pub mod index;
 pub mod ledger;

@@ -446,3 +446,94 @@ fn an_import_that_interleaves_days_commits_partition_by_partition_and_the_last_r
     assert_eq!(top.day, day("2023-11-09"));
     assert_eq!(top.fields.get("n"), Some(&vitrine_engine::Value::Int(63)));
 }
+
+#[test]
+fn legal_holds_keep_their_days_from_retention_and_drops_until_released() {
+    use vitrine_engine::holds::HoldRequest;
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let engine = Engine::open_store(&store);
+    // Days 1..=5 of November for products and avatars, two rows each.
+    let src = write_input(
+        dir.path(),
+        "a",
+        |i| {
+            let source = if i % 2 == 0 { "products" } else { "avatars" };
+            serde_json::json!({"id": format!("r{i}"), "source": source, "day": format!("2023-11-0{}", 1 + (i / 2) % 5)})
+        },
+        20,
+    );
+    import(&engine, src, 100).unwrap();
+    let hold = |source: Option<&str>, from: &str, to: &str| HoldRequest {
+        source: source.map(String::from),
+        from: day(from),
+        to: day(to),
+        reason: "case 4711".into(),
+        by: "compliance@example".into(),
+    };
+    // Bad holds are refused and name the problem.
+    let e = engine.place_hold("images", hold(Some("products"), "2023-11-03", "2023-11-02")).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::BadInput);
+    assert!(e.to_string().contains("--from"), "{e}");
+    assert!(engine.place_hold("images", hold(Some("prodcts"), "2023-11-02", "2023-11-03")).is_err());
+    let mut no_reason = hold(None, "2023-11-02", "2023-11-03");
+    no_reason.reason = " ".into();
+    assert_eq!(engine.place_hold("images", no_reason).unwrap_err().kind(), ErrorKind::BadInput);
+    let h = engine.place_hold("images", hold(Some("products"), "2023-11-02", "2023-11-03")).unwrap();
+    assert_eq!(h.id, 1);
+
+    let retain = |dry_run| {
+        engine
+            .retain(&RetainRequest {
+                collection: "images".into(),
+                cutoff: Cutoff::Before(day("2023-11-05")),
+                source: None,
+                dry_run,
+            })
+            .unwrap()
+    };
+    let names = |ps: Vec<(String, Day)>| ps.into_iter().map(|(s, d)| format!("{s} {d}")).collect::<Vec<_>>();
+    let preview = retain(true);
+    let kept: Vec<(String, Day)> = preview.kept.iter().map(|k| (k.partition.source.clone(), k.partition.day)).collect();
+    assert_eq!(names(kept), ["products 2023-11-02", "products 2023-11-03"]);
+    assert!(preview.kept.iter().all(|k| k.holds.len() == 1 && k.holds[0].reason == "case 4711"));
+    assert_eq!(preview.dropped.len(), 6);
+    let done = retain(false);
+    assert_eq!((done.dropped.len(), done.kept.len()), (6, 2));
+    let left: Vec<(String, Day)> = engine
+        .partitions("images")
+        .unwrap()
+        .into_iter()
+        .map(|p| (p.source, p.day))
+        .collect();
+    assert_eq!(
+        names(left),
+        ["avatars 2023-11-05", "products 2023-11-02", "products 2023-11-03", "products 2023-11-05"]
+    );
+    // A held day cannot be dropped by hand either.
+    let e = engine.drop_partition("images", "products", day("2023-11-02")).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Conflict);
+    assert!(e.to_string().contains("legal hold 1") && e.to_string().contains("case 4711"), "{e}");
+
+    // Released (by whom and why is kept), then retention takes the days; the log survives a
+    // fresh engine.
+    let e = engine.release_hold("images", 9, "legal", "closed").unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound);
+    engine.release_hold("images", 1, "legal@example", "case closed").unwrap();
+    assert!(engine.release_hold("images", 1, "legal@example", "again").is_err());
+    let engine = Engine::open_store(&store);
+    let holds = engine.holds("images").unwrap();
+    assert_eq!(holds.len(), 1);
+    let r = holds[0].released.as_ref().expect("released");
+    assert_eq!((r.by.as_str(), r.reason.as_str()), ("legal@example", "case closed"));
+    let again = engine
+        .retain(&RetainRequest {
+            collection: "images".into(),
+            cutoff: Cutoff::Before(day("2023-11-05")),
+            source: None,
+            dry_run: false,
+        })
+        .unwrap();
+    assert_eq!((again.dropped.len(), again.kept.len()), (2, 0));
+    assert_eq!(engine.partitions("images").unwrap().len(), 2);
+}

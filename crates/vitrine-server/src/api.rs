@@ -13,6 +13,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use vitrine_engine::admin::{Cutoff, DeleteRequest, RetainRequest};
+use vitrine_engine::holds::HoldRequest;
 use vitrine_engine::query::{ClassifyRequest, Query, SearchRequest, SweepRequest};
 use vitrine_engine::{Day, Hit, SelectionSpec};
 
@@ -31,6 +32,8 @@ pub(crate) fn routes() -> OpenApiRouter<State> {
         .routes(routes!(partitions))
         .routes(routes!(drop_partition))
         .routes(routes!(retain))
+        .routes(routes!(holds, place_hold))
+        .routes(routes!(release_hold))
         .routes(routes!(delete_rows))
         .routes(routes!(row))
         .routes(routes!(thumbnail))
@@ -582,7 +585,7 @@ pub struct RetainBody {
 
 /// Retention: drops (or, with `dry_run`, lists) every partition older than the cutoff.
 #[utoipa::path(post, path = "/api/collections/{name}/retain", params(("name" = String, Path)), request_body = RetainBody,
-    responses((status = 200, description = "{cutoff, dry_run, dropped}"), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 200, description = "{cutoff, dry_run, dropped, kept: partitions legal holds kept, with the holds}"), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn retain(
     axum::extract::State(state): axum::extract::State<State>,
     Path(name): Path<String>,
@@ -611,6 +614,80 @@ async fn retain(
     let engine = state.engine.clone();
     let r = blocking(move || engine.retain(&req).map_err(ApiError::from)).await?;
     Ok(Json(r).into_response())
+}
+
+/// Legal holds of a collection, released ones included.
+#[utoipa::path(get, path = "/api/collections/{name}/holds", params(("name" = String, Path)),
+    responses((status = 200, description = "[{id, source, from, to, reason, by, at, released?: {by, at, reason}}]"), (status = 404, body = ErrorBody)))]
+async fn holds(
+    axum::extract::State(state): axum::extract::State<State>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let engine = state.engine.clone();
+    let h = blocking(move || engine.holds(&name).map_err(ApiError::from)).await?;
+    Ok(Json(h).into_response())
+}
+
+/// `POST /api/collections/{name}/holds` body.
+#[derive(Deserialize, ToSchema, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct HoldBody {
+    /// Only this source (default: every source).
+    pub source: Option<String>,
+    /// First day held (YYYY-MM-DD).
+    pub from: String,
+    /// Last day held, inclusive (YYYY-MM-DD).
+    pub to: String,
+    /// Why.
+    pub reason: String,
+    /// Who places it.
+    pub by: String,
+}
+
+/// Places a legal hold: retention and partition drops keep its days until it is released.
+#[utoipa::path(post, path = "/api/collections/{name}/holds", params(("name" = String, Path)), request_body = HoldBody,
+    responses((status = 200, description = "the hold placed"), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn place_hold(
+    axum::extract::State(state): axum::extract::State<State>,
+    Path(name): Path<String>,
+    body: Result<Json<HoldBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(b) = body?;
+    let req = HoldRequest {
+        source: b.source,
+        from: b.from.parse().map_err(|e| ApiError::bad("from", format!("from: {e}")))?,
+        to: b.to.parse().map_err(|e| ApiError::bad("to", format!("to: {e}")))?,
+        reason: b.reason,
+        by: b.by,
+    };
+    let engine = state.engine.clone();
+    let h = blocking(move || engine.place_hold(&name, req).map_err(ApiError::from)).await?;
+    Ok(Json(h).into_response())
+}
+
+/// `POST /api/collections/{name}/holds/{id}/release` body.
+#[derive(Deserialize, ToSchema, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseBody {
+    /// Why it is released.
+    pub reason: String,
+    /// Who releases it.
+    pub by: String,
+}
+
+/// Releases a legal hold; the record stays, with who released it, when and why.
+#[utoipa::path(post, path = "/api/collections/{name}/holds/{id}/release", params(("name" = String, Path), ("id" = u64, Path)),
+    request_body = ReleaseBody,
+    responses((status = 200, description = "the hold, released"), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn release_hold(
+    axum::extract::State(state): axum::extract::State<State>,
+    Path((name, id)): Path<(String, u64)>,
+    body: Result<Json<ReleaseBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(b) = body?;
+    let engine = state.engine.clone();
+    let h = blocking(move || engine.release_hold(&name, id, &b.by, &b.reason).map_err(ApiError::from)).await?;
+    Ok(Json(h).into_response())
 }
 
 /// `POST /api/collections/{name}/delete` body: `ids`, or a selection, or `all`.

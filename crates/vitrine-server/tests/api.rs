@@ -587,10 +587,47 @@ async fn collections_partitions_classify_and_retention_answer_in_json() {
     )
     .await;
     assert_eq!((s, r["dropped"].as_array().unwrap().len()), (StatusCode::OK, 4), "{r}");
-    let req = Request::delete("/api/collections/vectors/partitions/avatars/2023-11-20")
-        .body(Body::empty())
-        .unwrap();
-    let (s, body, _) = call(&app, req).await;
+    // A legal hold keeps its day from retention and from a drop until it is released.
+    let (s, h) = post(
+        &app,
+        "/api/collections/vectors/holds",
+        serde_json::json!({"source": "avatars", "from": "2023-11-20", "to": "2023-11-20", "reason": "case 7", "by": "legal"}),
+    )
+    .await;
+    assert_eq!((s, &h["id"]), (StatusCode::OK, &serde_json::json!(1)), "{h}");
+    let (s, bad) = post(
+        &app,
+        "/api/collections/vectors/holds",
+        serde_json::json!({"from": "2023-11-21", "to": "2023-11-20", "reason": "x", "by": "legal"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{bad}");
+    let (_, r) = post(
+        &app,
+        "/api/collections/vectors/retain",
+        serde_json::json!({"before": "2023-11-21", "dry_run": true}),
+    )
+    .await;
+    assert_eq!((r["dropped"].as_array().unwrap().len(), r["kept"].as_array().unwrap().len()), (3, 1), "{r}");
+    assert_eq!(r["kept"][0]["holds"][0]["reason"], "case 7", "{r}");
+    let drop_day = || {
+        Request::delete("/api/collections/vectors/partitions/avatars/2023-11-20")
+            .body(Body::empty())
+            .unwrap()
+    };
+    let (s, body, _) = call(&app, drop_day()).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{}", String::from_utf8_lossy(&body));
+    let (s, r) = post(
+        &app,
+        "/api/collections/vectors/holds/1/release",
+        serde_json::json!({"reason": "closed", "by": "legal"}),
+    )
+    .await;
+    assert_eq!((s, &r["released"]["reason"]), (StatusCode::OK, &serde_json::json!("closed")), "{r}");
+    let (s, list) = get(&app, "/api/collections/vectors/holds").await;
+    let list: serde_json::Value = serde_json::from_slice(&list).unwrap();
+    assert_eq!((s, list.as_array().unwrap().len()), (StatusCode::OK, 1), "{list}");
+    let (s, body, _) = call(&app, drop_day()).await;
     assert_eq!(s, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
 }
 
@@ -629,6 +666,7 @@ async fn openapi_lists_exactly_the_routes_and_metrics_count_them() {
         "DELETE /api/collections/{name}/partitions/{source}/{day}",
         "GET /api/collections",
         "GET /api/collections/{name}",
+        "GET /api/collections/{name}/holds",
         "GET /api/collections/{name}/image/{id}",
         "GET /api/collections/{name}/partitions",
         "GET /api/collections/{name}/rows/{id}",
@@ -639,6 +677,8 @@ async fn openapi_lists_exactly_the_routes_and_metrics_count_them() {
         "OPTIONS /metadata",
         "POST /api/classify",
         "POST /api/collections/{name}/delete",
+        "POST /api/collections/{name}/holds",
+        "POST /api/collections/{name}/holds/{id}/release",
         "POST /api/collections/{name}/retain",
         "POST /api/login",
         "POST /api/search",

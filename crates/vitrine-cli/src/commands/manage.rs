@@ -1,10 +1,11 @@
 //! Collections, partitions, deletes, compaction and checks.
 
 use super::{parse_day, selection};
-use crate::args::{CollectionCmd, DeleteArgs, Format, PartitionsCmd};
+use crate::args::{CollectionCmd, DeleteArgs, Format, HoldCmd, PartitionsCmd};
 use crate::output::Rows;
 use anyhow::{bail, Context, Result};
 use vitrine_engine::admin::{CollectionSpec, Cutoff, DeleteRequest, RetainRequest};
+use vitrine_engine::holds::HoldRequest;
 use vitrine_engine::{Engine, FieldType, Metric};
 
 pub fn collection(engine: &Engine, cmd: CollectionCmd) -> Result<()> {
@@ -108,6 +109,84 @@ pub fn partitions(engine: &Engine, cmd: PartitionsCmd) -> Result<()> {
             for p in &r.dropped {
                 say!("  {} {} {} rows", p.source, p.day, p.rows);
             }
+            if !r.kept.is_empty() {
+                let rows: u64 = r.kept.iter().map(|k| k.partition.rows).sum();
+                say!("kept {} partitions under legal hold ({rows} rows)", r.kept.len());
+                for k in &r.kept {
+                    let why: Vec<String> = k.holds.iter().map(|h| format!("hold {}: {}", h.id, h.reason)).collect();
+                    say!(
+                        "  {} {} {} rows ({})",
+                        k.partition.source,
+                        k.partition.day,
+                        k.partition.rows,
+                        why.join("; ")
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Who is acting, for the hold records: `--by`, else $USER.
+fn who(by: Option<String>) -> Result<String> {
+    by.or_else(|| std::env::var("USER").ok().filter(|u| !u.is_empty()))
+        .context("say who you are with --by (no $USER is set)")
+}
+
+pub fn hold(engine: &Engine, cmd: HoldCmd) -> Result<()> {
+    match cmd {
+        HoldCmd::Add {
+            c,
+            source,
+            from,
+            to,
+            reason,
+            by,
+        } => {
+            let h = engine.place_hold(
+                &c.collection,
+                HoldRequest {
+                    source,
+                    from: parse_day("from", &from)?,
+                    to: parse_day("to", &to)?,
+                    reason,
+                    by: who(by)?,
+                },
+            )?;
+            say!(
+                "placed hold {}: {} {}..{} ({})",
+                h.id,
+                h.source.as_deref().unwrap_or("every source"),
+                h.from,
+                h.to,
+                h.reason
+            );
+        }
+        HoldCmd::List { c, format } => {
+            let mut rows = Rows::new(&[
+                "id", "source", "from", "to", "reason", "by", "at", "released_by", "released_at", "release_reason",
+            ]);
+            for h in engine.holds(&c.collection)? {
+                let r = h.released.as_ref();
+                rows.rows.push(vec![
+                    h.id.into(),
+                    h.source.unwrap_or_default().into(),
+                    h.from.to_string().into(),
+                    h.to.to_string().into(),
+                    h.reason.into(),
+                    h.by.into(),
+                    h.at.into(),
+                    r.map(|r| r.by.clone()).unwrap_or_default().into(),
+                    r.map(|r| r.at.clone()).unwrap_or_default().into(),
+                    r.map(|r| r.reason.clone()).unwrap_or_default().into(),
+                ]);
+            }
+            rows.print(format, &mut std::io::stdout().lock())?;
+        }
+        HoldCmd::Release { c, id, reason, by } => {
+            let h = engine.release_hold(&c.collection, id, &who(by)?, &reason)?;
+            say!("released hold {} ({})", h.id, h.reason);
         }
     }
     Ok(())

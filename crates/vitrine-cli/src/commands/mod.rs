@@ -28,16 +28,36 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Embed(a) => embed::run(&engine, a),
         Command::Index(a) => index::run(&engine, &cli.store, a),
         Command::Import(a) => import::run(&engine, a),
-        Command::Search(a) => search::run(&engine, a),
-        Command::Sweep(a) => analyze::sweep(&engine, a),
-        Command::Classify(a) => analyze::classify(&engine, a),
+        Command::Search(a) => {
+            let r = search::run(&engine, a);
+            leaving(engine, r)
+        }
+        Command::Sweep(a) => {
+            let r = analyze::sweep(&engine, a);
+            leaving(engine, r)
+        }
+        Command::Classify(a) => {
+            let r = analyze::classify(&engine, a);
+            leaving(engine, r)
+        }
         Command::Delete(a) => manage::delete(&engine, a),
+        Command::Hold(h) => manage::hold(&engine, h),
         Command::Serve(a) => serve::run(engine, &cli.store, a),
         Command::Compact(c) => manage::compact(&engine, &c.collection),
         Command::Check(c) => manage::check(&engine, c.collection.as_deref()),
         Command::Migrate(m) => manage::migrate(m),
         Command::Bench(b) => bench::run(&engine, &cli.store, b),
     }
+}
+
+/// Ends a read-only command without dropping its engine: the process is about to exit, and
+/// the kernel tears down the segment mappings in one go. Dropping the engine unmaps each
+/// segment in turn (a TLB shootdown to every worker thread each time): 20 ms of a 75 ms query
+/// over a 374-segment store. Nothing a reader holds needs a destructor (no locks, no buffered
+/// writes).
+fn leaving(engine: Engine, result: Result<()>) -> Result<()> {
+    std::mem::forget(engine);
+    result
 }
 
 /// A backend named on the command line: a `milvus://` URL, or else a store directory.
