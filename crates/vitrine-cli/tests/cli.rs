@@ -454,6 +454,61 @@ fn partitions_list_drop_retain_delete_and_compact() {
     assert!(out.contains("15 rows"), "{out}");
     let out = ok(&store, &["partitions", "retain", "--before", "2023-11-04", "--dry-run"]);
     assert!(out.contains("would drop 5 partitions"), "{out}");
+    // A legal hold keeps its day from retention and from a drop, until released.
+    let hold = [
+        "hold",
+        "add",
+        "--source",
+        "products",
+        "--from",
+        "2023-11-03",
+        "--to",
+        "2023-11-03",
+        "--reason",
+        "case 9",
+        "--by",
+        "tester",
+    ];
+    assert!(ok(&store, &hold).contains("placed hold 1"));
+    let e = fails(
+        &store,
+        &[
+            "hold",
+            "add",
+            "--from",
+            "2023-11-03",
+            "--to",
+            "2023-11-01",
+            "--reason",
+            "x",
+            "--by",
+            "t",
+        ],
+    );
+    assert!(e.contains("--from"), "{e}");
+    let out = ok(&store, &["partitions", "retain", "--before", "2023-11-04", "--dry-run"]);
+    assert!(
+        out.contains("would drop 4 partitions") && out.contains("kept 1 partitions under legal hold"),
+        "{out}"
+    );
+    assert!(out.contains("products 2023-11-03 15 rows (hold 1: case 9)"), "{out}");
+    let e = fails(
+        &store,
+        &["partitions", "drop", "--source", "products", "--day", "2023-11-03"],
+    );
+    assert!(e.contains("legal hold 1"), "{e}");
+    assert!(ok(
+        &store,
+        &["hold", "release", "1", "--reason", "closed", "--by", "tester"]
+    )
+    .contains("released hold 1"));
+    let list = ok(&store, &["hold", "list", "--format", "jsonl"]);
+    let h: serde_json::Value = serde_json::from_str(list.lines().next().unwrap()).unwrap();
+    assert_eq!(
+        (h["reason"].as_str(), h["release_reason"].as_str()),
+        (Some("case 9"), Some("closed")),
+        "{h}"
+    );
     let out = ok(&store, &["partitions", "retain", "--before", "2023-11-04"]);
     assert!(out.contains("dropped 5 partitions"), "{out}");
     assert_eq!(

@@ -262,7 +262,10 @@ impl Engine {
                 if by.is_empty() {
                     go.push(p);
                 } else {
-                    kept.push(HeldPartition { partition: p, holds: by });
+                    kept.push(HeldPartition {
+                        partition: p,
+                        holds: by,
+                    });
                 }
             }
             (go, kept)

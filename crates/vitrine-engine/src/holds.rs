@@ -50,7 +50,10 @@ pub struct Release {
 impl Hold {
     /// Whether this hold, while active, covers partition (`source`, `day`).
     pub fn covers(&self, source: &str, day: Day) -> bool {
-        self.released.is_none() && self.source.as_deref().is_none_or(|s| s == source) && self.from <= day && day <= self.to
+        self.released.is_none()
+            && self.source.as_deref().is_none_or(|s| s == source)
+            && self.from <= day
+            && day <= self.to
     }
 }
 

@@ -472,14 +472,23 @@ fn legal_holds_keep_their_days_from_retention_and_drops_until_released() {
         by: "compliance@example".into(),
     };
     // Bad holds are refused and name the problem.
-    let e = engine.place_hold("images", hold(Some("products"), "2023-11-03", "2023-11-02")).unwrap_err();
+    let e = engine
+        .place_hold("images", hold(Some("products"), "2023-11-03", "2023-11-02"))
+        .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::BadInput);
     assert!(e.to_string().contains("--from"), "{e}");
-    assert!(engine.place_hold("images", hold(Some("prodcts"), "2023-11-02", "2023-11-03")).is_err());
+    assert!(engine
+        .place_hold("images", hold(Some("prodcts"), "2023-11-02", "2023-11-03"))
+        .is_err());
     let mut no_reason = hold(None, "2023-11-02", "2023-11-03");
     no_reason.reason = " ".into();
-    assert_eq!(engine.place_hold("images", no_reason).unwrap_err().kind(), ErrorKind::BadInput);
-    let h = engine.place_hold("images", hold(Some("products"), "2023-11-02", "2023-11-03")).unwrap();
+    assert_eq!(
+        engine.place_hold("images", no_reason).unwrap_err().kind(),
+        ErrorKind::BadInput
+    );
+    let h = engine
+        .place_hold("images", hold(Some("products"), "2023-11-02", "2023-11-03"))
+        .unwrap();
     assert_eq!(h.id, 1);
 
     let retain = |dry_run| {
@@ -494,9 +503,16 @@ fn legal_holds_keep_their_days_from_retention_and_drops_until_released() {
     };
     let names = |ps: Vec<(String, Day)>| ps.into_iter().map(|(s, d)| format!("{s} {d}")).collect::<Vec<_>>();
     let preview = retain(true);
-    let kept: Vec<(String, Day)> = preview.kept.iter().map(|k| (k.partition.source.clone(), k.partition.day)).collect();
+    let kept: Vec<(String, Day)> = preview
+        .kept
+        .iter()
+        .map(|k| (k.partition.source.clone(), k.partition.day))
+        .collect();
     assert_eq!(names(kept), ["products 2023-11-02", "products 2023-11-03"]);
-    assert!(preview.kept.iter().all(|k| k.holds.len() == 1 && k.holds[0].reason == "case 4711"));
+    assert!(preview
+        .kept
+        .iter()
+        .all(|k| k.holds.len() == 1 && k.holds[0].reason == "case 4711"));
     assert_eq!(preview.dropped.len(), 6);
     let done = retain(false);
     assert_eq!((done.dropped.len(), done.kept.len()), (6, 2));
@@ -508,18 +524,30 @@ fn legal_holds_keep_their_days_from_retention_and_drops_until_released() {
         .collect();
     assert_eq!(
         names(left),
-        ["avatars 2023-11-05", "products 2023-11-02", "products 2023-11-03", "products 2023-11-05"]
+        [
+            "avatars 2023-11-05",
+            "products 2023-11-02",
+            "products 2023-11-03",
+            "products 2023-11-05"
+        ]
     );
     // A held day cannot be dropped by hand either.
-    let e = engine.drop_partition("images", "products", day("2023-11-02")).unwrap_err();
+    let e = engine
+        .drop_partition("images", "products", day("2023-11-02"))
+        .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Conflict);
-    assert!(e.to_string().contains("legal hold 1") && e.to_string().contains("case 4711"), "{e}");
+    assert!(
+        e.to_string().contains("legal hold 1") && e.to_string().contains("case 4711"),
+        "{e}"
+    );
 
     // Released (by whom and why is kept), then retention takes the days; the log survives a
     // fresh engine.
     let e = engine.release_hold("images", 9, "legal", "closed").unwrap_err();
     assert_eq!(e.kind(), ErrorKind::NotFound);
-    engine.release_hold("images", 1, "legal@example", "case closed").unwrap();
+    engine
+        .release_hold("images", 1, "legal@example", "case closed")
+        .unwrap();
     assert!(engine.release_hold("images", 1, "legal@example", "again").is_err());
     let engine = Engine::open_store(&store);
     let holds = engine.holds("images").unwrap();

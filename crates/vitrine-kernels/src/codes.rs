@@ -788,7 +788,11 @@ mod tests {
                     let t = qp.terms(qi, q, &mu);
                     for (r, x) in rows.chunks_exact(dim).enumerate() {
                         let r1 = raw[qi * planes * n + r];
-                        let r2 = if planes > 1 { raw[(qi * planes + 1) * n + r] } else { t.o2 };
+                        let r2 = if planes > 1 {
+                            raw[(qi * planes + 1) * n + r]
+                        } else {
+                            t.o2
+                        };
                         // The interval the scan uses for an inner-product key.
                         let (hi, lo) = key_interval(KeyKind::Dot, &t, r1, r2, &block, r);
                         let exact = dot_f64(q, x);

@@ -655,7 +655,10 @@ async fn place_hold(
     let Json(b) = body?;
     let req = HoldRequest {
         source: b.source,
-        from: b.from.parse().map_err(|e| ApiError::bad("from", format!("from: {e}")))?,
+        from: b
+            .from
+            .parse()
+            .map_err(|e| ApiError::bad("from", format!("from: {e}")))?,
         to: b.to.parse().map_err(|e| ApiError::bad("to", format!("to: {e}")))?,
         reason: b.reason,
         by: b.by,

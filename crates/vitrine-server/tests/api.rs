@@ -608,7 +608,14 @@ async fn collections_partitions_classify_and_retention_answer_in_json() {
         serde_json::json!({"before": "2023-11-21", "dry_run": true}),
     )
     .await;
-    assert_eq!((r["dropped"].as_array().unwrap().len(), r["kept"].as_array().unwrap().len()), (3, 1), "{r}");
+    assert_eq!(
+        (
+            r["dropped"].as_array().unwrap().len(),
+            r["kept"].as_array().unwrap().len()
+        ),
+        (3, 1),
+        "{r}"
+    );
     assert_eq!(r["kept"][0]["holds"][0]["reason"], "case 7", "{r}");
     let drop_day = || {
         Request::delete("/api/collections/vectors/partitions/avatars/2023-11-20")
@@ -623,7 +630,11 @@ async fn collections_partitions_classify_and_retention_answer_in_json() {
         serde_json::json!({"reason": "closed", "by": "legal"}),
     )
     .await;
-    assert_eq!((s, &r["released"]["reason"]), (StatusCode::OK, &serde_json::json!("closed")), "{r}");
+    assert_eq!(
+        (s, &r["released"]["reason"]),
+        (StatusCode::OK, &serde_json::json!("closed")),
+        "{r}"
+    );
     let (s, list) = get(&app, "/api/collections/vectors/holds").await;
     let list: serde_json::Value = serde_json::from_slice(&list).unwrap();
     assert_eq!((s, list.as_array().unwrap().len()), (StatusCode::OK, 1), "{list}");

@@ -165,7 +165,16 @@ pub fn hold(engine: &Engine, cmd: HoldCmd) -> Result<()> {
         }
         HoldCmd::List { c, format } => {
             let mut rows = Rows::new(&[
-                "id", "source", "from", "to", "reason", "by", "at", "released_by", "released_at", "release_reason",
+                "id",
+                "source",
+                "from",
+                "to",
+                "reason",
+                "by",
+                "at",
+                "released_by",
+                "released_at",
+                "release_reason",
             ]);
             for h in engine.holds(&c.collection)? {
                 let r = h.released.as_ref();
