@@ -7,6 +7,11 @@
 //! directory. A crash before the rename leaves the previous manifest in force (the new files are
 //! orphans, removed when the next writer opens); after it, the change is durable. Readers load
 //! whichever manifest is current and never see a half-applied change.
+//!
+//! The JSON document is followed by a second one, `{"crc32": N}`, the CRC-32 of the first's
+//! bytes, so a flipped bit that still parses (a digit of a row count, a letter of a model name)
+//! is caught by every reader. Manifests written before the checksum have no trailer and are
+//! read as they are; the next commit adds it.
 
 use crate::error::{IoContext, Result};
 use crate::schema::Schema;
@@ -55,19 +60,43 @@ pub struct Manifest {
 pub(crate) const FILE: &str = "manifest.json";
 
 impl Manifest {
-    /// Reads `dir/manifest.json`.
+    /// Reads `dir/manifest.json`, verifying its checksum.
     pub fn load(dir: &Path) -> Result<Manifest> {
         let path = dir.join(FILE);
         let text = std::fs::read(&path).at(&path)?;
-        let m: Manifest = serde_json::from_slice(&text).map_err(|e| Error::Corrupt {
+        let corrupt = |reason: String| Error::Corrupt {
             path: path.clone(),
-            reason: format!("unreadable manifest: {e}"),
-        })?;
+            reason,
+        };
+        let mut docs = serde_json::Deserializer::from_slice(&text).into_iter::<serde_json::Value>();
+        let body = match docs.next() {
+            Some(Ok(v)) => v,
+            Some(Err(e)) => return Err(corrupt(format!("unreadable manifest: {e}"))),
+            None => return Err(corrupt("empty manifest".into())),
+        };
+        let body_end = docs.byte_offset();
+        match docs.next() {
+            None => {} // written before manifests carried a checksum
+            Some(Ok(trailer)) => {
+                let want = trailer
+                    .as_object()
+                    .filter(|o| o.len() == 1)
+                    .and_then(|o| o.get("crc32"))
+                    .and_then(serde_json::Value::as_u64)
+                    .ok_or_else(|| corrupt(format!("unreadable checksum trailer {trailer}")))?;
+                if u64::from(crc32fast::hash(&text[..body_end])) != want {
+                    return Err(corrupt("manifest checksum mismatch".into()));
+                }
+                if docs.next().is_some() {
+                    return Err(corrupt("trailing data after the checksum".into()));
+                }
+            }
+            Some(Err(e)) => return Err(corrupt(format!("unreadable checksum trailer: {e}"))),
+        }
+        let m: Manifest =
+            serde_json::from_value(body).map_err(|e| corrupt(format!("unreadable manifest: {e}")))?;
         if m.format != 1 {
-            return Err(Error::Corrupt {
-                path,
-                reason: format!("unsupported manifest format {}", m.format),
-            });
+            return Err(corrupt(format!("unsupported manifest format {}", m.format)));
         }
         Ok(m)
     }
@@ -76,9 +105,11 @@ impl Manifest {
     pub fn publish(&self, dir: &Path) -> Result<()> {
         let tmp = dir.join("manifest.json.tmp");
         let path = dir.join(FILE);
+        let mut bytes = serde_json::to_vec_pretty(self).expect("manifest serializes");
+        let crc = crc32fast::hash(&bytes);
+        bytes.extend_from_slice(format!("\n{{\"crc32\": {crc}}}\n").as_bytes());
         let mut f = std::fs::File::create(&tmp).at(&tmp)?;
-        f.write_all(&serde_json::to_vec_pretty(self).expect("manifest serializes"))
-            .at(&tmp)?;
+        f.write_all(&bytes).at(&tmp)?;
         f.sync_all().at(&tmp)?;
         std::fs::rename(&tmp, &path).at(&path)?;
         sync_dir(dir)
