@@ -47,6 +47,8 @@ pub enum Command {
     Sweep(SweepArgs),
     /// Zero-shot labels for every image in a selection, from a list of labels and prompt templates.
     Classify(ClassifyArgs),
+    /// Near-duplicate clusters: every pair of images at or past a threshold (exact), grouped.
+    Dupes(DupesArgs),
     /// Delete rows by id or by selection.
     Delete(DeleteArgs),
     /// Legal holds: days that retention and partition drops keep until the hold is released.
@@ -415,6 +417,13 @@ pub struct SearchArgs {
     /// Range search: every hit scoring at least T (cosine, ip) or within distance T (l2).
     #[arg(long, allow_negative_numbers = true)]
     pub threshold: Option<f64>,
+    /// A negative prompt (repeatable): a hit must score higher for what was asked than for
+    /// every negative prompt, by more than --not-margin. Scores stay the positive's.
+    #[arg(long = "not", value_name = "PROMPT")]
+    pub not: Vec<String>,
+    /// See --not.
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    pub not_margin: f64,
     #[command(flatten)]
     pub sel: SelectionArgs,
     #[arg(long, value_enum, default_value_t = Format::Table)]
@@ -444,6 +453,13 @@ pub struct SweepArgs {
     /// The N best rows per prompt instead.
     #[arg(long)]
     pub top: Option<usize>,
+    /// A negative prompt (repeatable): a hit must score higher for what was asked than for
+    /// every negative prompt, by more than --not-margin. Scores stay the positive's.
+    #[arg(long = "not", value_name = "PROMPT")]
+    pub not: Vec<String>,
+    /// See --not.
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    pub not_margin: f64,
     #[command(flatten)]
     pub sel: SelectionArgs,
     /// Model (default: the collection's).
@@ -474,6 +490,72 @@ pub struct ClassifyArgs {
     pub model: Option<String>,
     #[arg(long, value_enum, default_value_t = Format::Csv)]
     pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct DupesArgs {
+    #[command(flatten)]
+    pub c: CollectionArg,
+    /// A pair is a duplicate when it scores at least T (cosine, ip) or lies within distance T
+    /// (l2). Every such pair is found (exact range search per row, no approximate index).
+    #[arg(long, allow_negative_numbers = true)]
+    pub threshold: f64,
+    /// The rows whose duplicates are sought (default: every row).
+    #[command(flatten)]
+    pub sel: SelectionArgs,
+    #[command(flatten)]
+    pub against: AgainstArgs,
+    /// Keep only clusters whose members come from more than one source (an avatar reused as a
+    /// product photo).
+    #[arg(long)]
+    pub across_sources: bool,
+    /// One line per pair (cluster, a, b, score) instead of one per member.
+    #[arg(long)]
+    pub pairs: bool,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Also write a self-contained HTML page with each cluster as a row of thumbnails.
+    #[arg(long)]
+    pub html: Option<PathBuf>,
+}
+
+/// A second selection to look for duplicates in (any flag given: the join is the first
+/// selection against this one instead of against itself).
+#[derive(Debug, Args, Clone)]
+pub struct AgainstArgs {
+    /// Look only in these sources (repeatable).
+    #[arg(id = "against_source", long = "against-source")]
+    pub sources: Vec<String>,
+    /// First day to look in, inclusive (YYYY-MM-DD).
+    #[arg(id = "against_from", long = "against-from")]
+    pub from: Option<String>,
+    /// Last day to look in, inclusive (YYYY-MM-DD).
+    #[arg(id = "against_to", long = "against-to")]
+    pub to: Option<String>,
+    /// Look only in the last N days (e.g. 30d).
+    #[arg(id = "against_last", long = "against-last", conflicts_with_all = ["against_from", "against_to"])]
+    pub last: Option<String>,
+    /// Filter expression for the rows to look in.
+    #[arg(id = "against_filter", long = "against-filter")]
+    pub filter: Option<String>,
+}
+
+impl AgainstArgs {
+    /// The same flags as a plain selection, when any is given.
+    pub fn selection(&self) -> Option<SelectionArgs> {
+        let given = !self.sources.is_empty()
+            || self.from.is_some()
+            || self.to.is_some()
+            || self.last.is_some()
+            || self.filter.is_some();
+        given.then(|| SelectionArgs {
+            sources: self.sources.clone(),
+            from: self.from.clone(),
+            to: self.to.clone(),
+            last: self.last.clone(),
+            filter: self.filter.clone(),
+        })
+    }
 }
 
 #[derive(Debug, Args)]

@@ -1110,6 +1110,41 @@ fn sweep_returns_every_row_past_the_threshold_and_classify_labels_every_row() {
         out.contains(&format!("{} hits", scores.len())) && out.contains("avatars"),
         "{out}"
     );
+    // A negative prompt only removes rows: what stays is a subset, same scores, same order.
+    let kept = dir.path().join("kept.csv");
+    let out = ok(
+        &store,
+        &[
+            "sweep",
+            "--prompt",
+            "一只狗",
+            "--not",
+            "一只猫",
+            "--threshold",
+            "0.05",
+            "--out",
+            s(&kept),
+        ],
+    );
+    let kept_lines: Vec<String> = std::fs::read_to_string(&kept)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(String::from)
+        .collect();
+    let all_lines: Vec<&str> = csv.lines().skip(1).collect();
+    assert!(
+        kept_lines.iter().all(|l| all_lines.contains(&l.as_str())),
+        "{kept_lines:?}"
+    );
+    let removed = all_lines.len() - kept_lines.len();
+    assert!(out.contains(&format!("{removed} rows removed")), "{out}");
+    let e = fails(
+        &store,
+        &["search", "--text", "一只狗", "--not", "一只猫", "--not-margin", "inf"],
+    );
+    assert!(e.contains("margin"), "{e}");
+
     // Classify: one line per row, the best label first, a non-negative margin.
     let labels = dir.path().join("labels.txt");
     std::fs::write(&labels, "dog\ncat\nhandgun\n").unwrap();
@@ -1402,4 +1437,140 @@ fn queries_trust_the_recorded_weights_hash_only_while_the_weights_file_is_unchan
         .unwrap();
     let e = fails(&store, &["search", "--text", "a dog", "-k", "1"]);
     assert!(e.contains("not comparable"), "{e}");
+}
+
+#[test]
+fn dupes_lists_every_near_duplicate_cluster_in_every_format_and_as_a_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    // 40 distinct rows; p03 is copied as avatar a03 (and again, re-encoded, as a03b); p07 is
+    // relisted as product p07x. The uri of a03 is hostile markup.
+    let dim = 8;
+    let mut seed = 7u64;
+    let mut v: Vec<f32> = (0..40 * dim)
+        .map(|_| {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (seed >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+        })
+        .collect();
+    let row = |v: &[f32], i: usize| v[i * dim..(i + 1) * dim].to_vec();
+    let (p03, p07) = (row(&v, 3), row(&v, 7));
+    v.extend(&p03);
+    v.extend(p03.iter().map(|x| x + 0.001));
+    v.extend(&p07);
+    let vec_path = dir.path().join("v.npy");
+    write_f32(&vec_path, &v, 43, dim).unwrap();
+    let meta = dir.path().join("m.jsonl");
+    let mut f = std::fs::File::create(&meta).unwrap();
+    for i in 0..40 {
+        writeln!(
+            f,
+            r#"{{"id":"p{i:02}","source":"products","day":"2023-11-{:02}","uri":"file:///p{i}.jpg"}}"#,
+            1 + i % 20
+        )
+        .unwrap();
+    }
+    writeln!(
+        f,
+        r#"{{"id":"a03","source":"avatars","day":"2023-11-21","uri":"<script>alert(1)</script>"}}"#
+    )
+    .unwrap();
+    writeln!(
+        f,
+        r#"{{"id":"a03b","source":"avatars","day":"2023-11-22","uri":"file:///a03b.jpg"}}"#
+    )
+    .unwrap();
+    writeln!(
+        f,
+        r#"{{"id":"p07x","source":"products","day":"2023-11-23","uri":"file:///p07x.jpg"}}"#
+    )
+    .unwrap();
+    drop(f);
+    ok(&store, &["import", "--vectors", s(&vec_path), "--metadata", s(&meta)]);
+
+    // Members, one line each: two clusters, the larger first, each earliest first.
+    let out = ok(&store, &["dupes", "--threshold", "0.9999", "--format", "jsonl"]);
+    let rows: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|r: &serde_json::Value| r.get("cluster").is_some())
+        .collect();
+    let members: Vec<(u64, &str, &str)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["cluster"].as_u64().unwrap(),
+                r["id"].as_str().unwrap(),
+                r["nearest"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        members,
+        [
+            (1, "p03", "a03"),
+            (1, "a03", "p03"),
+            (1, "a03b", "a03"),
+            (2, "p07", "p07x"),
+            (2, "p07x", "p07")
+        ],
+        "{out}"
+    );
+    let summary = out.lines().last().unwrap();
+    assert!(
+        summary.contains("2 clusters (5 rows, 4 pairs) among 43 rows"),
+        "{summary}"
+    );
+    let copy = rows[0]["score"].as_f64().unwrap();
+    assert!((copy - 1.0).abs() < 1e-12, "an exact copy scores 1: {copy}");
+
+    // Pairs as CSV; only clusters spanning sources; products against avatars.
+    let out = ok(
+        &store,
+        &[
+            "dupes",
+            "--threshold",
+            "0.9999",
+            "--pairs",
+            "--format",
+            "csv",
+            "--across-sources",
+        ],
+    );
+    let pairs: Vec<Vec<&str>> = out.lines().skip(1).map(|l| l.split(',').collect()).collect();
+    assert_eq!(pairs.len(), 3, "{out}");
+    assert!(
+        pairs.iter().all(|p| p[0] == "1") && pairs[0][1..3] == ["a03", "p03"],
+        "{out}"
+    );
+    let out = ok(
+        &store,
+        &[
+            "dupes",
+            "--threshold",
+            "0.9999",
+            "--pairs",
+            "--format",
+            "csv",
+            "--source",
+            "products",
+            "--against-source",
+            "avatars",
+        ],
+    );
+    let pairs: Vec<&str> = out.lines().skip(1).map(|l| l.rsplit_once(',').unwrap().0).collect();
+    assert_eq!(pairs, ["1,a03,p03", "1,a03b,p03"], "{out}");
+
+    // The page: one row of pictures per cluster, every stored value escaped.
+    let page = dir.path().join("dupes.html");
+    ok(&store, &["dupes", "--threshold", "0.9999", "--html", s(&page)]);
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert_eq!(html.matches("<div class=\"row\">").count(), 2);
+    assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;") && !html.contains("<script>"));
+
+    // Bad input is named.
+    let e = fails(&store, &["dupes", "--threshold", "nan"]);
+    assert!(e.contains("threshold"), "{e}");
+    let e = fails(&store, &["dupes", "--threshold", "0.9", "--against-source", "nowhere"]);
+    assert!(e.contains("nowhere"), "{e}");
 }

@@ -12,7 +12,8 @@
 //! image ─▶ vitrine-image ─▶ vitrine-clip ─▶ Embedder ─▶ Engine ─▶ Backend ─▶ vitrine-store (or a remote database)
 //! ```
 //!
-//! Modules follow the operations: [`query`] (search, sweep, classify), [`index`] (plan, loop),
+//! Modules follow the operations: [`query`] (search, sweep, classify), [`dupes`] (near-duplicate
+//! clusters), [`index`] (plan, loop),
 //! [`import`], [`admin`] (collections, partitions, deletes, retention, compaction, checks),
 //! [`receipt`] and [`ledger`] (what a search covered), [`model`] (which model filled a
 //! collection), [`selection`] (sources, days, filters), [`backend`].
@@ -20,6 +21,7 @@
 
 pub mod admin;
 pub mod backend;
+pub mod dupes;
 mod embedder;
 mod error;
 pub mod holds;
@@ -29,6 +31,7 @@ pub mod ledger;
 pub mod media;
 pub mod migrate;
 pub mod model;
+pub mod negatives;
 pub mod query;
 pub mod receipt;
 pub mod selection;

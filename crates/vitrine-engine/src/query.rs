@@ -9,6 +9,7 @@
 use crate::backend::{CollectionReader, Hit};
 use crate::embedder::Embedder;
 use crate::error::{Error, Result};
+use crate::negatives::{deepen, Negatives, Veto};
 use crate::receipt::Receipt;
 use crate::selection::{check_sources, SelectionSpec};
 use crate::thumbnail::THUMBNAIL_FIELD;
@@ -69,6 +70,8 @@ pub struct SearchRequest {
     pub model: Option<String>,
     /// The user fields hits carry (default: all but thumbnails, see [`visible_fields`]).
     pub fields: Option<Vec<String>>,
+    /// What hits must look less like than the query (see [`crate::negatives`]).
+    pub negatives: Negatives,
 }
 
 impl SearchRequest {
@@ -82,6 +85,7 @@ impl SearchRequest {
             selection: SelectionSpec::default(),
             model: None,
             fields: None,
+            negatives: Negatives::default(),
         }
     }
 }
@@ -99,6 +103,8 @@ pub struct SearchAnswer {
     pub receipt: Receipt,
     /// Things the caller should know about the queries.
     pub warnings: Vec<String>,
+    /// Rows the negative prompts removed among those examined.
+    pub vetoed: u64,
 }
 
 /// A sweep: every row matching any of several prompts.
@@ -116,6 +122,8 @@ pub struct SweepRequest {
     pub selection: SelectionSpec,
     /// The model (default: the collection's).
     pub model: Option<String>,
+    /// What matching rows must look less like than their prompt (see [`crate::negatives`]).
+    pub negatives: Negatives,
 }
 
 /// What a sweep found.
@@ -132,6 +140,8 @@ pub struct SweepAnswer {
     pub receipt: Receipt,
     /// Things the caller should know about the prompts.
     pub warnings: Vec<String>,
+    /// Rows the negative prompts removed.
+    pub vetoed: u64,
 }
 
 /// Zero-shot classification of every row in a selection.
@@ -271,6 +281,20 @@ impl Engine {
     ) -> Result<Arc<Embedder>> {
         self.models()
             .for_collection(reader.name(), reader.info(), reader.schema().dim, model, towers)
+    }
+
+    /// The negatives of a search embedded with the collection's model (`None` without any).
+    fn veto(
+        &self,
+        reader: &dyn CollectionReader,
+        model: Option<&str>,
+        negatives: &Negatives,
+    ) -> Result<Option<(Veto, Vec<String>)>> {
+        if negatives.prompts.is_empty() {
+            return Ok(None);
+        }
+        let e = self.collection_model(reader, model, Towers::Text)?;
+        Veto::new(&e, reader.schema().metric, negatives)
     }
 
     /// The query vectors (row-major), a label per query, and warnings.
@@ -460,16 +484,33 @@ impl Engine {
                 asked.clone()
             }
         };
-        let out = reader.search(
-            &vitrine_store::SearchRequest {
-                queries,
-                k,
-                threshold: req.threshold,
-                selection: selection.clone(),
-                scan: scan_mode(),
-            },
-            &fields,
-        )?;
+        let veto = self.veto(reader.as_ref(), req.model.as_deref(), &req.negatives)?;
+        let run = |k: Option<usize>| {
+            reader.search(
+                &vitrine_store::SearchRequest {
+                    queries: queries.clone(),
+                    k,
+                    threshold: req.threshold,
+                    selection: selection.clone(),
+                    scan: scan_mode(),
+                },
+                &fields,
+            )
+        };
+        let mut warnings = warnings;
+        let (out, vetoed) = match (veto, k) {
+            (None, _) => (run(k)?, 0),
+            (Some((v, w)), Some(k)) => {
+                warnings.extend(w);
+                deepen(&v, reader.as_ref(), k, &mut |ask| run(Some(ask)))?
+            }
+            (Some((v, w)), None) => {
+                warnings.extend(w);
+                let out = run(None)?;
+                let (hits, vetoed) = v.filter(reader.as_ref(), out.hits)?;
+                (crate::backend::SearchOutput { hits, stats: out.stats }, vetoed)
+            }
+        };
         let side = self.side_dir(&req.collection);
         let receipt = Receipt::new(out.stats, reader.as_ref(), side.as_deref(), &selection);
         Ok(SearchAnswer {
@@ -478,6 +519,7 @@ impl Engine {
             hits: out.hits,
             receipt,
             warnings,
+            vetoed,
         })
     }
 
@@ -485,7 +527,7 @@ impl Engine {
     /// first, ties by id.
     pub fn sweep(&self, req: &SweepRequest) -> Result<SweepAnswer> {
         let mut hits = Vec::new();
-        let (receipt, warnings) = self.sweep_inner(req, &mut |h| {
+        let (receipt, warnings, vetoed) = self.sweep_inner(req, &mut |h| {
             hits.push(h);
             Ok(())
         })?;
@@ -502,6 +544,7 @@ impl Engine {
             per_partition: per.into_iter().map(|((s, d), n)| (s, d, n)).collect(),
             receipt,
             warnings,
+            vetoed,
         })
     }
 
@@ -516,7 +559,7 @@ impl Engine {
         &self,
         req: &SweepRequest,
         visit: &mut dyn FnMut(Hit) -> Result<()>,
-    ) -> Result<(Receipt, Vec<String>)> {
+    ) -> Result<(Receipt, Vec<String>, u64)> {
         if req.threshold.is_some() == req.top.is_some() {
             return Err(Error::invalid("a sweep needs a threshold or a top N (one of them)"));
         }
@@ -526,8 +569,16 @@ impl Engine {
         let reader = self.reader(&req.collection)?;
         let e = self.collection_model(reader.as_ref(), req.model.as_deref(), Towers::Text)?;
         let refs: Vec<&str> = req.prompts.iter().map(String::as_str).collect();
-        let (vectors, warnings) = embed_texts(&e, &refs)?;
+        let (vectors, mut warnings) = embed_texts(&e, &refs)?;
         let queries: Vec<f32> = vectors.into_iter().flatten().collect();
+        let veto = match Veto::new(&e, reader.schema().metric, &req.negatives)? {
+            Some((v, w)) => {
+                warnings.extend(w);
+                Some(v)
+            }
+            None => None,
+        };
+        let mut vetoed = 0;
         let selection = self.resolve(reader.as_ref(), &req.selection)?;
         let higher = reader.schema().metric.higher_is_better();
         let mut stats = vitrine_store::SearchStats {
@@ -552,16 +603,32 @@ impl Engine {
                 .collect()
         };
         for part in parts {
-            let out = reader.search(
-                &vitrine_store::SearchRequest {
-                    queries: queries.clone(),
-                    k: req.top,
-                    threshold: req.threshold,
-                    selection: part,
-                    scan: scan_mode(),
-                },
-                &[],
-            )?;
+            let run = |k: Option<usize>| {
+                reader.search(
+                    &vitrine_store::SearchRequest {
+                        queries: queries.clone(),
+                        k,
+                        threshold: req.threshold,
+                        selection: part.clone(),
+                        scan: scan_mode(),
+                    },
+                    &[],
+                )
+            };
+            let out = match (&veto, req.top) {
+                (None, _) => run(req.top)?,
+                (Some(v), Some(top)) => {
+                    let (out, removed) = deepen(v, reader.as_ref(), top, &mut |ask| run(Some(ask)))?;
+                    vetoed += removed;
+                    out
+                }
+                (Some(v), None) => {
+                    let out = run(None)?;
+                    let (hits, removed) = v.filter(reader.as_ref(), out.hits)?;
+                    vetoed += removed;
+                    crate::backend::SearchOutput { hits, stats: out.stats }
+                }
+            };
             let s = &out.stats;
             stats.partitions_scanned += s.partitions_scanned;
             stats.segments_scanned += s.segments_scanned;
@@ -585,6 +652,7 @@ impl Engine {
         Ok((
             Receipt::new(stats, reader.as_ref(), side.as_deref(), &selection),
             warnings,
+            vetoed,
         ))
     }
 
@@ -639,7 +707,7 @@ impl Engine {
 /// How searches read vectors: through the 8-bit scan codes (the default), or as f32 when the
 /// environment says `VITRINE_SCAN=float` (benchmarks compare the two in one run; the answers
 /// are the same).
-fn scan_mode() -> vitrine_store::ScanMode {
+pub(crate) fn scan_mode() -> vitrine_store::ScanMode {
     match std::env::var("VITRINE_SCAN").as_deref() {
         Ok("float") => vitrine_store::ScanMode::Float,
         _ => vitrine_store::ScanMode::Codes,

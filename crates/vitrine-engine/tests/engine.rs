@@ -565,3 +565,339 @@ fn legal_holds_keep_their_days_from_retention_and_drops_until_released() {
     assert_eq!((again.dropped.len(), again.kept.len()), (2, 0));
     assert_eq!(engine.partitions("images").unwrap().len(), 2);
 }
+
+/// Cosine exactly as the store's re-rank computes it (f64 products summed in index order).
+fn cosine_f64(a: &[f32], b: &[f32]) -> f64 {
+    let dot = |x: &[f32], y: &[f32]| x.iter().zip(y).map(|(&p, &q)| p as f64 * q as f64).sum::<f64>();
+    dot(a, b) / (dot(a, a).sqrt() * dot(b, b).sqrt())
+}
+
+#[test]
+fn near_duplicate_pairs_are_exactly_the_brute_force_pairs_and_clusters_are_their_components() {
+    use vitrine_engine::dupes::DupesRequest;
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open_store(dir.path().join("store"));
+    // 300 rows of dimension 16 with a shared direction (CLIP-like: every score is well above
+    // zero); 20 originals get 1–4 noisy copies each, spread over sources and days; one chain
+    // (c0 ~ c1 ~ c2, c0 not ~ c2) is joined only through its middle.
+    let dim = 16;
+    let mut seed = 0x9e3779b97f4a7c15u64;
+    let mut rnd = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
+    };
+    let mut rows: Vec<(String, Vec<f32>)> = Vec::new();
+    for i in 0..240 {
+        let v: Vec<f32> = (0..dim)
+            .map(|d| (rnd() + if d == 0 { 1.5 } else { 0.0 }) as f32)
+            .collect();
+        rows.push((format!("r{i:03}"), v));
+    }
+    for o in 0..20 {
+        let base = rows[o * 7].1.clone();
+        for c in 0..1 + o % 4 {
+            let v: Vec<f32> = base.iter().map(|x| x + (rnd() * 0.03) as f32).collect();
+            rows.push((format!("d{o:02}{c}"), v));
+        }
+    }
+    // c0·c1 and c1·c2 score 0.992, c0·c2 0.985.
+    let mut chain = vec![0f32; dim];
+    chain[0] = 2.0;
+    for c in 0..3 {
+        chain[1 + c] += 0.25;
+        rows.push((format!("c{c}"), chain.clone()));
+    }
+    let n = rows.len();
+    let flat: Vec<f32> = rows.iter().flat_map(|(_, v)| v.clone()).collect();
+    vitrine_engine::write_npy(&dir.path().join("v.npy"), &flat, n, dim).unwrap();
+    let mut meta = std::fs::File::create(dir.path().join("v.jsonl")).unwrap();
+    for (i, (id, _)) in rows.iter().enumerate() {
+        let source = if i % 3 == 0 { "avatars" } else { "products" };
+        writeln!(
+            meta,
+            "{}",
+            serde_json::json!({"id": id, "source": source, "day": format!("2023-11-{:02}", 1 + i % 9)})
+        )
+        .unwrap();
+    }
+    let src = ImportSource::Npy {
+        vectors: dir.path().join("v.npy"),
+        metadata: Some(dir.path().join("v.jsonl")),
+    };
+    assert_eq!(import(&engine, src, 50).unwrap(), n as u64);
+
+    let brute = |t: f64, keep: &dyn Fn(usize, usize) -> bool| -> Vec<(String, String, f64)> {
+        let mut out = Vec::new();
+        for i in 0..n {
+            for j in 0..n {
+                let (a, b) = (&rows[i], &rows[j]);
+                if a.0 < b.0 && keep(i, j) {
+                    let s = cosine_f64(&a.1, &b.1);
+                    if s >= t {
+                        out.push((a.0.clone(), b.0.clone(), s));
+                    }
+                }
+            }
+        }
+        out.sort_by(|x, y| x.0.cmp(&y.0).then(x.1.cmp(&y.1)));
+        out
+    };
+    let found = |ans: &vitrine_engine::dupes::DupesAnswer| -> Vec<(String, String, f64)> {
+        let mut out: Vec<_> = ans
+            .clusters
+            .iter()
+            .flat_map(|c| c.pairs.iter().map(|p| (p.a.clone(), p.b.clone(), p.score)))
+            .collect();
+        out.sort_by(|x, y| x.0.cmp(&y.0).then(x.1.cmp(&y.1)));
+        out
+    };
+    let req = |t: f64| DupesRequest {
+        collection: "images".into(),
+        threshold: t,
+        selection: SelectionSpec::default(),
+        against: None,
+        across_sources: false,
+    };
+
+    let ans = engine.dupes(&req(0.99)).unwrap();
+    let want = brute(0.99, &|_, _| true);
+    assert!(want.len() >= 30, "the planted copies make pairs: {}", want.len());
+    assert_eq!(found(&ans), want, "same pairs, same f64 scores");
+    assert_eq!(ans.queries, n as u64);
+    // Clusters are the connected components: every pair inside one cluster, no two clusters
+    // joined by a pair, members earliest first.
+    let of: std::collections::HashMap<&str, usize> = ans
+        .clusters
+        .iter()
+        .enumerate()
+        .flat_map(|(k, c)| c.members.iter().map(move |m| (m.id.as_str(), k)))
+        .collect();
+    for (a, b, _) in &want {
+        assert_eq!(of[a.as_str()], of[b.as_str()], "{a} and {b} share a cluster");
+    }
+    for c in &ans.clusters {
+        assert!(c.members.len() >= 2);
+        assert!(c.pairs.len() >= c.members.len() - 1, "a component is connected");
+        assert!(c
+            .members
+            .windows(2)
+            .all(|w| (w[0].timestamp, &w[0].id) <= (w[1].timestamp, &w[1].id)));
+    }
+    assert!(ans
+        .clusters
+        .windows(2)
+        .all(|w| w[0].members.len() >= w[1].members.len()));
+    let chain_cluster = &ans.clusters[of["c0"]];
+    assert!(
+        chain_cluster.members.iter().any(|m| m.id == "c2"),
+        "c0 reaches c2 through c1"
+    );
+    assert!(
+        !want.iter().any(|(a, b, _)| a == "c0" && b == "c2"),
+        "though c0 and c2 are no pair"
+    );
+
+    // A pair exactly at the threshold is in.
+    let (a, b, s) = want[want.len() / 2].clone();
+    let at = found(&engine.dupes(&req(s)).unwrap());
+    assert!(at.contains(&(a.clone(), b.clone(), s)), "{a}-{b} at exactly {s}");
+    assert_eq!(at, brute(s, &|_, _| true));
+
+    // Only clusters spanning sources; and products against avatars.
+    let across = engine
+        .dupes(&DupesRequest {
+            across_sources: true,
+            ..req(0.99)
+        })
+        .unwrap();
+    assert!(!across.clusters.is_empty() && across.clusters.len() < ans.clusters.len());
+    assert!(across.clusters.iter().all(|c| c.sources == ["avatars", "products"]));
+    let products = |s: &str| SelectionSpec {
+        sources: vec![s.into()],
+        ..SelectionSpec::default()
+    };
+    let cross = engine
+        .dupes(&DupesRequest {
+            selection: products("products"),
+            against: Some(products("avatars")),
+            ..req(0.99)
+        })
+        .unwrap();
+    let source_of = |i: usize| if i % 3 == 0 { "avatars" } else { "products" };
+    assert_eq!(found(&cross), brute(0.99, &|i, j| source_of(i) != source_of(j)));
+
+    // A deleted row leaves every pair it was in.
+    let gone = want[0].0.clone();
+    engine
+        .delete("images", &DeleteRequest::Ids(vec![gone.clone()]))
+        .unwrap();
+    let after = found(&engine.dupes(&req(0.99)).unwrap());
+    assert_eq!(after, brute(0.99, &|i, j| rows[i].0 != gone && rows[j].0 != gone));
+
+    // Bad thresholds are named.
+    let e = engine.dupes(&req(f64::NAN)).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::BadInput, "{e}");
+    let e = engine.dupes(&req(1.5)).unwrap_err();
+    assert!(e.to_string().contains("1.5"), "{e}");
+}
+
+#[test]
+fn negative_prompts_remove_exactly_the_rows_that_look_more_like_them_and_top_k_deepens() {
+    use vitrine_engine::negatives::Negatives;
+    use vitrine_engine::query::SweepRequest;
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open_store(dir.path().join("store"));
+    let demo = vitrine_engine::model::demo_model().unwrap();
+    let (pos, neg) = ("a photo of a red sneaker", "a photo of a blue mug");
+    let (t, _) = engine.embed_texts(&demo, &[pos, neg]).unwrap();
+    // 300 rows mixing the two prompts' vectors in varying amounts, plus noise: the rows most
+    // like the positive are often even more like the negative.
+    let n = 300;
+    let mut seed = 12345u64;
+    let mut rnd = move || {
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (seed >> 40) as f32 / (1u64 << 24) as f32
+    };
+    let mut rows: Vec<Vec<f32>> = Vec::new();
+    for i in 0..n {
+        // Every third row: a little more of the negative than of the positive, little noise
+        // (high positive scores, yet removed); the others: the positive, much noise.
+        let (a, b, noise) = if i % 3 == 0 {
+            let a = 0.8 + rnd() * 0.4;
+            (a, a * (1.05 + rnd() * 0.15), 0.04)
+        } else {
+            (0.5 + rnd(), rnd() * 0.3, 0.6)
+        };
+        rows.push(
+            (0..128)
+                .map(|d| a * t[0][d] + b * t[1][d] + (rnd() - 0.5) * noise)
+                .collect(),
+        );
+    }
+    let flat: Vec<f32> = rows.iter().flatten().copied().collect();
+    vitrine_engine::write_npy(&dir.path().join("v.npy"), &flat, n, 128).unwrap();
+    let r = engine.import(
+        &ImportRequest {
+            collection: "images".into(),
+            source: ImportSource::Npy {
+                vectors: dir.path().join("v.npy"),
+                metadata: None,
+            },
+            defaults: Defaults {
+                source: Some("products".into()),
+                day: Some(day("2023-11-19")),
+                id_prefix: Some("r".into()),
+            },
+            metric: Metric::Cosine,
+            batch_size: 64,
+            model: Some(demo.clone()),
+        },
+        &mut |_, _| {},
+    );
+    assert_eq!(r.unwrap().inserted, n as u64);
+    let ids: Vec<String> = engine
+        .rows("images", &SelectionSpec::default())
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    // The brute force, by the documented rule: score − best negative > margin.
+    let scored: Vec<(f64, f64, String)> = {
+        let by_id: std::collections::HashMap<String, Vec<f32>> = ids
+            .iter()
+            .cloned()
+            .zip(engine.vectors("images", &ids).unwrap().into_iter().map(Option::unwrap))
+            .collect();
+        let mut v: Vec<(f64, f64, String)> = by_id
+            .iter()
+            .map(|(id, x)| (cosine_f64(&t[0], x), cosine_f64(&t[1], x), id.clone()))
+            .collect();
+        v.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.2.cmp(&b.2)));
+        v
+    };
+    let want = |keep: &dyn Fn(&(f64, f64, String)) -> bool| -> Vec<(String, f64)> {
+        scored.iter().filter(|r| keep(r)).map(|r| (r.2.clone(), r.0)).collect()
+    };
+    let negatives = |margin: f64| Negatives {
+        prompts: vec![neg.into()],
+        margin,
+    };
+    // A threshold with at least ten rows of each kind past it, and a k whose first k rows
+    // hold three removed ones.
+    let vetoed_at: Vec<usize> = (0..n).filter(|&i| scored[i].0 - scored[i].1 <= 0.0).collect();
+    assert!(
+        vetoed_at.len() >= 30,
+        "{} rows look more like the negative",
+        vetoed_at.len()
+    );
+    let kept_at: Vec<usize> = (0..n).filter(|i| !vetoed_at.contains(i)).collect();
+    let threshold = scored[vetoed_at[9]].0.min(scored[kept_at[9]].0);
+    let k = vetoed_at[2] + 1;
+    let sweep = |top: Option<usize>, margin: f64| {
+        engine
+            .sweep(&SweepRequest {
+                collection: "images".into(),
+                prompts: vec![pos.into()],
+                threshold: if top.is_some() { None } else { Some(threshold) },
+                top,
+                selection: SelectionSpec::default(),
+                model: None,
+                negatives: negatives(margin),
+            })
+            .unwrap()
+    };
+    let got =
+        |hits: &[vitrine_engine::Hit]| -> Vec<(String, f64)> { hits.iter().map(|h| (h.id.clone(), h.score)).collect() };
+
+    // A threshold sweep keeps exactly the rows past it that beat the negative.
+    let ans = sweep(None, 0.0);
+    let expect = want(&|r| r.0 >= threshold && r.0 - r.1 > 0.0);
+    let removed = want(&|r| r.0 >= threshold).len() - expect.len();
+    assert!(
+        removed >= 10 && expect.len() >= 10,
+        "the data has both kinds: {removed} removed, {} kept",
+        expect.len()
+    );
+    assert_eq!(got(&ans.hits), expect);
+    assert_eq!(ans.vetoed, removed as u64);
+    // A margin asks for a clearer win.
+    assert_eq!(
+        got(&sweep(None, 0.05).hits),
+        want(&|r| r.0 >= threshold && r.0 - r.1 > 0.05)
+    );
+
+    // Top k: the best k rows the rule keeps, even when most of the first k are removed.
+    assert!(
+        k < kept_at.len() && kept_at[0] > k,
+        "k = {k}, first kept at {}",
+        kept_at[0]
+    );
+    let expect_k: Vec<(String, f64)> = want(&|r| r.0 - r.1 > 0.0).into_iter().take(k).collect();
+    assert_eq!(got(&sweep(Some(k), 0.0).hits), expect_k);
+    let mut req = SearchRequest::new("images", Query::Text(vec![pos.into()]));
+    req.k = Some(k);
+    req.negatives = negatives(0.0);
+    let hits = &engine.search(&req).unwrap().hits[0];
+    assert_eq!(got(hits), expect_k);
+    assert_eq!(
+        hits.iter().map(|h| h.rank).collect::<Vec<_>>(),
+        (1..=k).collect::<Vec<_>>()
+    );
+    // More than the rule keeps: all of them, in order.
+    req.k = Some(n);
+    assert_eq!(got(&engine.search(&req).unwrap().hits[0]), want(&|r| r.0 - r.1 > 0.0));
+    // Without negatives nothing changes.
+    req.negatives = Negatives::default();
+    req.k = Some(k);
+    let plain: Vec<(String, f64)> = scored[..k].iter().map(|r| (r.2.clone(), r.0)).collect();
+    assert_eq!(got(&engine.search(&req).unwrap().hits[0]), plain);
+    // A margin that is not a number is named.
+    req.negatives = negatives(f64::NAN);
+    let e = engine.search(&req).unwrap_err();
+    assert!(
+        e.kind() == ErrorKind::BadInput && e.to_string().contains("margin"),
+        "{e}"
+    );
+}

@@ -14,6 +14,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use vitrine_engine::admin::{Cutoff, DeleteRequest, RetainRequest};
 use vitrine_engine::holds::HoldRequest;
+use vitrine_engine::negatives::Negatives;
 use vitrine_engine::query::{ClassifyRequest, Query, SearchRequest, SweepRequest};
 use vitrine_engine::{Day, Hit, SelectionSpec};
 
@@ -145,6 +146,12 @@ pub struct SearchBody {
     pub threshold: Option<f64>,
     /// Only these user fields in the hits (default: all).
     pub fields: Option<Vec<String>>,
+    /// Negative prompts: a hit must score higher for the query than for any of these (by more
+    /// than `not_margin`, default 0).
+    #[serde(default)]
+    pub not: Vec<String>,
+    /// See `not`.
+    pub not_margin: Option<f64>,
     /// Which rows.
     #[serde(flatten)]
     pub selection: Selection,
@@ -241,6 +248,10 @@ async fn search_body(state: &State, req: Request) -> Result<SearchBody, ApiError
             "k" if !text.is_empty() => b.k = Some(num(&text)? as usize),
             "threshold" if !text.is_empty() => b.threshold = Some(num(&text)?),
             "k" | "threshold" => {}
+            "not" if !text.trim().is_empty() => b.not.push(text),
+            "not" => {}
+            "not_margin" if !text.is_empty() => b.not_margin = Some(num(&text)?),
+            "not_margin" => {}
             "sources" | "source" => b.selection.sources.push(text),
             "from" => b.selection.from = some(text),
             "to" => b.selection.to = some(text),
@@ -307,6 +318,10 @@ async fn search(
         selection: b.selection.spec()?,
         model: None,
         fields: b.fields.clone(),
+        negatives: Negatives {
+            prompts: b.not.clone(),
+            margin: b.not_margin.unwrap_or(0.0),
+        },
     };
     let req = crate::embedded(&state, req).await?;
     let engine = state.engine.clone();
@@ -341,6 +356,12 @@ pub struct SweepBody {
     pub prompts: Vec<String>,
     /// Every row scoring at least this for some prompt.
     pub threshold: f64,
+    /// Negative prompts: a row must score higher for its prompt than for any of these (by more
+    /// than `not_margin`, default 0).
+    #[serde(default)]
+    pub not: Vec<String>,
+    /// See `not`.
+    pub not_margin: Option<f64>,
     /// Which rows.
     #[serde(flatten)]
     pub selection: Selection,
@@ -365,6 +386,10 @@ async fn sweep(
         top: None,
         selection: b.selection.spec()?,
         model: None,
+        negatives: Negatives {
+            prompts: b.not.clone(),
+            margin: b.not_margin.unwrap_or(0.0),
+        },
     };
     // Lines flow through a bounded channel: a slow reader slows the sweep, and no more than
     // a few partitions' hits are ever held.

@@ -93,8 +93,7 @@ impl Manifest {
             }
             Some(Err(e)) => return Err(corrupt(format!("unreadable checksum trailer: {e}"))),
         }
-        let m: Manifest =
-            serde_json::from_value(body).map_err(|e| corrupt(format!("unreadable manifest: {e}")))?;
+        let m: Manifest = serde_json::from_value(body).map_err(|e| corrupt(format!("unreadable manifest: {e}")))?;
         if m.format != 1 {
             return Err(corrupt(format!("unsupported manifest format {}", m.format)));
         }

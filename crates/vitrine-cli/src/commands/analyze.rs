@@ -4,6 +4,7 @@ use crate::args::{ClassifyArgs, Format, SweepArgs};
 use crate::output::Rows;
 use anyhow::{Context, Result};
 use serde_json::json;
+use vitrine_engine::negatives::Negatives;
 use vitrine_engine::query::{parse_labels, ClassifyRequest, SweepRequest};
 use vitrine_engine::Engine;
 
@@ -15,6 +16,10 @@ pub fn sweep(engine: &Engine, a: SweepArgs) -> Result<()> {
         top: a.top,
         selection: super::selection(&a.sel)?,
         model: a.model.clone(),
+        negatives: Negatives {
+            prompts: a.not.clone(),
+            margin: a.not_margin,
+        },
     })?;
     super::warn(&ans.warnings);
     let mut rows = Rows::new(&["prompt", "id", "score", "source", "day", "uri"]);
@@ -44,6 +49,9 @@ pub fn sweep(engine: &Engine, a: SweepArgs) -> Result<()> {
         s.rows_filtered,
         a.out.display()
     );
+    if !a.not.is_empty() {
+        say!("  {} rows removed: they score as high for a --not prompt", ans.vetoed);
+    }
     for (source, day, n) in &ans.per_partition {
         say!("  {source} {day}: {n}");
     }

@@ -349,6 +349,7 @@ fn sweep(engine: &Engine, truth: &HashMap<String, &Picture>, pictures: &[Picture
         top: None,
         selection: selection.clone(),
         model: None,
+        negatives: Default::default(),
     })?;
     let handgun = object("handgun");
     let right = ans

@@ -3,6 +3,7 @@
 mod analyze;
 mod bench;
 mod demo;
+mod dupes;
 mod embed;
 mod gallery;
 mod import;
@@ -38,6 +39,10 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Classify(a) => {
             let r = analyze::classify(&engine, a);
+            leaving(engine, r)
+        }
+        Command::Dupes(a) => {
+            let r = dupes::run(&engine, a);
             leaving(engine, r)
         }
         Command::Delete(a) => manage::delete(&engine, a),
