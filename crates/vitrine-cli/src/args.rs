@@ -49,6 +49,9 @@ pub enum Command {
     Classify(ClassifyArgs),
     /// Near-duplicate clusters: every pair of images at or past a threshold (exact), grouped.
     Dupes(DupesArgs),
+    /// An evidence package (zip): originals, metadata, query, model, receipt and a SHA-256
+    /// manifest; or --verify one.
+    Export(ExportArgs),
     /// Delete rows by id or by selection.
     Delete(DeleteArgs),
     /// Legal holds: days that retention and partition drops keep until the hold is released.
@@ -556,6 +559,45 @@ impl AgainstArgs {
             filter: self.filter.clone(),
         })
     }
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("rows").args(["hits", "prompts", "verify"]).required(true)))]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub c: CollectionArg,
+    /// Check a package instead: every file against its manifest; lists every problem.
+    #[arg(long, value_name = "ZIP", conflicts_with_all = ["hits", "prompts", "out"])]
+    pub verify: Option<PathBuf>,
+    /// The package to write (never overwritten).
+    #[arg(long, required_unless_present = "verify")]
+    pub out: Option<PathBuf>,
+    /// The rows: a CSV with an `id` column (as search --format csv and sweep --out write).
+    #[arg(long, conflicts_with = "prompts")]
+    pub hits: Option<PathBuf>,
+    /// Or the rows of a sweep run now: a text prompt (repeatable).
+    #[arg(long = "prompt")]
+    pub prompts: Vec<String>,
+    /// The sweep's threshold.
+    #[arg(long, allow_negative_numbers = true, requires = "prompts", conflicts_with = "top")]
+    pub threshold: Option<f64>,
+    /// Or the sweep's best N rows per prompt.
+    #[arg(long, requires = "prompts")]
+    pub top: Option<usize>,
+    /// The sweep's negative prompts (see `sweep --not`).
+    #[arg(long = "not", value_name = "PROMPT", requires = "prompts")]
+    pub not: Vec<String>,
+    /// See --not.
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    pub not_margin: f64,
+    #[command(flatten)]
+    pub sel: SelectionArgs,
+    /// Why the package is made (a case number), recorded in it.
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Who makes it (default: $USER), recorded in it.
+    #[arg(long)]
+    pub by: Option<String>,
 }
 
 #[derive(Debug, Args)]

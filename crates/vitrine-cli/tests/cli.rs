@@ -1574,3 +1574,88 @@ fn dupes_lists_every_near_duplicate_cluster_in_every_format_and_as_a_page() {
     let e = fails(&store, &["dupes", "--threshold", "0.9", "--against-source", "nowhere"]);
     assert!(e.contains("nowhere"), "{e}");
 }
+
+#[test]
+fn export_packages_a_sweep_with_originals_or_their_thumbnails_and_verify_catches_tampering() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let imgs = dir.path().join("imgs");
+    copy_files(&clip_fixture("images"), &imgs);
+    let model = clip_fixture("chinese-clip-p16");
+    ok(
+        &store,
+        &["index", s(&imgs), "--source", "avatars", "--model", s(&model)],
+    );
+    let rows = ok(&store, &["search", "--text", "一只狗", "-k", "1000", "--format", "csv"]);
+    let n = rows.lines().count() - 1;
+    // After indexing, one original changes and one disappears.
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(imgs.join("photo.bmp"))
+        .unwrap();
+    f.write_all(b"edited").unwrap();
+    drop(f);
+    std::fs::remove_file(imgs.join("progressive.jpg")).unwrap();
+
+    let case = dir.path().join("case.zip");
+    let out = ok(
+        &store,
+        &[
+            "export",
+            "--prompt",
+            "一只狗",
+            "--top",
+            "1000",
+            "--out",
+            s(&case),
+            "--reason",
+            "case 4711",
+            "--by",
+            "qa",
+        ],
+    );
+    assert!(
+        out.contains(&format!(
+            "{n} rows ({} originals, 1 changed since indexing; 1 as stored thumbnails; 0 without a picture)",
+            n - 1
+        )),
+        "{out}"
+    );
+    let pinned = out
+        .lines()
+        .last()
+        .unwrap()
+        .split_whitespace()
+        .nth(2)
+        .unwrap()
+        .to_string();
+    let verified = ok(&store, &["export", "--verify", s(&case)]);
+    assert!(verified.contains(&pinned) && verified.contains("intact"), "{verified}");
+    // The package is a plain zip: metadata says which original changed and which is a thumbnail.
+    let listing = Command::new("python3")
+        .args([
+            "-c",
+            "import sys,zipfile; z=zipfile.ZipFile(sys.argv[1]); print(z.read('metadata.csv').decode())",
+            s(&case),
+        ])
+        .output()
+        .unwrap();
+    let meta = String::from_utf8_lossy(&listing.stdout);
+    let line = |name: &str| meta.lines().find(|l| l.contains(name)).unwrap_or_default().to_string();
+    assert!(line("photo.bmp").contains("CHANGED since it was indexed"), "{meta}");
+    assert!(line("progressive.jpg").contains("stored thumbnail only"), "{meta}");
+    assert!(line("cmyk.jpg").contains("the ones indexed"), "{meta}");
+    // An existing package is never overwritten; a changed one fails verification, naming the file.
+    let e = fails(
+        &store,
+        &["export", "--prompt", "一只狗", "--top", "5", "--out", s(&case)],
+    );
+    assert!(e.contains("already exists"), "{e}");
+    let mut bytes = std::fs::read(&case).unwrap();
+    // A byte inside the first stored JPEG (past its magic number).
+    let at = bytes.windows(3).position(|w| w == b"\xFF\xD8\xFF").unwrap() + 100;
+    bytes[at] ^= 0x20;
+    std::fs::write(&case, &bytes).unwrap();
+    let e = fails(&store, &["export", "--verify", s(&case)]);
+    assert!(e.contains("altered") && e.contains("1 problem(s)"), "{e}");
+}

@@ -24,6 +24,7 @@ pub mod backend;
 pub mod dupes;
 mod embedder;
 mod error;
+pub mod export;
 pub mod holds;
 pub mod import;
 pub mod index;

@@ -901,3 +901,166 @@ fn negative_prompts_remove_exactly_the_rows_that_look_more_like_them_and_top_k_d
         "{e}"
     );
 }
+
+/// The entries of a zip, by name.
+fn unzip(path: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    use std::io::Read;
+    let mut z = zip::ZipArchive::new(std::fs::File::open(path).unwrap()).unwrap();
+    (0..z.len())
+        .map(|i| {
+            let mut f = z.by_index(i).unwrap();
+            let mut b = Vec::new();
+            f.read_to_end(&mut b).unwrap();
+            (f.name().unwrap().to_string(), b)
+        })
+        .collect()
+}
+
+/// Writes `entries` as a new zip at `path`.
+fn rezip(path: &Path, entries: &std::collections::BTreeMap<String, Vec<u8>>) {
+    let mut w = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
+    for (name, bytes) in entries {
+        w.start_file(name.as_str(), zip::write::SimpleFileOptions::default())
+            .unwrap();
+        w.write_all(bytes).unwrap();
+    }
+    w.finish().unwrap();
+}
+
+#[test]
+fn an_evidence_package_holds_every_row_says_what_is_missing_and_verification_finds_any_change() {
+    use vitrine_engine::export::{verify_export, ExportRequest, ExportRows};
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open_store(dir.path().join("store"));
+    // Five rows whose uris are local files (r2's is deleted later, r3's is remote).
+    for i in 0..5 {
+        std::fs::write(dir.path().join(format!("f{i}.jpg")), format!("picture {i}").repeat(100)).unwrap();
+    }
+    let files = dir.path().to_path_buf();
+    let src = write_input(
+        dir.path(),
+        "rows",
+        |i| {
+            let uri = if i == 3 {
+                "https://cdn.example/f3.jpg".to_string()
+            } else {
+                format!("file://{}", files.join(format!("f{i}.jpg")).display())
+            };
+            serde_json::json!({"id": format!("r{i}"), "uri": uri, "source": "products", "day": "2023-11-20", "note": format!("<b>{i}</b>")})
+        },
+        5,
+    );
+    import(&engine, src, 10).unwrap();
+    std::fs::remove_file(dir.path().join("f2.jpg")).unwrap();
+    let hits = dir.path().join("hits.csv");
+    std::fs::write(
+        &hits,
+        "prompt,id,score\nx,r0,0.9\nx,r2,0.8\nx,r3,0.7\nx,r4,0.6\nx,ghost,0.5\nx,r0,0.9\n",
+    )
+    .unwrap();
+    let req = ExportRequest {
+        collection: "images".into(),
+        rows: ExportRows::HitsFile(hits.clone()),
+        reason: Some("case 4711".into()),
+        by: Some("analyst".into()),
+        command: Some("vitrine export --hits hits.csv".into()),
+    };
+    let case = dir.path().join("case.zip");
+    let report = engine.export(&req, &case).unwrap();
+    assert_eq!(
+        (
+            report.rows,
+            report.originals,
+            report.thumbnails,
+            report.missing,
+            report.changed
+        ),
+        (4, 2, 0, 2, 0),
+        "{report:?}"
+    );
+    assert_eq!(report.not_found, ["ghost"]);
+    assert_eq!(
+        report.files, 7,
+        "2 originals, metadata, query, model, receipt, manifest"
+    );
+
+    let entries = unzip(&case);
+    assert_eq!(
+        entries["originals/000001-f0.jpg"],
+        std::fs::read(dir.path().join("f0.jpg")).unwrap()
+    );
+    assert!(entries.contains_key("originals/000004-f4.jpg"));
+    let meta = String::from_utf8(entries["metadata.csv"].clone()).unwrap();
+    let lines: Vec<&str> = meta.lines().collect();
+    assert_eq!(lines.len(), 1 + 5, "{meta}");
+    assert_eq!(
+        lines[0],
+        "n,id,source,day,timestamp,uri,score,query,file,file_sha256,status,note"
+    );
+    assert!(
+        lines[2].contains("r2") && lines[2].contains("the original is gone") && lines[2].contains("no thumbnail"),
+        "{}",
+        lines[2]
+    );
+    assert!(lines[3].contains("not a local file"), "{}", lines[3]);
+    assert!(
+        lines[5].contains("ghost") && lines[5].contains("not found"),
+        "{}",
+        lines[5]
+    );
+    let query: serde_json::Value = serde_json::from_slice(&entries["query.json"]).unwrap();
+    assert_eq!(query["reason"], "case 4711");
+    assert_eq!(query["hits_file"]["sha256"].as_str().unwrap().len(), 64);
+
+    // Verified intact; the manifest's hash is the one the export reported.
+    let v = verify_export(&case).unwrap();
+    assert_eq!((v.files, v.problems.len()), (6, 0), "{v:?}");
+    assert_eq!(v.manifest_sha256, report.manifest_sha256);
+    // Never overwritten.
+    let e = engine.export(&req, &case).unwrap_err();
+    assert!(e.to_string().contains("already exists"), "{e}");
+
+    // One changed byte, one file gone, one added: each named.
+    let mut tampered = entries.clone();
+    tampered.get_mut("originals/000004-f4.jpg").unwrap()[5] ^= 1;
+    tampered.remove("receipt.json");
+    tampered.insert("originals/extra.jpg".into(), b"x".to_vec());
+    let bad = dir.path().join("bad.zip");
+    rezip(&bad, &tampered);
+    let v = verify_export(&bad).unwrap();
+    let mut problems = v.problems.clone();
+    problems.sort();
+    assert_eq!(problems.len(), 3, "{problems:?}");
+    assert!(
+        problems[0].starts_with("originals/000004-f4.jpg: altered"),
+        "{problems:?}"
+    );
+    assert!(
+        problems[1].starts_with("originals/extra.jpg: in the package but not in"),
+        "{problems:?}"
+    );
+    assert!(
+        problems[2].starts_with("receipt.json: listed") && problems[2].contains("missing"),
+        "{problems:?}"
+    );
+    // Not a package at all.
+    let e = verify_export(&hits).unwrap_err();
+    assert!(e.to_string().contains("hits.csv"), "{e}");
+    // A hits file without ids is named.
+    let noid = dir.path().join("noid.csv");
+    std::fs::write(&noid, "a,b\n1,2\n").unwrap();
+    let e = engine
+        .export(
+            &ExportRequest {
+                rows: ExportRows::HitsFile(noid),
+                ..req.clone()
+            },
+            &dir.path().join("x.zip"),
+        )
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("noid.csv") && e.to_string().contains("id"),
+        "{e}"
+    );
+    assert!(!dir.path().join("x.zip").exists());
+}

@@ -5,6 +5,7 @@ mod bench;
 mod demo;
 mod dupes;
 mod embed;
+mod export;
 mod gallery;
 mod import;
 mod index;
@@ -45,6 +46,7 @@ pub fn run(cli: Cli) -> Result<()> {
             let r = dupes::run(&engine, a);
             leaving(engine, r)
         }
+        Command::Export(a) => export::run(&engine, a),
         Command::Delete(a) => manage::delete(&engine, a),
         Command::Hold(h) => manage::hold(&engine, h),
         Command::Serve(a) => serve::run(engine, &cli.store, a),
