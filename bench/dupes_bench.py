@@ -38,7 +38,9 @@ def faiss_pairs(week_path, hist_path, t, out_path, repeat):
         t0 = time.perf_counter()
         lims, D, I = index.range_search(w, t)
         runs.append(time.perf_counter() - t0)
-    q = np.repeat(np.arange(len(w)), np.diff(lims))
+        print(f"faiss range_search: {runs[-1]:.2f} s", file=sys.stderr, flush=True)
+    q = np.repeat(np.arange(len(w)), np.diff(lims).astype(np.int64))
+    I = I.astype(np.int64)
     if hist_path:
         pairs = np.stack([q, I + len(w)], 1)
     else:
@@ -123,6 +125,7 @@ for _ in range(a.repeat):
     t0 = time.perf_counter()
     out = subprocess.run(cmd, check=True, capture_output=True, text=True)
     vruns.append(time.perf_counter() - t0)
+    print(f"vitrine dupes: {vruns[-1]:.2f} s", file=sys.stderr, flush=True)
 num = {s: i for i, s in enumerate(ids)}
 vpairs = set()
 vscore = {}

@@ -49,6 +49,9 @@ pub enum Command {
     Classify(ClassifyArgs),
     /// Near-duplicate clusters: every pair of images at or past a threshold (exact), grouped.
     Dupes(DupesArgs),
+    /// Precision and recall of prompts at every threshold on a reviewer's labels; saves the
+    /// threshold for a target precision with the prompt set.
+    Calibrate(CalibrateArgs),
     /// An evidence package (zip): originals, metadata, query, model, receipt and a SHA-256
     /// manifest; or --verify one.
     Export(ExportArgs),
@@ -443,13 +446,20 @@ pub struct SearchArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(group(clap::ArgGroup::new("cutoff").required(true).args(["threshold", "top"])))]
+#[command(group(clap::ArgGroup::new("cutoff").required(true).args(["threshold", "top", "prompt_set"])))]
 pub struct SweepArgs {
     #[command(flatten)]
     pub c: CollectionArg,
     /// A text prompt (repeatable); a row matches if any prompt matches.
-    #[arg(long = "prompt", required = true)]
+    #[arg(long = "prompt", required_unless_present = "prompt_set")]
     pub prompts: Vec<String>,
+    /// Or a prompt set saved by `calibrate --save`, at its threshold for --precision (the
+    /// receipt says what precision to expect, and on what labels).
+    #[arg(long, conflicts_with_all = ["prompts", "not"], requires = "precision")]
+    pub prompt_set: Option<String>,
+    /// The calibrated precision to sweep at (see --prompt-set).
+    #[arg(long, requires = "prompt_set")]
+    pub precision: Option<f64>,
     /// Every row scoring at least this (exact, no cap).
     #[arg(long, allow_negative_numbers = true)]
     pub threshold: Option<f64>,
@@ -598,6 +608,41 @@ pub struct ExportArgs {
     /// Who makes it (default: $USER), recorded in it.
     #[arg(long)]
     pub by: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CalibrateArgs {
+    #[command(flatten)]
+    pub c: CollectionArg,
+    /// A text prompt (repeatable); a row's score is its best prompt's, as in a sweep.
+    #[arg(long = "prompt", required = true)]
+    pub prompts: Vec<String>,
+    /// Negative prompts (see `sweep --not`).
+    #[arg(long = "not", value_name = "PROMPT")]
+    pub not: Vec<String>,
+    /// See --not.
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    pub not_margin: f64,
+    /// A reviewer's sample: CSV with columns `id` and `label` (1: a true match, 0: not).
+    #[arg(long)]
+    pub labels: PathBuf,
+    /// Find the threshold for this precision (repeatable).
+    #[arg(long = "precision", default_values_t = [0.9, 0.95, 0.99])]
+    pub precisions: Vec<f64>,
+    /// Save the prompt set under this name with the thresholds found (for `sweep --prompt-set`).
+    #[arg(long)]
+    pub save: Option<String>,
+    /// Also draw precision and recall against the threshold as an SVG file.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+    /// The rows counted at each threshold (default: all).
+    #[command(flatten)]
+    pub sel: SelectionArgs,
+    /// Who calibrates (default: $USER), saved with the set.
+    #[arg(long)]
+    pub by: Option<String>,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
 }
 
 #[derive(Debug, Args)]

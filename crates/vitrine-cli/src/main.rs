@@ -19,6 +19,7 @@ mod args;
 mod commands;
 mod html;
 mod output;
+mod plot;
 
 use clap::Parser;
 use std::io::IsTerminal;

@@ -1659,3 +1659,114 @@ fn export_packages_a_sweep_with_originals_or_their_thumbnails_and_verify_catches
     let e = fails(&store, &["export", "--verify", s(&case)]);
     assert!(e.contains("altered") && e.contains("1 problem(s)"), "{e}");
 }
+
+#[test]
+fn calibrate_prints_the_curve_draws_it_and_a_saved_prompt_set_sweeps_at_its_threshold() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let model = clip_fixture("chinese-clip-p16");
+    ok(
+        &store,
+        &[
+            "index",
+            s(&clip_fixture("images")),
+            "--source",
+            "avatars",
+            "--model",
+            s(&model),
+        ],
+    );
+    // Label the rows by their rank for the prompt: the top half true, except the very first.
+    let ranked = ok(&store, &["search", "--text", "一只狗", "-k", "1000", "--format", "csv"]);
+    let ids: Vec<String> = ranked
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(2).unwrap().to_string())
+        .collect();
+    let labels = dir.path().join("labels.csv");
+    let mut text = String::from("id,label\n");
+    for (i, id) in ids.iter().enumerate() {
+        text.push_str(&format!("{id},{}\n", (i > 0 && i < ids.len() / 2) as u8));
+    }
+    std::fs::write(&labels, text).unwrap();
+    let plot = dir.path().join("curve.svg");
+    let out = vitrine(
+        &store,
+        &[
+            "calibrate",
+            "--prompt",
+            "一只狗",
+            "--labels",
+            s(&labels),
+            "--precision",
+            "0.5",
+            "--save",
+            "dogs <b>",
+            "--plot",
+            s(&plot),
+            "--format",
+            "csv",
+        ],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let curve = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        curve.lines().next(),
+        Some("threshold,labelled,true_positives,precision,recall,count")
+    );
+    assert_eq!(curve.lines().count(), 1 + ids.len(), "{curve}");
+    // The first row alone: precision 0; the whole sample: recall 1.
+    assert!(curve.lines().nth(1).unwrap().contains(",1,0,0,0,1"), "{curve}");
+    assert!(curve.lines().last().unwrap().split(',').nth(4) == Some("1"), "{curve}");
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("precision ≥ 0.5: threshold"), "{err}");
+    let svg = std::fs::read_to_string(&plot).unwrap();
+    assert!(
+        svg.starts_with("<svg") && svg.matches("<polyline").count() == 2,
+        "{svg}"
+    );
+    // The saved set sweeps at its threshold; the receipt carries the calibration.
+    let hits = dir.path().join("hits.csv");
+    let receipt = dir.path().join("receipt.json");
+    let out = ok(
+        &store,
+        &[
+            "sweep",
+            "--prompt-set",
+            "dogs <b>",
+            "--precision",
+            "0.5",
+            "--out",
+            s(&hits),
+            "--receipt",
+            s(&receipt),
+        ],
+    );
+    assert!(
+        out.contains("calibrated: threshold") && out.contains("expect precision"),
+        "{out}"
+    );
+    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&receipt).unwrap()).unwrap();
+    let t = r["calibration"]["threshold"].as_f64().unwrap();
+    let scores: Vec<f64> = std::fs::read_to_string(&hits)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(2).unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(scores.len() as u64, r["calibration"]["count"].as_u64().unwrap());
+    assert!(scores.iter().all(|s| *s >= t));
+    let e = fails(
+        &store,
+        &[
+            "sweep",
+            "--prompt-set",
+            "dogs <b>",
+            "--precision",
+            "0.7",
+            "--out",
+            s(&hits),
+        ],
+    );
+    assert!(e.contains("no calibration for precision 0.7"), "{e}");
+}

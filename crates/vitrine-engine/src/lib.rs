@@ -21,6 +21,7 @@
 
 pub mod admin;
 pub mod backend;
+pub mod calibrate;
 pub mod dupes;
 mod embedder;
 mod error;

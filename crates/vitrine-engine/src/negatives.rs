@@ -64,7 +64,7 @@ impl Veto {
     }
 
     /// Whether a row with vector `x` and positive score `score` stays.
-    fn keeps(&self, score: f64, x: &[f32]) -> bool {
+    pub(crate) fn keeps(&self, score: f64, x: &[f32]) -> bool {
         let scores = self.vectors.iter().zip(&self.norms).map(|(n, nn)| match self.metric {
             Metric::Cosine => dot_f64(n, x) / (nn * norm_f64(x)),
             Metric::Ip => dot_f64(n, x),

@@ -57,6 +57,9 @@ pub struct Receipt {
     /// ledger could not be read).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// For a calibrated sweep: the precision to expect and the evidence for it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<crate::calibrate::Calibrated>,
 }
 
 impl Receipt {
@@ -76,6 +79,7 @@ impl Receipt {
             failed: Vec::new(),
             pending: Vec::new(),
             note: None,
+            calibration: None,
         };
         let Some(dir) = side_dir else { return r };
         let path = dir.join(LEDGER_FILE);

@@ -1064,3 +1064,153 @@ fn an_evidence_package_holds_every_row_says_what_is_missing_and_verification_fin
     );
     assert!(!dir.path().join("x.zip").exists());
 }
+
+#[test]
+fn calibration_measures_precision_and_recall_at_every_threshold_and_a_saved_set_sweeps_at_its_threshold() {
+    use vitrine_engine::calibrate::CalibrateRequest;
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open_store(dir.path().join("store"));
+    let demo = vitrine_engine::model::demo_model().unwrap();
+    let prompt = "a photo of a red sneaker";
+    let (t, _) = engine.embed_texts(&demo, &[prompt]).unwrap();
+    // 240 rows: some of the prompt in varying amounts plus noise; a reviewer says a row is a
+    // true match when its share of the prompt is large (so scores and labels mostly agree).
+    let n = 240;
+    let mut seed = 99u64;
+    let mut rnd = move || {
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (seed >> 40) as f32 / (1u64 << 24) as f32
+    };
+    let mut rows = Vec::new();
+    let mut truth = Vec::new();
+    for _ in 0..n {
+        let a = rnd() * 1.2;
+        truth.push(a > 0.6);
+        rows.push(
+            (0..128)
+                .map(|d| a * t[0][d] + (rnd() - 0.5) * 0.5)
+                .collect::<Vec<f32>>(),
+        );
+    }
+    let flat: Vec<f32> = rows.iter().flatten().copied().collect();
+    vitrine_engine::write_npy(&dir.path().join("v.npy"), &flat, n, 128).unwrap();
+    let r = engine.import(
+        &ImportRequest {
+            collection: "images".into(),
+            source: ImportSource::Npy {
+                vectors: dir.path().join("v.npy"),
+                metadata: None,
+            },
+            defaults: Defaults {
+                source: Some("products".into()),
+                day: Some(day("2023-11-19")),
+                id_prefix: Some("r".into()),
+            },
+            metric: Metric::Cosine,
+            batch_size: 100,
+            model: Some(demo.clone()),
+        },
+        &mut |_, _| {},
+    );
+    assert_eq!(r.unwrap().inserted, n as u64);
+    // The reviewer labelled every other row, and one id that is no row.
+    let labels = dir.path().join("labels.csv");
+    let mut text = String::from("id,label\n");
+    for i in (0..n).step_by(2) {
+        text.push_str(&format!("r{i},{}\n", truth[i] as u8));
+    }
+    text.push_str("ghost,1\n");
+    std::fs::write(&labels, &text).unwrap();
+    let req = CalibrateRequest {
+        collection: "images".into(),
+        prompts: vec![prompt.into()],
+        negatives: Default::default(),
+        labels: labels.clone(),
+        selection: SelectionSpec::default(),
+        targets: vec![0.9, 0.95],
+        save_as: Some("sneakers".into()),
+        by: Some("qa".into()),
+    };
+    let ans = engine.calibrate(&req).unwrap();
+    assert_eq!(ans.unknown_ids, ["ghost"]);
+    // The brute force: every labelled row's cosine; at each distinct score, what a sweep at it
+    // returns among the labelled rows and among all rows.
+    let all: Vec<f64> = rows.iter().map(|x| cosine_f64(&t[0], x)).collect();
+    let mut labelled: Vec<(f64, bool)> = (0..n).step_by(2).map(|i| (all[i], truth[i])).collect();
+    labelled.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let positives = labelled.iter().filter(|l| l.1).count();
+    assert_eq!((ans.positives, ans.negatives), (positives, labelled.len() - positives));
+    assert_eq!(ans.curve.len(), labelled.len(), "no ties in this data");
+    for (p, (s, _)) in ans.curve.iter().zip(&labelled) {
+        let at: Vec<&(f64, bool)> = labelled.iter().filter(|l| l.0 >= *s).collect();
+        let tp = at.iter().filter(|l| l.1).count();
+        assert_eq!(p.threshold, *s);
+        assert_eq!((p.labelled, p.true_positives), (at.len(), tp));
+        assert_eq!(p.precision, tp as f64 / at.len() as f64);
+        assert_eq!(p.recall, tp as f64 / positives as f64);
+        assert_eq!(p.count, all.iter().filter(|a| **a >= *s).count() as u64);
+    }
+    // The threshold for 0.9: the lowest with sample precision ≥ 0.9.
+    let c90 = &ans.chosen[0];
+    let want = ans.curve.iter().filter(|p| p.precision >= 0.9).last().unwrap();
+    assert_eq!(c90.threshold, Some(want.threshold));
+    assert!(
+        want.recall > 0.3 && want.recall < 1.0,
+        "a threshold that matters: {want:?}"
+    );
+
+    // The saved set sweeps at that threshold, and its receipt says what to expect.
+    let sets = engine.prompt_sets("images").unwrap();
+    assert_eq!(sets.len(), 1);
+    assert_eq!((sets[0].name.as_str(), sets[0].calibrations.len()), ("sneakers", 2));
+    let swept = engine
+        .sweep_calibrated("images", "sneakers", 0.9, SelectionSpec::default())
+        .unwrap();
+    assert_eq!(swept.hits.len() as u64, want.count);
+    assert!(swept.hits.iter().all(|h| h.score >= want.threshold));
+    assert_eq!(swept.receipt.calibration.as_ref(), Some(c90));
+    // A later calibration of the same set replaces its target's threshold and keeps the rest.
+    engine
+        .calibrate(&CalibrateRequest {
+            targets: vec![0.8],
+            ..req.clone()
+        })
+        .unwrap();
+    let sets = engine.prompt_sets("images").unwrap();
+    let mut targets: Vec<f64> = sets[0].calibrations.iter().map(|c| c.target).collect();
+    targets.sort_by(f64::total_cmp);
+    assert_eq!(targets, [0.8, 0.9, 0.95]);
+
+    // What is wrong is named.
+    let e = engine
+        .sweep_calibrated("images", "sneakers", 0.5, SelectionSpec::default())
+        .unwrap_err();
+    assert!(e.to_string().contains("no calibration for precision 0.5"), "{e}");
+    let e = engine
+        .sweep_calibrated("images", "boots", 0.9, SelectionSpec::default())
+        .unwrap_err();
+    assert!(
+        e.kind() == ErrorKind::NotFound && e.to_string().contains("sneakers"),
+        "{e}"
+    );
+    for (body, what) in [
+        ("id,score\nr0,1\n", "`id` and `label`"),
+        ("id,label\nr0,2\n", "line 2: label \"2\""),
+        ("id,label\nr0,1\nr0,0\n", "labelled twice"),
+        ("id,label\nr1,0\n", "no live row is labelled 1"),
+    ] {
+        std::fs::write(&labels, body).unwrap();
+        let e = engine.calibrate(&req).unwrap_err();
+        assert!(
+            e.to_string().contains(what) && e.to_string().contains("labels.csv"),
+            "{body:?}: {e}"
+        );
+    }
+    let e = engine
+        .calibrate(&CalibrateRequest {
+            targets: vec![1.5],
+            ..req.clone()
+        })
+        .unwrap_err();
+    assert!(e.to_string().contains("1.5"), "{e}");
+}

@@ -9,18 +9,21 @@ use vitrine_engine::query::{parse_labels, ClassifyRequest, SweepRequest};
 use vitrine_engine::Engine;
 
 pub fn sweep(engine: &Engine, a: SweepArgs) -> Result<()> {
-    let ans = engine.sweep(&SweepRequest {
-        collection: a.c.collection.clone(),
-        prompts: a.prompts.clone(),
-        threshold: a.threshold,
-        top: a.top,
-        selection: super::selection(&a.sel)?,
-        model: a.model.clone(),
-        negatives: Negatives {
-            prompts: a.not.clone(),
-            margin: a.not_margin,
-        },
-    })?;
+    let ans = match (&a.prompt_set, a.precision) {
+        (Some(set), Some(p)) => engine.sweep_calibrated(&a.c.collection, set, p, super::selection(&a.sel)?)?,
+        _ => engine.sweep(&SweepRequest {
+            collection: a.c.collection.clone(),
+            prompts: a.prompts.clone(),
+            threshold: a.threshold,
+            top: a.top,
+            selection: super::selection(&a.sel)?,
+            model: a.model.clone(),
+            negatives: Negatives {
+                prompts: a.not.clone(),
+                margin: a.not_margin,
+            },
+        })?,
+    };
     super::warn(&ans.warnings);
     let mut rows = Rows::new(&["prompt", "id", "score", "source", "day", "uri"]);
     for h in &ans.hits {
@@ -49,7 +52,20 @@ pub fn sweep(engine: &Engine, a: SweepArgs) -> Result<()> {
         s.rows_filtered,
         a.out.display()
     );
-    if !a.not.is_empty() {
+    if let Some(c) = &ans.receipt.calibration {
+        say!(
+            "  calibrated: threshold {} for precision {}: expect precision {:.3} and recall {:.3} (measured on {} labelled rows, {} true, in {}, {})",
+            c.threshold.unwrap_or(f64::NAN),
+            c.target,
+            c.precision.unwrap_or(f64::NAN),
+            c.recall.unwrap_or(f64::NAN),
+            c.labelled,
+            c.positives,
+            c.labels_file,
+            c.at
+        );
+    }
+    if !a.not.is_empty() || ans.vetoed > 0 {
         say!("  {} rows removed: they score as high for a --not prompt", ans.vetoed);
     }
     for (source, day, n) in &ans.per_partition {

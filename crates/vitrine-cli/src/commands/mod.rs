@@ -2,6 +2,7 @@
 
 mod analyze;
 mod bench;
+mod calibrate;
 mod demo;
 mod dupes;
 mod embed;
@@ -47,6 +48,7 @@ pub fn run(cli: Cli) -> Result<()> {
             leaving(engine, r)
         }
         Command::Export(a) => export::run(&engine, a),
+        Command::Calibrate(a) => calibrate::run(&engine, a),
         Command::Delete(a) => manage::delete(&engine, a),
         Command::Hold(h) => manage::hold(&engine, h),
         Command::Serve(a) => serve::run(engine, &cli.store, a),
