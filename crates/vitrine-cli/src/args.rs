@@ -378,6 +378,28 @@ pub enum Format {
     Csv,
 }
 
+/// Negative prompts of a search, sweep, calibration or export.
+#[derive(Debug, Args, Clone)]
+pub struct NegativeArgs {
+    /// A negative prompt (repeatable): a row must score higher for what was asked than for
+    /// every negative prompt, by more than --not-margin. Scores stay the positive's.
+    #[arg(id = "not", long = "not", value_name = "PROMPT")]
+    pub not: Vec<String>,
+    /// See --not.
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    pub not_margin: f64,
+}
+
+impl NegativeArgs {
+    /// As the engine takes them.
+    pub fn negatives(&self) -> vitrine_engine::negatives::Negatives {
+        vitrine_engine::negatives::Negatives {
+            prompts: self.not.clone(),
+            margin: self.not_margin,
+        }
+    }
+}
+
 #[derive(Debug, Args, Clone)]
 pub struct SelectionArgs {
     /// Only these sources (repeatable).
@@ -423,13 +445,8 @@ pub struct SearchArgs {
     /// Range search: every hit scoring at least T (cosine, ip) or within distance T (l2).
     #[arg(long, allow_negative_numbers = true)]
     pub threshold: Option<f64>,
-    /// A negative prompt (repeatable): a hit must score higher for what was asked than for
-    /// every negative prompt, by more than --not-margin. Scores stay the positive's.
-    #[arg(long = "not", value_name = "PROMPT")]
-    pub not: Vec<String>,
-    /// See --not.
-    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
-    pub not_margin: f64,
+    #[command(flatten)]
+    pub neg: NegativeArgs,
     #[command(flatten)]
     pub sel: SelectionArgs,
     #[arg(long, value_enum, default_value_t = Format::Table)]
@@ -466,13 +483,8 @@ pub struct SweepArgs {
     /// The N best rows per prompt instead.
     #[arg(long)]
     pub top: Option<usize>,
-    /// A negative prompt (repeatable): a hit must score higher for what was asked than for
-    /// every negative prompt, by more than --not-margin. Scores stay the positive's.
-    #[arg(long = "not", value_name = "PROMPT")]
-    pub not: Vec<String>,
-    /// See --not.
-    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
-    pub not_margin: f64,
+    #[command(flatten)]
+    pub neg: NegativeArgs,
     #[command(flatten)]
     pub sel: SelectionArgs,
     /// Model (default: the collection's).
@@ -594,12 +606,8 @@ pub struct ExportArgs {
     /// Or the sweep's best N rows per prompt.
     #[arg(long, requires = "prompts")]
     pub top: Option<usize>,
-    /// The sweep's negative prompts (see `sweep --not`).
-    #[arg(long = "not", value_name = "PROMPT", requires = "prompts")]
-    pub not: Vec<String>,
-    /// See --not.
-    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
-    pub not_margin: f64,
+    #[command(flatten)]
+    pub neg: NegativeArgs,
     #[command(flatten)]
     pub sel: SelectionArgs,
     /// Why the package is made (a case number), recorded in it.
@@ -617,12 +625,8 @@ pub struct CalibrateArgs {
     /// A text prompt (repeatable); a row's score is its best prompt's, as in a sweep.
     #[arg(long = "prompt", required = true)]
     pub prompts: Vec<String>,
-    /// Negative prompts (see `sweep --not`).
-    #[arg(long = "not", value_name = "PROMPT")]
-    pub not: Vec<String>,
-    /// See --not.
-    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
-    pub not_margin: f64,
+    #[command(flatten)]
+    pub neg: NegativeArgs,
     /// A reviewer's sample: CSV with columns `id` and `label` (1: a true match, 0: not).
     #[arg(long)]
     pub labels: PathBuf,

@@ -1716,7 +1716,10 @@ fn calibrate_prints_the_curve_draws_it_and_a_saved_prompt_set_sweeps_at_its_thre
     );
     // One line per distinct score (rows that tie enter together), the last with every row.
     let last: Vec<&str> = curve.lines().last().unwrap().split(',').collect();
-    assert!(curve.lines().count() <= 1 + ids.len() && last[1] == ids.len().to_string(), "{curve}");
+    assert!(
+        curve.lines().count() <= 1 + ids.len() && last[1] == ids.len().to_string(),
+        "{curve}"
+    );
     // The first row alone: precision 0; the whole sample: recall 1.
     assert!(curve.lines().nth(1).unwrap().contains(",1,0,0,0,1"), "{curve}");
     assert_eq!(last[4], "1", "{curve}");

@@ -2,8 +2,8 @@
 //!
 //! The rule, exact and the same for search and sweep: a row is kept when its score for what was
 //! asked beats its best score against the negative prompts by more than a margin (default 0):
-//! `score − max(negative scores) > margin` for cosine and ip, `max... ` turned around for l2
-//! (`min(negative distances) − distance > margin`). With margin 0 this is what zero-shot
+//! `score − max(negative scores) > margin` for cosine and ip, and for l2, where lower is
+//! better, `min(negative distances) − distance > margin`. With margin 0 this is what zero-shot
 //! classification among the prompts would say: the row looks more like the positive than like
 //! any negative. The score a hit reports stays its positive score, so thresholds (and their
 //! calibration) keep their meaning; the negatives only remove rows.

@@ -566,6 +566,31 @@ fn legal_holds_keep_their_days_from_retention_and_drops_until_released() {
     assert_eq!(engine.partitions("images").unwrap().len(), 2);
 }
 
+/// Imports `rows` (ids r0, r1, ...; one products day) as vectors made by the demo model.
+fn import_demo_vectors(engine: &Engine, dir: &Path, rows: &[Vec<f32>], demo: &str) {
+    let flat: Vec<f32> = rows.iter().flatten().copied().collect();
+    vitrine_engine::write_npy(&dir.join("v.npy"), &flat, rows.len(), rows[0].len()).unwrap();
+    let r = engine.import(
+        &ImportRequest {
+            collection: "images".into(),
+            source: ImportSource::Npy {
+                vectors: dir.join("v.npy"),
+                metadata: None,
+            },
+            defaults: Defaults {
+                source: Some("products".into()),
+                day: Some(day("2023-11-19")),
+                id_prefix: Some("r".into()),
+            },
+            metric: Metric::Cosine,
+            batch_size: 64,
+            model: Some(demo.to_string()),
+        },
+        &mut |_, _| {},
+    );
+    assert_eq!(r.unwrap().inserted, rows.len() as u64);
+}
+
 /// Cosine exactly as the store's re-rank computes it (f64 products summed in index order).
 fn cosine_f64(a: &[f32], b: &[f32]) -> f64 {
     let dot = |x: &[f32], y: &[f32]| x.iter().zip(y).map(|(&p, &q)| p as f64 * q as f64).sum::<f64>();
@@ -776,27 +801,7 @@ fn negative_prompts_remove_exactly_the_rows_that_look_more_like_them_and_top_k_d
                 .collect(),
         );
     }
-    let flat: Vec<f32> = rows.iter().flatten().copied().collect();
-    vitrine_engine::write_npy(&dir.path().join("v.npy"), &flat, n, 128).unwrap();
-    let r = engine.import(
-        &ImportRequest {
-            collection: "images".into(),
-            source: ImportSource::Npy {
-                vectors: dir.path().join("v.npy"),
-                metadata: None,
-            },
-            defaults: Defaults {
-                source: Some("products".into()),
-                day: Some(day("2023-11-19")),
-                id_prefix: Some("r".into()),
-            },
-            metric: Metric::Cosine,
-            batch_size: 64,
-            model: Some(demo.clone()),
-        },
-        &mut |_, _| {},
-    );
-    assert_eq!(r.unwrap().inserted, n as u64);
+    import_demo_vectors(&engine, dir.path(), &rows, &demo);
     let ids: Vec<String> = engine
         .rows("images", &SelectionSpec::default())
         .unwrap()
@@ -1092,27 +1097,7 @@ fn calibration_measures_precision_and_recall_at_every_threshold_and_a_saved_set_
                 .collect::<Vec<f32>>(),
         );
     }
-    let flat: Vec<f32> = rows.iter().flatten().copied().collect();
-    vitrine_engine::write_npy(&dir.path().join("v.npy"), &flat, n, 128).unwrap();
-    let r = engine.import(
-        &ImportRequest {
-            collection: "images".into(),
-            source: ImportSource::Npy {
-                vectors: dir.path().join("v.npy"),
-                metadata: None,
-            },
-            defaults: Defaults {
-                source: Some("products".into()),
-                day: Some(day("2023-11-19")),
-                id_prefix: Some("r".into()),
-            },
-            metric: Metric::Cosine,
-            batch_size: 100,
-            model: Some(demo.clone()),
-        },
-        &mut |_, _| {},
-    );
-    assert_eq!(r.unwrap().inserted, n as u64);
+    import_demo_vectors(&engine, dir.path(), &rows, &demo);
     // The reviewer labelled every other row, and one id that is no row.
     let labels = dir.path().join("labels.csv");
     let mut text = String::from("id,label\n");

@@ -4,7 +4,6 @@ use crate::args::{ClassifyArgs, Format, SweepArgs};
 use crate::output::Rows;
 use anyhow::{Context, Result};
 use serde_json::json;
-use vitrine_engine::negatives::Negatives;
 use vitrine_engine::query::{parse_labels, ClassifyRequest, SweepRequest};
 use vitrine_engine::Engine;
 
@@ -18,10 +17,7 @@ pub fn sweep(engine: &Engine, a: SweepArgs) -> Result<()> {
             top: a.top,
             selection: super::selection(&a.sel)?,
             model: a.model.clone(),
-            negatives: Negatives {
-                prompts: a.not.clone(),
-                margin: a.not_margin,
-            },
+            negatives: a.neg.negatives(),
         })?,
     };
     super::warn(&ans.warnings);
@@ -65,7 +61,7 @@ pub fn sweep(engine: &Engine, a: SweepArgs) -> Result<()> {
             c.at
         );
     }
-    if !a.not.is_empty() || ans.vetoed > 0 {
+    if !a.neg.not.is_empty() || ans.vetoed > 0 {
         say!("  {} rows removed: they score as high for a --not prompt", ans.vetoed);
     }
     for (source, day, n) in &ans.per_partition {

@@ -5,7 +5,6 @@ use crate::output::Rows;
 use anyhow::{Context, Result};
 use serde_json::json;
 use vitrine_engine::calibrate::CalibrateRequest;
-use vitrine_engine::negatives::Negatives;
 use vitrine_engine::Engine;
 
 pub fn run(engine: &Engine, a: CalibrateArgs) -> Result<()> {
@@ -13,10 +12,7 @@ pub fn run(engine: &Engine, a: CalibrateArgs) -> Result<()> {
         .calibrate(&CalibrateRequest {
             collection: a.c.collection.clone(),
             prompts: a.prompts.clone(),
-            negatives: Negatives {
-                prompts: a.not.clone(),
-                margin: a.not_margin,
-            },
+            negatives: a.neg.negatives(),
             labels: a.labels.clone(),
             selection: super::selection(&a.sel)?,
             targets: a.precisions.clone(),

@@ -3,7 +3,6 @@
 use crate::args::ExportArgs;
 use anyhow::{bail, Context, Result};
 use vitrine_engine::export::{verify_export, ExportRequest, ExportRows};
-use vitrine_engine::negatives::Negatives;
 use vitrine_engine::query::SweepRequest;
 use vitrine_engine::Engine;
 
@@ -39,10 +38,7 @@ pub fn run(engine: &Engine, a: ExportArgs) -> Result<()> {
                 top: a.top,
                 selection: super::selection(&a.sel)?,
                 model: None,
-                negatives: Negatives {
-                    prompts: a.not.clone(),
-                    margin: a.not_margin,
-                },
+                negatives: a.neg.negatives(),
             })
         }
     };

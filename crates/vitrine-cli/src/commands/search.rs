@@ -25,10 +25,7 @@ pub fn run(engine: &Engine, a: SearchArgs) -> Result<()> {
         selection: super::selection(&a.sel)?,
         model: a.model.clone(),
         fields: (!a.fields.is_empty()).then(|| a.fields.clone()),
-        negatives: vitrine_engine::negatives::Negatives {
-            prompts: a.not.clone(),
-            margin: a.not_margin,
-        },
+        negatives: a.neg.negatives(),
     };
     let ans = engine
         .search(&req)
