@@ -293,7 +293,7 @@ impl Engine {
             .iter()
             .map(|&target| {
                 // The lowest threshold (most recall) whose precision reaches the target.
-                let p = curve.iter().filter(|p| p.precision >= target).last();
+                let p = curve.iter().rfind(|p| p.precision >= target);
                 Calibrated {
                     target,
                     threshold: p.map(|p| p.threshold),

@@ -639,7 +639,7 @@ fn near_duplicate_pairs_are_exactly_the_brute_force_pairs_and_clusters_are_their
     vitrine_engine::write_npy(&dir.path().join("v.npy"), &flat, n, dim).unwrap();
     let mut meta = std::fs::File::create(dir.path().join("v.jsonl")).unwrap();
     for (i, (id, _)) in rows.iter().enumerate() {
-        let source = if i % 3 == 0 { "avatars" } else { "products" };
+        let source = if i.is_multiple_of(3) { "avatars" } else { "products" };
         writeln!(
             meta,
             "{}",
@@ -750,7 +750,7 @@ fn near_duplicate_pairs_are_exactly_the_brute_force_pairs_and_clusters_are_their
             ..req(0.99)
         })
         .unwrap();
-    let source_of = |i: usize| if i % 3 == 0 { "avatars" } else { "products" };
+    let source_of = |i: usize| if i.is_multiple_of(3) { "avatars" } else { "products" };
     assert_eq!(found(&cross), brute(0.99, &|i, j| source_of(i) != source_of(j)));
 
     // A deleted row leaves every pair it was in.
@@ -779,7 +779,7 @@ fn negative_prompts_remove_exactly_the_rows_that_look_more_like_them_and_top_k_d
     let (t, _) = engine.embed_texts(&demo, &[pos, neg]).unwrap();
     // 300 rows mixing the two prompts' vectors in varying amounts, plus noise: the rows most
     // like the positive are often even more like the negative.
-    let n = 300;
+    let n: usize = 300;
     let mut seed = 12345u64;
     let mut rnd = move || {
         seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
@@ -789,7 +789,7 @@ fn negative_prompts_remove_exactly_the_rows_that_look_more_like_them_and_top_k_d
     for i in 0..n {
         // Every third row: a little more of the negative than of the positive, little noise
         // (high positive scores, yet removed); the others: the positive, much noise.
-        let (a, b, noise) = if i % 3 == 0 {
+        let (a, b, noise) = if i.is_multiple_of(3) {
             let a = 0.8 + rnd() * 0.4;
             (a, a * (1.05 + rnd() * 0.15), 0.04)
         } else {
@@ -1137,7 +1137,7 @@ fn calibration_measures_precision_and_recall_at_every_threshold_and_a_saved_set_
     }
     // The threshold for 0.9: the lowest with sample precision ≥ 0.9.
     let c90 = &ans.chosen[0];
-    let want = ans.curve.iter().filter(|p| p.precision >= 0.9).last().unwrap();
+    let want = ans.curve.iter().rfind(|p| p.precision >= 0.9).unwrap();
     assert_eq!(c90.threshold, Some(want.threshold));
     assert!(
         want.recall > 0.3 && want.recall < 1.0,
