@@ -20,7 +20,6 @@ use crate::selection::SelectionSpec;
 use crate::Engine;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use vitrine_clip::Towers;
 use vitrine_kernels::{dot_f64, l2sq_f64, norm_f64};
@@ -325,14 +324,7 @@ impl Engine {
             let path = self.backend().side_dir(&req.collection)?.join(PROMPT_SETS_FILE);
             let mut line = serde_json::to_string(&set).expect("prompt sets serialise");
             line.push('\n');
-            let mut f = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&path)
-                .map_err(|e| Error::io(&path, e))?;
-            f.write_all(line.as_bytes())
-                .and_then(|_| f.sync_all())
-                .map_err(|e| Error::io(&path, e))?;
+            crate::append_durably(&path, &line)?;
         }
         Ok(CalibrateAnswer {
             curve,

@@ -9,7 +9,6 @@
 use crate::error::{Error, Result};
 use crate::Day;
 use serde::{Deserialize, Serialize};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 const FILE: &str = "holds.jsonl";
@@ -186,14 +185,7 @@ impl Holds {
     fn append(&self, event: &Event) -> Result<()> {
         let mut line = serde_json::to_string(event).expect("events serialise");
         line.push('\n');
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)
-            .map_err(|e| Error::io(&self.path, e))?;
-        f.write_all(line.as_bytes())
-            .and_then(|_| f.sync_all())
-            .map_err(|e| Error::io(&self.path, e))
+        crate::append_durably(&self.path, &line)
     }
 }
 

@@ -136,6 +136,20 @@ impl Engine {
     }
 }
 
+/// Appends `text` to the file at `path` (created if missing) and syncs it before returning: the
+/// engine's append-only logs (holds, tombstones, prompt sets) write each record this way.
+pub(crate) fn append_durably(path: &Path, text: &str) -> Result<()> {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| Error::io(path, e))?;
+    f.write_all(text.as_bytes())
+        .and_then(|_| f.sync_all())
+        .map_err(|e| Error::io(path, e))
+}
+
 /// The SIMD level the scan kernels use on this CPU ("avx512", "avx2", "scalar").
 pub fn simd_level() -> &'static str {
     vitrine_kernels::simd_level().name()

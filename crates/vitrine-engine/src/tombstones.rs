@@ -119,14 +119,7 @@ impl Tombstones {
             buf.push_str(&serde_json::to_string(r).expect("records serialise"));
             buf.push('\n');
         }
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)
-            .map_err(|e| Error::io(&self.path, e))?;
-        f.write_all(buf.as_bytes())
-            .and_then(|_| f.sync_all())
-            .map_err(|e| Error::io(&self.path, e))?;
+        crate::append_durably(&self.path, &buf)?;
         records.into_iter().for_each(|r| self.add(r));
         Ok(())
     }
