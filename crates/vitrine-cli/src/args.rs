@@ -60,6 +60,10 @@ pub enum Command {
     /// Legal holds: days that retention and partition drops keep until the hold is released.
     #[command(subcommand)]
     Hold(HoldCmd),
+    /// Watchlists: standing queries run exactly on every row added since their last run, with
+    /// a durable alert log each.
+    #[command(subcommand)]
+    Watch(WatchCmd),
     /// Serve the HTTP API and the web page (a grid of pictures for every answer).
     Serve(ServeArgs),
     /// Rewrite partitions to reclaim the space of deleted rows.
@@ -182,6 +186,89 @@ pub enum CollectionCmd {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum WatchCmd {
+    /// Add a watchlist: rows committed from now on (and with --since, that history) are
+    /// evaluated by `watch run` and by `index --watch` / `import --watch`.
+    Add(WatchAddArgs),
+    /// Every watchlist, with its queries, threshold, cursor, runs and alerts.
+    List {
+        #[command(flatten)]
+        c: CollectionArg,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Remove a watchlist (its folder and alerts move to watchlists-removed/).
+    Remove {
+        #[command(flatten)]
+        c: CollectionArg,
+        /// The watchlist.
+        name: String,
+    },
+    /// Run one watchlist (default: every one) on the rows added since its last run; prints the
+    /// new alerts.
+    Run {
+        #[command(flatten)]
+        c: CollectionArg,
+        /// The watchlist (default: every watchlist of the collection).
+        name: Option<String>,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+        /// Also write the new alerts as an HTML page of thumbnails.
+        #[arg(long)]
+        html: Option<PathBuf>,
+    },
+    /// A watchlist's alert log (all of it, or the alerts numbered after --after).
+    Alerts {
+        #[command(flatten)]
+        c: CollectionArg,
+        /// The watchlist.
+        name: String,
+        /// Only alerts numbered after this one ("new since I last looked").
+        #[arg(long, default_value_t = 0)]
+        after: u64,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+        /// Also write them as an HTML page of thumbnails.
+        #[arg(long)]
+        html: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct WatchAddArgs {
+    #[command(flatten)]
+    pub c: CollectionArg,
+    /// Its name (letters, digits, '-', '_', '.').
+    pub name: String,
+    /// A text prompt to look for (repeatable).
+    #[arg(long)]
+    pub prompt: Vec<String>,
+    /// An image to look for (repeatable); embedded now.
+    #[arg(long)]
+    pub image: Vec<PathBuf>,
+    /// A stored row to look for more of, by id (repeatable); its vector is kept.
+    #[arg(long)]
+    pub like: Vec<String>,
+    /// Alert on rows scoring at least this for some query (at most this distance for l2).
+    #[arg(long, allow_negative_numbers = true)]
+    pub threshold: f64,
+    #[command(flatten)]
+    pub neg: NegativeArgs,
+    /// Only rows of these sources (repeatable; a source may not exist yet).
+    #[arg(long = "source")]
+    pub sources: Vec<String>,
+    /// Back-fill: the first run also evaluates the rows of this day and later (YYYY-MM-DD).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Who adds it (default: $USER).
+    #[arg(long)]
+    pub by: Option<String>,
+    /// The model (default: the collection's).
+    #[arg(long)]
+    pub model: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
 pub enum HoldCmd {
     /// Place a hold on a range of days (of one source, or of every source).
     Add {
@@ -298,6 +385,9 @@ pub struct ImportArgs {
     /// in the collection so that text and image searches use it, as after `index`.
     #[arg(long)]
     pub model: Option<String>,
+    /// Then run the collection's watchlists on what was just added.
+    #[arg(long)]
+    pub watch: bool,
 }
 
 #[derive(Debug, Args)]
@@ -341,6 +431,9 @@ pub struct IndexArgs {
     /// scheduled runs that must notice.
     #[arg(long)]
     pub strict: bool,
+    /// Then run the collection's watchlists on what was just added.
+    #[arg(long)]
+    pub watch: bool,
 }
 
 #[derive(Debug, Args)]

@@ -132,3 +132,46 @@ pub fn write_grid(
     s.push_str("</body></html>\n");
     std::fs::write(out, s)
 }
+
+/// Writes the page of watchlist alerts, a grid per watchlist (newest first); `thumbnails`
+/// holds one JPEG (or none) per alert, in order.
+pub fn write_alerts(
+    out: &Path,
+    title: &str,
+    alerts: &[vitrine_engine::watch::Alert],
+    thumbnails: &[Option<Vec<u8>>],
+) -> std::io::Result<()> {
+    let mut s = head(title);
+    let mut current: Option<&str> = None;
+    for (a, thumb) in alerts.iter().zip(thumbnails) {
+        if current != Some(a.watchlist.as_str()) {
+            if current.is_some() {
+                s.push_str("</div>");
+            }
+            let n = alerts.iter().filter(|x| x.watchlist == a.watchlist).count();
+            let _ = write!(s, "<h2>{} — {n} alerts</h2><div class=\"grid\">", escape(&a.watchlist));
+            current = Some(&a.watchlist);
+        }
+        let pic = picture(&a.id, thumb.as_ref());
+        let _ = write!(
+            s,
+            "<figure data-id=\"{}\">{pic}<figcaption><b>alert {} · {:.4}</b><br>{}<br>{} · {}<br>{}<br>found {} (run {})</figcaption></figure>",
+            escape(&a.id),
+            a.n,
+            a.score,
+            escape(&a.query),
+            escape(&a.source),
+            a.day,
+            escape(&a.uri),
+            escape(&a.found),
+            a.run
+        );
+    }
+    if current.is_some() {
+        s.push_str("</div>");
+    } else {
+        s.push_str("<p>no alerts</p>");
+    }
+    s.push_str("</body></html>\n");
+    std::fs::write(out, s)
+}

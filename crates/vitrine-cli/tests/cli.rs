@@ -677,6 +677,34 @@ fn demo_runs_offline_and_answers_its_sample_questions_right() {
     let nums: Vec<f64> = classified.split_whitespace().filter_map(|w| w.parse().ok()).collect();
     assert!(nums[0] >= 0.9 * nums[1], "{classified}");
     assert!(out.contains("Sweep") && out.contains("are handguns"), "{out}");
+    // The watchlist added before the newest day fired on it, and on handguns.
+    let fired = out.lines().skip_while(|l| !l.contains("== Watchlist")).nth(1).unwrap();
+    let n: Vec<usize> = fired.split_whitespace().filter_map(|w| w.parse().ok()).collect();
+    assert!(fired.contains("alerts, all from 2023-11-23;"), "{fired}");
+    assert!(n[0] >= 5 && n[1] >= n[0] * 9 / 10 && n[1] >= n[2] * 9 / 10, "{fired}");
+    // Every planted reuse of a product photo as an avatar is found, and nothing else.
+    assert!(
+        out.contains("3 clusters span products and avatars; 3 of the 3 product photos planted as avatars"),
+        "{out}"
+    );
+    // The calibrated sweep delivers at least the precision it was calibrated for.
+    let cal = out
+        .lines()
+        .skip_while(|l| !l.contains("== Calibrated sweep"))
+        .nth(1)
+        .unwrap();
+    let precision: f64 = cal
+        .split("precision ")
+        .nth(1)
+        .unwrap()
+        .split('%')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(precision >= 90.0, "{cal}");
+    let watch = ok(&store, &["watch", "list", "-c", "demo", "--format", "jsonl"]);
+    assert!(watch.contains("\"name\":\"handguns\""), "{watch}");
     let parts = ok(&store, &["partitions", "list", "-c", "demo", "--format", "jsonl"]);
     assert_eq!(parts.lines().count(), 90, "2 sources × 45 days");
     let html = std::fs::read_to_string(store.join("demo-results.html")).unwrap();

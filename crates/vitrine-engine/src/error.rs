@@ -75,6 +75,9 @@ pub enum Error {
     /// A legal hold keeps what the request would remove; the message names the hold.
     #[error("{0}")]
     Held(String),
+    /// Something of that name exists already (a watchlist); the message names it.
+    #[error("{0}")]
+    Exists(String),
     /// The backend does not offer an operation.
     #[error("{operation} is not supported by {backend}")]
     Unsupported {
@@ -135,7 +138,7 @@ impl Error {
             Error::Io { source, .. } => io_kind(source),
             Error::Invalid(_) => ErrorKind::BadInput,
             Error::NotFound(_) => ErrorKind::NotFound,
-            Error::ModelMismatch(_) | Error::Held(_) => ErrorKind::Conflict,
+            Error::ModelMismatch(_) | Error::Held(_) | Error::Exists(_) => ErrorKind::Conflict,
             Error::Unsupported { .. } => ErrorKind::Unsupported,
             Error::Context { source, .. } => source.kind(),
             Error::Backend { kind, .. } => *kind,

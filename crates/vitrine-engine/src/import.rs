@@ -129,6 +129,8 @@ impl Engine {
             }
         }
         col.extend_schema(&schema)?;
+        // Every row of this import carries one arrival number, published at the end (watchlists).
+        let arrival = crate::watch::Arrival::begin(col.as_mut())?;
         let orders: Vec<Vec<usize>> = parts.iter().map(Part::commit_order).collect();
         let total: usize = orders.iter().map(Vec::len).sum();
         let mut report = ImportReport {
@@ -162,7 +164,8 @@ impl Engine {
                     }
                 }
             });
-            for (p, start, end, batch) in rx {
+            for (p, start, end, mut batch) in rx {
+                arrival.stamp(&mut batch);
                 match col.insert(&batch) {
                     Ok(r) => {
                         report.inserted += r.inserted;
@@ -186,9 +189,13 @@ impl Engine {
             if created && report.inserted == 0 {
                 drop(col);
                 let _ = w.drop_collection(&req.collection);
+            } else if report.inserted > 0 {
+                // Should this fail too, the next writer reuses the number (see `watch`).
+                let _ = arrival.publish(col.as_mut());
             }
             return Err(e);
         }
+        arrival.publish(col.as_mut())?;
         let parts = col.partitions();
         report.rows = parts.iter().map(|p| p.rows).sum();
         report.partitions = parts.len();

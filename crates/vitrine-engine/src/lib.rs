@@ -14,7 +14,7 @@
 //!
 //! Modules follow the operations: [`query`] (search, sweep, classify), [`dupes`] (near-duplicate
 //! clusters), [`index`] (plan, loop),
-//! [`import`], [`admin`] (collections, partitions, deletes, retention, compaction, checks),
+//! [`watch`] (watchlists), [`import`], [`admin`] (collections, partitions, deletes, retention, compaction, checks),
 //! [`receipt`] and [`ledger`] (what a search covered), [`model`] (which model filled a
 //! collection), [`selection`] (sources, days, filters), [`backend`].
 #![deny(missing_docs)]
@@ -39,6 +39,7 @@ pub mod receipt;
 pub mod selection;
 pub mod thumbnail;
 pub mod tombstones;
+pub mod watch;
 
 pub use backend::embedded::EmbeddedBackend;
 pub use backend::{Backend, Capabilities, CheckReport, CollectionReader, DeleteReport, Fields, Hit, Record};
@@ -148,6 +149,26 @@ pub(crate) fn append_durably(path: &Path, text: &str) -> Result<()> {
     f.write_all(text.as_bytes())
         .and_then(|_| f.sync_all())
         .map_err(|e| Error::io(path, e))
+}
+
+/// Replaces the file at `path` with `bytes` atomically and durably: a temporary file in the same
+/// folder, synced, renamed over it, and the folder synced.
+pub(crate) fn replace_durably(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
+    tmp.write_all(bytes)
+        .and_then(|_| tmp.as_file().sync_all())
+        .map_err(|e| Error::io(path, e))?;
+    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
+    sync_dir(dir)
+}
+
+/// Syncs a folder, so the names created, renamed or removed in it are durable.
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
+    std::fs::File::open(dir)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| Error::io(dir, e))
 }
 
 /// The SIMD level the scan kernels use on this CPU ("avx512", "avx2", "scalar").

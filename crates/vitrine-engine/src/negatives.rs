@@ -51,16 +51,18 @@ impl Veto {
         }
         let refs: Vec<&str> = negatives.prompts.iter().map(String::as_str).collect();
         let (vectors, warnings) = crate::query::embed_texts(e, &refs)?;
+        Ok(Some((Veto::from_vectors(vectors, metric, negatives.margin), warnings)))
+    }
+
+    /// Negatives already embedded (a watchlist keeps its vectors).
+    pub(crate) fn from_vectors(vectors: Vec<Vec<f32>>, metric: Metric, margin: f64) -> Veto {
         let norms = vectors.iter().map(|v| norm_f64(v)).collect();
-        Ok(Some((
-            Veto {
-                vectors,
-                norms,
-                metric,
-                margin: negatives.margin,
-            },
-            warnings,
-        )))
+        Veto {
+            vectors,
+            norms,
+            metric,
+            margin,
+        }
     }
 
     /// Whether a row with vector `x` and positive score `score` stays.

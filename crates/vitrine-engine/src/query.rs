@@ -298,7 +298,7 @@ impl Engine {
     }
 
     /// The query vectors (row-major), a label per query, and warnings.
-    fn query_vectors(
+    pub(crate) fn query_vectors(
         &self,
         reader: &dyn CollectionReader,
         query: &Query,
@@ -578,76 +578,19 @@ impl Engine {
             }
             None => None,
         };
-        let mut vetoed = 0;
         let selection = self.resolve(reader.as_ref(), &req.selection)?;
-        let higher = reader.schema().metric.higher_is_better();
-        let mut stats = vitrine_store::SearchStats {
-            partitions_total: reader.partitions().len(),
-            ..Default::default()
-        };
-        // With a top N the best rows of the whole selection are needed at once; with a
-        // threshold, each partition is answered by itself.
-        let parts: Vec<Selection> = if req.top.is_some() {
-            vec![selection.clone()]
-        } else {
-            reader
-                .partitions()
-                .iter()
-                .filter(|p| selection.includes_partition(&p.source, p.day))
-                .map(|p| Selection {
-                    sources: vec![p.source.clone()],
-                    from: Some(p.day),
-                    to: Some(p.day),
-                    filter: selection.filter.clone(),
-                })
-                .collect()
-        };
-        for part in parts {
-            let run = |k: Option<usize>| {
-                reader.search(
-                    &vitrine_store::SearchRequest {
-                        queries: queries.clone(),
-                        k,
-                        threshold: req.threshold,
-                        selection: part.clone(),
-                        scan: scan_mode(),
-                    },
-                    &[],
-                )
-            };
-            let out = match (&veto, req.top) {
-                (None, _) => run(req.top)?,
-                (Some(v), Some(top)) => {
-                    let (out, removed) = deepen(v, reader.as_ref(), top, &mut |ask| run(Some(ask)))?;
-                    vetoed += removed;
-                    out
-                }
-                (Some(v), None) => {
-                    let out = run(None)?;
-                    let (hits, removed) = v.filter(reader.as_ref(), out.hits)?;
-                    vetoed += removed;
-                    crate::backend::SearchOutput { hits, stats: out.stats }
-                }
-            };
-            let s = &out.stats;
-            stats.partitions_scanned += s.partitions_scanned;
-            stats.segments_scanned += s.segments_scanned;
-            stats.rows_scanned += s.rows_scanned;
-            stats.rows_deleted += s.rows_deleted;
-            stats.rows_filtered += s.rows_filtered;
-            stats.bytes_scanned += s.bytes_scanned;
-            stats.candidates_reranked += s.candidates_reranked;
-            stats.rows_by_code += s.rows_by_code;
-            stats.code_survivors += s.code_survivors;
-            stats.code_fallbacks += s.code_fallbacks;
-            let mut all: Vec<Hit> = out.hits.into_iter().flatten().collect();
-            all.sort_by(|a, b| better(higher, a, b));
-            let mut seen = std::collections::HashSet::new();
-            for (i, mut h) in all.into_iter().filter(|h| seen.insert(h.id.clone())).enumerate() {
-                h.rank = i + 1;
-                visit(h)?;
-            }
-        }
+        let (stats, vetoed) = sweep_rows(
+            reader.as_ref(),
+            &SweepScan {
+                queries: &queries,
+                threshold: req.threshold,
+                top: req.top,
+                veto: veto.as_ref(),
+                selection: &selection,
+                fields: &[],
+            },
+            visit,
+        )?;
         let side = self.side_dir(&req.collection);
         Ok((
             Receipt::new(stats, reader.as_ref(), side.as_deref(), &selection),
@@ -702,6 +645,102 @@ impl Engine {
             warnings,
         })
     }
+}
+
+/// What [`sweep_rows`] scans for.
+pub(crate) struct SweepScan<'a> {
+    /// Row-major query vectors.
+    pub queries: &'a [f32],
+    /// Every row scoring at least this for some query...
+    pub threshold: Option<f64>,
+    /// ... or the best N rows per query.
+    pub top: Option<usize>,
+    /// Negatives that remove rows.
+    pub veto: Option<&'a Veto>,
+    /// Which rows.
+    pub selection: &'a Selection,
+    /// User fields the hits carry.
+    pub fields: &'a [String],
+}
+
+/// The scan of a sweep (and of a watchlist run): each matching row once, with the query that
+/// scored best, one partition at a time in (source, day) order when there is a threshold.
+/// Returns what was scanned and how many rows the negatives removed.
+pub(crate) fn sweep_rows(
+    reader: &dyn CollectionReader,
+    scan: &SweepScan,
+    visit: &mut dyn FnMut(Hit) -> Result<()>,
+) -> Result<(vitrine_store::SearchStats, u64)> {
+    let mut vetoed = 0;
+    let higher = reader.schema().metric.higher_is_better();
+    let mut stats = vitrine_store::SearchStats {
+        partitions_total: reader.partitions().len(),
+        ..Default::default()
+    };
+    // With a top N the best rows of the whole selection are needed at once; with a
+    // threshold, each partition is answered by itself.
+    let parts: Vec<Selection> = if scan.top.is_some() {
+        vec![scan.selection.clone()]
+    } else {
+        reader
+            .partitions()
+            .iter()
+            .filter(|p| scan.selection.includes_partition(&p.source, p.day))
+            .map(|p| Selection {
+                sources: vec![p.source.clone()],
+                from: Some(p.day),
+                to: Some(p.day),
+                filter: scan.selection.filter.clone(),
+            })
+            .collect()
+    };
+    for part in parts {
+        let run = |k: Option<usize>| {
+            reader.search(
+                &vitrine_store::SearchRequest {
+                    queries: scan.queries.to_vec(),
+                    k,
+                    threshold: scan.threshold,
+                    selection: part.clone(),
+                    scan: scan_mode(),
+                },
+                scan.fields,
+            )
+        };
+        let out = match (scan.veto, scan.top) {
+            (None, _) => run(scan.top)?,
+            (Some(v), Some(top)) => {
+                let (out, removed) = deepen(v, reader, top, &mut |ask| run(Some(ask)))?;
+                vetoed += removed;
+                out
+            }
+            (Some(v), None) => {
+                let out = run(None)?;
+                let (hits, removed) = v.filter(reader, out.hits)?;
+                vetoed += removed;
+                crate::backend::SearchOutput { hits, stats: out.stats }
+            }
+        };
+        let s = &out.stats;
+        stats.partitions_scanned += s.partitions_scanned;
+        stats.segments_scanned += s.segments_scanned;
+        stats.rows_scanned += s.rows_scanned;
+        stats.rows_deleted += s.rows_deleted;
+        stats.rows_filtered += s.rows_filtered;
+        stats.bytes_scanned += s.bytes_scanned;
+        stats.candidates_reranked += s.candidates_reranked;
+        stats.rows_by_code += s.rows_by_code;
+        stats.code_survivors += s.code_survivors;
+        stats.code_fallbacks += s.code_fallbacks;
+        let mut all: Vec<Hit> = out.hits.into_iter().flatten().collect();
+        all.sort_by(|a, b| better(higher, a, b));
+        let mut seen = std::collections::HashSet::new();
+        for (i, mut h) in all.into_iter().filter(|h| seen.insert(h.id.clone())).enumerate() {
+            h.rank = i + 1;
+            visit(h)?;
+        }
+    }
+    Ok((stats, vetoed))
 }
 
 /// How searches read vectors: through the 8-bit scan codes (the default), or as f32 when the

@@ -1199,3 +1199,285 @@ fn calibration_measures_precision_and_recall_at_every_threshold_and_a_saved_set_
         .unwrap_err();
     assert!(e.to_string().contains("1.5"), "{e}");
 }
+
+/// Imports `rows` (id, source, day, vector) into "images" as vectors of model `demo`, in
+/// commits of 16 rows.
+fn import_rows(engine: &Engine, dir: &Path, tag: &str, rows: &[(String, &str, &str, Vec<f32>)], demo: &str) {
+    let flat: Vec<f32> = rows.iter().flat_map(|r| r.3.iter().copied()).collect();
+    let vectors = dir.join(format!("{tag}.npy"));
+    vitrine_engine::write_npy(&vectors, &flat, rows.len(), rows[0].3.len()).unwrap();
+    let metadata = dir.join(format!("{tag}.jsonl"));
+    let mut f = std::fs::File::create(&metadata).unwrap();
+    for (id, source, day, _) in rows {
+        writeln!(f, "{}", serde_json::json!({"id": id, "source": source, "day": day})).unwrap();
+    }
+    let r = engine.import(
+        &ImportRequest {
+            collection: "images".into(),
+            source: ImportSource::Npy {
+                vectors,
+                metadata: Some(metadata),
+            },
+            defaults: Defaults::default(),
+            metric: Metric::Cosine,
+            batch_size: 16,
+            model: Some(demo.to_string()),
+        },
+        &mut |_, _| {},
+    );
+    assert_eq!(r.unwrap().inserted, rows.len() as u64);
+}
+
+#[test]
+fn a_watchlist_alerts_every_new_row_past_its_threshold_once_across_compaction_and_interrupted_runs() {
+    use vitrine_engine::negatives::Negatives;
+    use vitrine_engine::watch::{Alert, WatchlistRequest};
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let engine = Engine::open_store(&store);
+    let demo = vitrine_engine::model::demo_model().unwrap();
+    let (pos, neg) = ("a photo of a red sneaker", "a photo of a blue mug");
+    let (t, _) = engine.embed_texts(&demo, &[pos, neg]).unwrap();
+    let mut seed = 777u64;
+    let mut rnd = move || {
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (seed >> 40) as f32 / (1u64 << 24) as f32
+    };
+    // Rows mixing the positive and the negative prompt with noise, over two sources and three
+    // days; `latest` holds the current version of every id.
+    let mut batch = |tag: &str, n: usize| -> Vec<(String, &'static str, &'static str, Vec<f32>)> {
+        (0..n)
+            .map(|i| {
+                let (a, b) = (rnd() * 1.2, rnd() * 0.9);
+                let v: Vec<f32> = (0..128)
+                    .map(|d| a * t[0][d] + b * t[1][d] + (rnd() - 0.5) * 0.5)
+                    .collect();
+                let source = if i % 2 == 0 { "products" } else { "avatars" };
+                let day = ["2023-11-10", "2023-11-11", "2023-11-12"][i % 3];
+                (format!("{tag}{i}"), source, day, v)
+            })
+            .collect()
+    };
+    let a = batch("a", 60);
+    import_rows(&engine, dir.path(), "a", &a, &demo);
+    // A threshold that about a third of the rows reach.
+    let mut scores: Vec<f64> = a.iter().map(|r| cosine_f64(&t[0], &r.3)).collect();
+    scores.sort_by(f64::total_cmp);
+    let threshold = scores[40];
+    let request = |name: &str| WatchlistRequest {
+        name: name.into(),
+        prompts: vec![pos.into()],
+        threshold,
+        by: "ana".into(),
+        ..Default::default()
+    };
+    let w = engine
+        .add_watchlist(
+            "images",
+            &WatchlistRequest {
+                sources: vec!["products".into()],
+                ..request("sneakers")
+            },
+        )
+        .unwrap();
+    assert_eq!(w.start, 1, "one import so far");
+    engine
+        .add_watchlist(
+            "images",
+            &WatchlistRequest {
+                since: Some(day("2023-11-11")),
+                ..request("history")
+            },
+        )
+        .unwrap();
+    // Names are unique, safe as folder names, and looked up with the existing ones named.
+    let e = engine.add_watchlist("images", &request("sneakers")).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
+    let e = engine.add_watchlist("images", &request("../up")).unwrap_err();
+    assert!(
+        e.kind() == ErrorKind::BadInput && e.to_string().contains("../up"),
+        "{e}"
+    );
+    let e = engine.run_watchlist("images", "nope").unwrap_err();
+    assert!(
+        e.kind() == ErrorKind::NotFound && e.to_string().contains("history, sneakers"),
+        "{e}"
+    );
+    let e = engine
+        .add_watchlist(
+            "images",
+            &WatchlistRequest {
+                prompts: vec![],
+                ..request("empty")
+            },
+        )
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::BadInput, "{e}");
+
+    // The brute force: (id, score) of `rows` at or above the threshold, best first.
+    let expect = |rows: &[&(String, &str, &str, Vec<f32>)]| -> Vec<(String, f64)> {
+        let mut v: Vec<(String, f64)> = rows
+            .iter()
+            .map(|r| (r.0.clone(), cosine_f64(&t[0], &r.3)))
+            .filter(|r| r.1 >= threshold)
+            .collect();
+        v.sort_by(|x, y| y.1.total_cmp(&x.1).then(x.0.cmp(&y.0)));
+        v
+    };
+    let got = |alerts: &[Alert]| -> Vec<(String, f64)> { alerts.iter().map(|a| (a.id.clone(), a.score)).collect() };
+    let products = |rows: &[(String, &'static str, &'static str, Vec<f32>)]| -> Vec<(String, &'static str, &'static str, Vec<f32>)> {
+        rows.iter().filter(|r| r.1 == "products").cloned().collect()
+    };
+
+    // Nothing is new yet for "sneakers"; "history" back-fills its days.
+    let first = engine.run_watchlist("images", "sneakers").unwrap();
+    assert_eq!(
+        (first.alerts.len(), first.rows_evaluated, first.from, first.to),
+        (0, 0, 1, 1)
+    );
+
+    // A second import, with a1 upserted to look like the prompt: the new rows and the new
+    // version of a1 are evaluated, the old rows are not.
+    let mut b = batch("b", 60);
+    let a1: Vec<f32> = t[0].iter().map(|x| x * 2.0).collect();
+    b.push(("a1".to_string(), "products", "2023-11-10", a1));
+    b.push(("a0".to_string(), "avatars", "2023-11-10", a[0].3.clone()));
+    import_rows(&engine, dir.path(), "b", &b, &demo);
+    let run = engine.run_watchlist("images", "sneakers").unwrap();
+    let want = expect(&products(&b).iter().collect::<Vec<_>>());
+    assert!(want.len() >= 8, "{} hits", want.len());
+    assert_eq!(got(&run.alerts), want);
+    assert_eq!((run.from, run.to, run.run), (1, 2, 2));
+    assert_eq!(run.rows_evaluated, products(&b).len() as u64);
+    assert!(run
+        .alerts
+        .iter()
+        .all(|x| x.arrival == Some(2) && x.source == "products" && x.query == pos));
+    assert!(run.alerts.iter().any(|x| x.id == "a1"), "the upserted row is new");
+    // "history": every current row from 2023-11-11 on, and every new row, once.
+    let current: Vec<&(String, &str, &str, Vec<f32>)> = a
+        .iter()
+        .filter(|r| !b.iter().any(|n| n.0 == r.0))
+        .chain(b.iter())
+        .collect();
+    let hist = engine.run_watchlist("images", "history").unwrap();
+    assert!(hist.backfill);
+    let want_hist = expect(
+        &current
+            .iter()
+            .copied()
+            .filter(|r| r.2 >= "2023-11-11" || r.0.starts_with('b') || r.0 == "a1" || r.0 == "a0")
+            .collect::<Vec<_>>(),
+    );
+    assert_eq!(got(&hist.alerts), want_hist);
+    // Run again: nothing new, nothing repeated.
+    for name in ["sneakers", "history"] {
+        let again = engine.run_watchlist("images", name).unwrap();
+        assert_eq!((again.alerts.len(), again.rows_evaluated), (0, 0), "{name}");
+    }
+
+    // Compaction rewrites the segments; the new rows of the next import are still exactly the
+    // new ones.
+    engine.compact("images").unwrap();
+    let c = batch("c", 60);
+    import_rows(&engine, dir.path(), "c", &c, &demo);
+    engine.compact("images").unwrap();
+    let run = engine.run_watchlist("images", "sneakers").unwrap();
+    assert_eq!(got(&run.alerts), expect(&products(&c).iter().collect::<Vec<_>>()));
+    assert_eq!(run.rows_evaluated, products(&c).len() as u64);
+
+    // Interrupted runs: a run killed after appending its alerts but before moving its cursor
+    // (state.json as before), and one killed in the middle of its last alert's line.
+    let wdir = store.join("collections/images/watchlists/sneakers");
+    let d = batch("d", 60);
+    import_rows(&engine, dir.path(), "d", &d, &demo);
+    let state_before = std::fs::read(wdir.join("state.json")).unwrap();
+    let log_before = std::fs::read(wdir.join("alerts.jsonl")).unwrap();
+    let run = engine.run_watchlist("images", "sneakers").unwrap();
+    let want_d = expect(&products(&d).iter().collect::<Vec<_>>());
+    assert!(want_d.len() >= 3, "{} hits", want_d.len());
+    assert_eq!(got(&run.alerts), want_d);
+    let log_after = std::fs::read(wdir.join("alerts.jsonl")).unwrap();
+    std::fs::write(wdir.join("state.json"), &state_before).unwrap();
+    let again = engine.run_watchlist("images", "sneakers").unwrap();
+    assert_eq!((again.alerts.len(), again.already_alerted), (0, want_d.len() as u64));
+    assert_eq!(std::fs::read(wdir.join("alerts.jsonl")).unwrap(), log_after);
+    // Torn: the last line cut in half, the cursor back.
+    std::fs::write(wdir.join("state.json"), &state_before).unwrap();
+    let cut = log_after.len()
+        - (log_after.len()
+            - 1
+            - log_after[..log_after.len() - 1]
+                .iter()
+                .rposition(|&c| c == b'\n')
+                .unwrap())
+            / 2;
+    std::fs::write(wdir.join("alerts.jsonl"), &log_after[..cut]).unwrap();
+    let repaired = engine.run_watchlist("images", "sneakers").unwrap();
+    assert_eq!(got(&repaired.alerts), want_d[want_d.len() - 1..].to_vec());
+    assert_eq!(repaired.already_alerted, want_d.len() as u64 - 1);
+    assert_eq!(
+        repaired.alerts[0].n,
+        run.alerts.last().unwrap().n,
+        "the same number again"
+    );
+    // The whole log: every alert once, numbered 1, 2, ..., the new rows of b, c and d.
+    let all = engine.alerts("images", "sneakers", 0, usize::MAX).unwrap();
+    assert_eq!(
+        all.iter().map(|x| x.n).collect::<Vec<_>>(),
+        (1..=all.len() as u64).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        all.len(),
+        log_before.iter().filter(|&&c| c == b'\n').count() + want_d.len()
+    );
+    let keys: std::collections::HashSet<(String, Option<i64>)> =
+        all.iter().map(|x| (x.id.clone(), x.arrival)).collect();
+    assert_eq!(keys.len(), all.len());
+    assert_eq!(
+        engine.alerts("images", "sneakers", all.len() as u64 - 2, 10).unwrap(),
+        all[all.len() - 2..].to_vec()
+    );
+
+    // Negatives: the rule of search and sweep, on the new rows.
+    engine
+        .add_watchlist(
+            "images",
+            &WatchlistRequest {
+                negatives: Negatives {
+                    prompts: vec![neg.into()],
+                    margin: 0.0,
+                },
+                ..request("no-mugs")
+            },
+        )
+        .unwrap();
+    let e = batch("e", 90);
+    import_rows(&engine, dir.path(), "e", &e, &demo);
+    let run = engine.run_watchlist("images", "no-mugs").unwrap();
+    let kept: Vec<&(String, &str, &str, Vec<f32>)> = e
+        .iter()
+        .filter(|r| cosine_f64(&t[0], &r.3) - cosine_f64(&t[1], &r.3) > 0.0)
+        .collect();
+    assert_eq!(got(&run.alerts), expect(&kept));
+    assert_eq!(
+        run.vetoed as usize,
+        expect(&e.iter().collect::<Vec<_>>()).len() - run.alerts.len()
+    );
+    assert!(run.vetoed > 0, "the data has rows the negative removes");
+
+    // Listing and removal: the status says where each stands; a removed watchlist's alerts stay
+    // on disk.
+    let list = engine.watchlists("images").unwrap();
+    let names: Vec<&str> = list.iter().map(|s| s.watchlist.name.as_str()).collect();
+    assert_eq!(names, ["history", "no-mugs", "sneakers"]);
+    let s = &list[2];
+    assert_eq!((s.cursor, s.published, s.alerts, s.runs), (4, 5, all.len() as u64, 5));
+    let moved = engine.remove_watchlist("images", "history").unwrap();
+    assert!(moved.join("alerts.jsonl").exists());
+    assert_eq!(engine.watchlist_names("images").unwrap(), ["no-mugs", "sneakers"]);
+    assert_eq!(
+        engine.run_watchlist("images", "history").unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+}

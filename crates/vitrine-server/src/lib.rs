@@ -29,6 +29,7 @@ mod error;
 pub mod metrics;
 pub mod page;
 pub mod security;
+mod watch;
 
 pub use error::ApiError;
 
@@ -141,6 +142,7 @@ pub fn router(engine: Arc<Engine>, config: Config) -> Result<(axum::Router, utoi
     });
     let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(api::routes())
+        .merge(watch::routes())
         .merge(compat::routes())
         .split_for_parts();
     let doc = openapi.clone();

@@ -51,5 +51,8 @@ pub fn run(engine: &Engine, a: ImportArgs) -> Result<()> {
         r.rows,
         r.partitions,
     );
+    if a.watch {
+        super::watch::after_write(engine, &a.c.collection)?;
+    }
     Ok(())
 }

@@ -43,6 +43,9 @@ pub fn run(engine: &Engine, store: &Path, a: IndexArgs) -> Result<()> {
     super::warn(&report.warnings);
     let secs = started.elapsed().as_secs_f64();
     print_summary(store, &a, &report, secs)?;
+    if a.watch {
+        super::watch::after_write(engine, &a.c.collection)?;
+    }
     if a.strict && !report.failed.is_empty() {
         anyhow::bail!(
             "{} input(s) failed (--strict); the other {} were indexed",

@@ -13,6 +13,7 @@ mod index;
 mod manage;
 mod search;
 mod serve;
+mod watch;
 
 use crate::args::{Cli, Command, SelectionArgs};
 use anyhow::{Context, Result};
@@ -51,6 +52,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Calibrate(a) => calibrate::run(&engine, a),
         Command::Delete(a) => manage::delete(&engine, a),
         Command::Hold(h) => manage::hold(&engine, h),
+        Command::Watch(w) => watch::run(&engine, w),
         Command::Serve(a) => serve::run(engine, &cli.store, a),
         Command::Compact(c) => manage::compact(&engine, &c.collection),
         Command::Check(c) => manage::check(&engine, c.collection.as_deref()),

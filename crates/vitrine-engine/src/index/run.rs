@@ -29,7 +29,13 @@ use vitrine_store::{Batch, Day, Row, Value};
 pub const CONTENT_HASH_FIELD: &str = "content_hash";
 
 /// Fields indexing writes itself into each row; imports and manifests may not use these names.
-pub const ENGINE_FIELDS: &[&str] = &[THUMBNAIL_FIELD, "file_size", "file_mtime", CONTENT_HASH_FIELD];
+pub const ENGINE_FIELDS: &[&str] = &[
+    THUMBNAIL_FIELD,
+    "file_size",
+    "file_mtime",
+    CONTENT_HASH_FIELD,
+    crate::watch::ARRIVAL_FIELD,
+];
 
 /// What an indexing run did.
 #[derive(Debug, Default, Clone, serde::Serialize)]
@@ -161,6 +167,8 @@ enum VectorFrom {
 struct Open {
     writer: Box<dyn CollectionWriter>,
     ledger: Ledger,
+    /// The run's arrival number (watchlists), published after its last commit.
+    arrival: Option<crate::watch::Arrival>,
 }
 
 /// The run's mutable state that outlives one commit.
@@ -209,7 +217,13 @@ impl Run<'_> {
                 &this_run,
                 std::mem::take(&mut self.planned),
             )?;
-            self.open = Some(Open { writer, ledger });
+            let mut writer = writer;
+            let arrival = Some(crate::watch::Arrival::begin(writer.as_mut())?);
+            self.open = Some(Open {
+                writer,
+                ledger,
+                arrival,
+            });
         }
         Ok(self.open.as_mut().expect("opened above"))
     }
@@ -560,6 +574,9 @@ pub fn index_inputs(
             replaced.retain(|id| !written_ids.contains(id));
             replaced.sort();
             replaced.dedup();
+            if let Some(a) = &open.arrival {
+                a.stamp(&mut batch);
+            }
             // One commit: a crash leaves either the old rows or the new ones, never both.
             open.writer.insert_replacing(&batch, &replaced)?;
             report.indexed += batch.rows.len() as u64;
@@ -576,6 +593,9 @@ pub fn index_inputs(
         progress(done, todo.len());
     }
     if let Some(open) = run.open.as_mut() {
+        if let Some(a) = open.arrival.take().filter(|_| report.indexed > 0) {
+            a.publish(open.writer.as_mut())?;
+        }
         open.writer.tidy()?;
         // Failures found before embedding (unreadable files, bad manifest rows) are recorded too.
         let early: Vec<LedgerEntry> = report
