@@ -208,6 +208,37 @@ test("the sweep view counts live as the threshold moves and exports CSV; partiti
   assert.ok(await p.isVisible("#retain-confirm"), "confirm offered after the preview");
 });
 
+test("the watchlists view shows the demo's alerts newest first, adds a watchlist and runs it", async () => {
+  const p = await page();
+  await p.goto(`${base}/?collection=demo&view=watchlists`);
+  await p.waitForSelector('.watch[data-name="handguns"]');
+  const alerts = await results(p, "#watch-grid .hit");
+  const list = await (await fetch(`${base}/api/collections/demo/watchlists`)).json();
+  const handguns = list.find((s) => s.watchlist.name === "handguns");
+  assert.equal(alerts.length, handguns.alerts);
+  assert.ok(alerts.length >= 5, `${alerts.length} alerts`);
+  // The demo's alerts are the newest day's handguns, all from the watchlist's one run with hits.
+  const right = alerts.filter((a) => what(a.uri)?.object === "handgun").length;
+  assert.ok(right >= alerts.length * 0.9, `${right} of ${alerts.length} are handguns`);
+  assert.equal(await p.$$eval("#watch-grid .hit.new", (f) => f.length), alerts.length);
+  assert.ok(alerts.every((a) => a.uri.includes("/2023-11-23/")), "all from the newest day");
+  await p.screenshot({ path: join(SHOTS, "screenshot-watchlists.png") });
+  // Add one from the form, a prompt holding markup (shown as text), and run it: nothing new.
+  await p.fill("#watch-name", "e2e-cats");
+  await p.fill("#watch-prompts", 'a photo of a white cat\n<img src=x onerror="window.pwned=1">');
+  await p.fill("#watch-threshold", "0.3");
+  await p.fill("#watch-by", "e2e");
+  await p.click("#watch-form button[type=submit]");
+  await p.waitForSelector('.watch[data-name="e2e-cats"][aria-current="true"]');
+  assert.match(await p.textContent('.watch[data-name="e2e-cats"] .meta'), /<img src=x onerror="window.pwned=1">/);
+  await p.click('.watch[data-name="e2e-cats"] .run');
+  await p.waitForFunction(() => /run 1 evaluated 0 new rows, 0 new alerts/.test(document.getElementById("watch-status").textContent));
+  assert.equal(await p.evaluate(() => window.pwned), undefined);
+  assert.deepEqual(p.errors, []);
+  const del = await fetch(`${base}/api/collections/demo/watchlists/e2e-cats`, { method: "DELETE" });
+  assert.equal(del.status, 200);
+});
+
 test("the page works at a phone's width", async () => {
   const p = await page({ width: 390, height: 844 });
   await p.goto(`${base}/?collection=demo&q=${encodeURIComponent("a photo of a red sneaker")}&k=4`);

@@ -1,4 +1,4 @@
-// vitrine's page: search, sweep and partitions over the JSON API.
+// vitrine's page: search, sweep, watchlists and partitions over the JSON API.
 // Every value that comes from data is put in the page with textContent or setAttribute, never
 // parsed as markup. Every search is a link: its parameters live in the URL.
 "use strict";
@@ -11,7 +11,7 @@ const el = (tag, attrs = {}, text) => {
   return e;
 };
 
-const state = { collection: "", info: null, image: null, sweepHits: [], sweepReceipt: null, sweepPrompts: [], retain: null };
+const state = { collection: "", watch: "", info: null, image: null, sweepHits: [], sweepReceipt: null, sweepPrompts: [], retain: null };
 
 // ---- the API -----------------------------------------------------------------------------
 
@@ -100,8 +100,9 @@ const setChecked = (name, values) => {
 
 function show(view) {
   for (const t of document.querySelectorAll(".tab")) t.setAttribute("aria-pressed", String(t.dataset.view === view));
-  for (const v of ["search", "sweep", "partitions"]) $(`view-${v}`).hidden = v !== view;
+  for (const v of ["search", "sweep", "watchlists", "partitions"]) $(`view-${v}`).hidden = v !== view;
   if (view === "partitions") loadPartitions().catch((e) => ($("retain-preview").textContent = e.message));
+  if (view === "watchlists") loadWatchlists().catch(fail("watch-status"));
 }
 
 // ---- search -----------------------------------------------------------------------------
@@ -411,6 +412,83 @@ async function retain(dryRun) {
   if (!dryRun) await loadPartitions();
 }
 
+// ---- watchlists -------------------------------------------------------------------------
+
+const watchBase = () => `/api/collections/${encodeURIComponent(state.collection)}/watchlists`;
+
+async function loadWatchlists(wanted) {
+  const list = await json(watchBase());
+  const ul = $("watchlists");
+  ul.replaceChildren(...list.map(watchRow));
+  if (!list.length) {
+    ul.append(el("li", { class: "meta" }, "No watchlists yet: add one below, or with `vitrine watch add`."));
+    $("watch-grid").replaceChildren();
+    $("watch-status").textContent = "";
+    return;
+  }
+  const names = list.map((s) => s.watchlist.name);
+  const name = names.includes(wanted) ? wanted : names.includes(state.watch) ? state.watch : names[0];
+  await showAlerts(list.find((s) => s.watchlist.name === name));
+}
+
+function watchRow(s) {
+  const w = s.watchlist;
+  const li = el("li", { class: "watch", "data-name": w.name });
+  li.append(el("b", {}, w.name));
+  const looks = w.queries.map((q) => (q.kind === "prompt" ? `"${q.text}"` : `${q.kind} ${q.text}`)).join(" or ");
+  const not = w.not.length ? `, not ${w.not.map((q) => `"${q.text}"`).join(", ")}` : "";
+  const where = w.sources.length ? ` in ${w.sources.join(", ")}` : "";
+  li.append(el("span", { class: "meta" }, `${looks}${not} ≥ ${w.threshold}${where}`));
+  const last = s.last_run ? `, last run ${s.last_run}` : ", never run";
+  li.append(el("span", { class: "count" }, `${s.alerts.toLocaleString()} alerts · ${s.runs} run${s.runs === 1 ? "" : "s"}${last}`));
+  const show = el("button", { type: "button", class: "show" }, "Alerts");
+  show.addEventListener("click", () => showAlerts(s).catch(fail("watch-status")));
+  const run = el("button", { type: "button", class: "primary run" }, "Run now");
+  run.addEventListener("click", () => runWatchlist(w.name).catch(fail("watch-status")));
+  li.append(show, run);
+  return li;
+}
+
+// The newest alerts first (at most 500); those of the latest run are marked new.
+async function showAlerts(s) {
+  const name = s.watchlist.name;
+  state.watch = name;
+  for (const li of document.querySelectorAll(".watch")) li.setAttribute("aria-current", String(li.dataset.name === name));
+  const after = Math.max(0, s.alerts - 500);
+  const r = await json(`${watchBase()}/${encodeURIComponent(name)}/alerts?after=${after}&limit=500`);
+  const alerts = r.alerts.slice().reverse();
+  const latest = alerts.length ? alerts[0].run : 0;
+  const fresh = alerts.filter((a) => a.run === latest).length;
+  $("watch-status").className = "status";
+  $("watch-status").textContent = alerts.length
+    ? `${name}: ${s.alerts.toLocaleString()} alerts; newest first, the ${fresh} of run ${latest} marked new`
+    : `${name}: no alerts yet`;
+  $("watch-grid").replaceChildren(...alerts.map((a) => alertCard(a, a.run === latest)));
+}
+
+function alertCard(a, fresh) {
+  const fig = card({ ...a, rank: a.n, prompt: a.query }, state.collection, likeSearch);
+  fig.classList.add("alert");
+  if (fresh) fig.classList.add("new");
+  const cap = fig.querySelector("figcaption");
+  cap.insertBefore(el("span", { class: fresh ? "badge" : "meta" }, `${fresh ? "new · " : ""}found ${a.found}`), cap.querySelector(".like"));
+  return fig;
+}
+
+async function runWatchlist(name) {
+  const r = await json(`${watchBase()}/${encodeURIComponent(name)}/run`, {});
+  await loadWatchlists(name);
+  $("watch-status").textContent = `${name}: run ${r.run} evaluated ${r.rows_evaluated.toLocaleString()} new rows, ${r.alerts.length} new alerts. ` + $("watch-status").textContent;
+}
+
+async function addWatchlist() {
+  const prompts = $("watch-prompts").value.split("\n").map((s) => s.trim()).filter(Boolean);
+  const body = { name: $("watch-name").value.trim(), prompts, threshold: Number($("watch-threshold").value), by: $("watch-by").value.trim() };
+  await json(watchBase(), body);
+  $("watch-name").value = "";
+  await loadWatchlists(body.name);
+}
+
 // ---- wiring -----------------------------------------------------------------------------
 
 function fromUrl() {
@@ -438,6 +516,7 @@ async function start() {
     await loadInfo();
     $("grid").replaceChildren();
     if (!$("view-partitions").hidden) loadPartitions();
+    if (!$("view-watchlists").hidden) loadWatchlists().catch(fail("watch-status"));
   });
   for (const t of document.querySelectorAll(".tab")) {
     t.addEventListener("click", () => {
@@ -481,6 +560,10 @@ async function start() {
     runSweep().catch(fail("sweep-status"));
   });
   $("threshold").addEventListener("input", sweepVisible);
+  $("watch-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    addWatchlist().catch(fail("watch-status"));
+  });
   $("export").addEventListener("click", exportCsv);
   $("retain-form").addEventListener("submit", (ev) => {
     ev.preventDefault();
