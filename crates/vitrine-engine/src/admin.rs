@@ -324,7 +324,8 @@ impl Engine {
         let mut c = self.collection_writer(collection)?;
         // Read after taking the writer lock: no commit can come between this and the delete.
         let reader = self.backend().reader(collection)?;
-        let doomed: Vec<String> = match req {
+        // The rows to delete, with their partitions (legal holds are by partition).
+        let doomed: Vec<(String, String, Day)> = match req {
             DeleteRequest::Ids(ids) => {
                 if ids.is_empty() {
                     return Err(Error::invalid("no ids to delete"));
@@ -333,7 +334,7 @@ impl Engine {
                     .get(ids, &[], false)?
                     .into_iter()
                     .flatten()
-                    .map(|r| r.id)
+                    .map(|r| (r.id, r.source, r.day))
                     .collect()
             }
             DeleteRequest::Selection(spec) if spec.is_everything() => {
@@ -350,14 +351,34 @@ impl Engine {
                     }
                     _ => vitrine_store::Selection::default(),
                 };
-                let mut ids = Vec::new();
+                let mut rows = Vec::new();
                 reader.scan(&sel, &[], false, &mut |r| {
-                    ids.push(r.id);
+                    rows.push((r.id, r.source, r.day));
                     Ok(())
                 })?;
-                ids
+                rows
             }
         };
+        // Evidence under a legal hold is not deleted, row by row no more than by the day.
+        let holds = self.hold_log(collection)?;
+        let held: Vec<&(String, String, Day)> = doomed
+            .iter()
+            .filter(|(_, s, d)| !holds.covering(s, *d).is_empty())
+            .collect();
+        if let Some((id, source, day)) = held.first() {
+            let h = holds.covering(source, *day)[0];
+            return Err(Error::Held(format!(
+                "{} of the {} rows to delete lie in days under legal hold (row {id:?}: source={source} day={day}, \
+                 hold {} ({}, placed by {} at {})); nothing was deleted: release the hold or leave those days out",
+                held.len(),
+                doomed.len(),
+                h.id,
+                h.reason,
+                h.by,
+                h.at
+            )));
+        }
+        let doomed: Vec<String> = doomed.into_iter().map(|(id, ..)| id).collect();
         self.tombstones(collection)?
             .record(doomed.iter().map(|id| Forgotten::Row { id: id.clone() }).collect())?;
         match req {

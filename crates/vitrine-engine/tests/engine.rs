@@ -541,6 +541,26 @@ fn legal_holds_keep_their_days_from_retention_and_drops_until_released() {
         "{e}"
     );
 
+    // Nor can its rows be deleted, by id or by selection; other rows can.
+    let rows_before = engine.rows("images", &SelectionSpec::all()).unwrap().len();
+    for req in [
+        DeleteRequest::Ids(vec!["r9".into(), "r2".into()]),
+        DeleteRequest::Selection(SelectionSpec {
+            sources: vec!["products".into()],
+            ..Default::default()
+        }),
+    ] {
+        let e = engine.delete("images", &req).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
+        assert!(
+            e.to_string().contains("legal hold") && e.to_string().contains("hold 1 (case 4711"),
+            "{e}"
+        );
+    }
+    assert_eq!(engine.rows("images", &SelectionSpec::all()).unwrap().len(), rows_before);
+    let r = engine.delete("images", &DeleteRequest::Ids(vec!["r9".into()])).unwrap();
+    assert_eq!(r.deleted, 1);
+
     // Released (by whom and why is kept), then retention takes the days; the log survives a
     // fresh engine.
     let e = engine.release_hold("images", 9, "legal", "closed").unwrap_err();

@@ -798,33 +798,56 @@ async fn watchlists_are_added_run_listed_read_and_removed_over_the_api() {
     let app = app(&w, config(&w));
     let base = "/api/collections/vectors/watchlists";
     // More rows like r2 (axis 2), back-filled from the first day.
-    let body = serde_json::json!({"name": "like-r2", "likes": ["r2"], "threshold": 0.9, "since": "2023-11-19", "by": "ana"});
+    let body =
+        serde_json::json!({"name": "like-r2", "likes": ["r2"], "threshold": 0.9, "since": "2023-11-19", "by": "ana"});
     let (s, added) = post(&app, base, body.clone()).await;
     assert_eq!(s, StatusCode::OK, "{added}");
     assert_eq!(added["queries"][0], serde_json::json!({"kind": "like", "text": "r2"}));
-    assert!(!added.to_string().contains("vector"), "query vectors stay on the server: {added}");
+    assert!(
+        !added.to_string().contains("vector"),
+        "query vectors stay on the server: {added}"
+    );
     let (s, e) = post(&app, base, body).await;
-    assert_eq!((s, e["error"]["kind"].as_str()), (StatusCode::CONFLICT, Some("conflict")), "{e}");
+    assert_eq!(
+        (s, e["error"]["kind"].as_str()),
+        (StatusCode::CONFLICT, Some("conflict")),
+        "{e}"
+    );
     let (s, e) = post(
         &app,
         base,
         serde_json::json!({"name": "x", "likes": ["r2"], "threshold": 0.9, "since": "19/11/2023", "by": "ana"}),
     )
     .await;
-    assert_eq!((s, e["error"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("since")), "{e}");
+    assert_eq!(
+        (s, e["error"]["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("since")),
+        "{e}"
+    );
     let (s, e) = post(&app, &format!("{base}/nope/run"), serde_json::json!({})).await;
     assert_eq!(s, StatusCode::NOT_FOUND, "{e}");
 
     // The run: every row with cosine ≥ 0.9 to r2 (those along axis 2: r2, r6, ..., r26).
     let (s, run) = post(&app, &format!("{base}/like-r2/run"), serde_json::json!({})).await;
     assert_eq!(s, StatusCode::OK, "{run}");
-    let mut ids: Vec<&str> = run["alerts"].as_array().unwrap().iter().map(|a| a["id"].as_str().unwrap()).collect();
+    let mut ids: Vec<&str> = run["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_str().unwrap())
+        .collect();
     ids.sort();
     assert_eq!(ids, ["r10", "r14", "r18", "r2", "r22", "r26", "r6"]);
     assert_eq!(run["backfill"], true);
     assert_eq!(
         run["alerts"][0]["thumbnail"].as_str(),
-        Some(format!("/api/collections/vectors/thumbnail/{}", run["alerts"][0]["id"].as_str().unwrap()).as_str())
+        Some(
+            format!(
+                "/api/collections/vectors/thumbnail/{}",
+                run["alerts"][0]["id"].as_str().unwrap()
+            )
+            .as_str()
+        )
     );
     let (s, again) = post(&app, &format!("{base}/like-r2/run"), serde_json::json!({})).await;
     assert_eq!((s, again["alerts"].as_array().map(Vec::len)), (StatusCode::OK, Some(0)));
@@ -833,11 +856,20 @@ async fn watchlists_are_added_run_listed_read_and_removed_over_the_api() {
     let (s, list) = get(&app, base).await;
     let list: serde_json::Value = serde_json::from_slice(&list).unwrap();
     assert_eq!(s, StatusCode::OK);
-    assert_eq!((list[0]["runs"].as_u64(), list[0]["alerts"].as_u64()), (Some(2), Some(7)), "{list}");
+    assert_eq!(
+        (list[0]["runs"].as_u64(), list[0]["alerts"].as_u64()),
+        (Some(2), Some(7)),
+        "{list}"
+    );
     let (s, page) = get(&app, &format!("{base}/like-r2/alerts?after=3")).await;
     let page: serde_json::Value = serde_json::from_slice(&page).unwrap();
     assert_eq!(s, StatusCode::OK);
-    let n: Vec<u64> = page["alerts"].as_array().unwrap().iter().map(|a| a["n"].as_u64().unwrap()).collect();
+    let n: Vec<u64> = page["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["n"].as_u64().unwrap())
+        .collect();
     assert_eq!(n, [4, 5, 6, 7]);
     let (s, _) = get(&app, &format!("{base}/like-r2/alerts?after=x")).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
