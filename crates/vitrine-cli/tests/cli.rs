@@ -139,7 +139,7 @@ fn import_every_metadata_format_then_search_in_every_output_format() {
     assert_eq!(info["rows"], 60);
     assert_eq!(
         info["fields"],
-        serde_json::json!([{"name": "price", "type": "float"}, {"name": "flag", "type": "bool"}])
+        serde_json::json!([{"name": "price", "type": "float"}, {"name": "flag", "type": "bool"}, {"name": "arrival", "type": "int"}])
     );
     let out = ok(
         &store,

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{fails, ok, s, vitrine};
+use common::{clip_fixture, fails, ok, s, vitrine};
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::path::Path;
@@ -340,4 +340,69 @@ fn watch_runs_killed_at_random_moments_lose_and_repeat_no_alert() {
     );
     let out = vitrine(&store, &["watch", "run", "w"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("0 new alert(s)"));
+}
+
+#[test]
+fn an_image_watchlist_fires_when_index_watch_adds_a_copy_of_its_picture() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let (day1, day2) = (dir.path().join("day1"), dir.path().join("day2"));
+    std::fs::create_dir_all(&day1).unwrap();
+    std::fs::create_dir_all(&day2).unwrap();
+    let fx = clip_fixture("images");
+    for f in ["wide_641x203.jpg", "rgba_200x200.png", "photo.bmp"] {
+        std::fs::copy(fx.join(f), day1.join(f)).unwrap();
+    }
+    let model = clip_fixture("chinese-clip-p16");
+    ok(
+        &store,
+        &["index", s(&day1), "--source", "products", "--model", s(&model)],
+    );
+    // Watch for a picture that is not indexed yet; the next day's folder holds a copy of it
+    // and two others.
+    let wanted = dir.path().join("wanted.png");
+    std::fs::copy(fx.join("scene_320x240.png"), &wanted).unwrap();
+    // The fixture pictures are one photo in several formats (photo.bmp, already indexed, is
+    // the same picture; progressive.jpg scores 0.999992): only a copy of the bytes' pixels
+    // reaches the threshold, and only new rows are evaluated.
+    ok(
+        &store,
+        &[
+            "watch",
+            "add",
+            "wanted",
+            "--image",
+            s(&wanted),
+            "--threshold",
+            "0.99999999",
+            "--by",
+            "ana",
+        ],
+    );
+    std::fs::copy(fx.join("scene_320x240.png"), day2.join("reposted.png")).unwrap();
+    for f in ["palette_150x100.png", "progressive.jpg"] {
+        std::fs::copy(fx.join(f), day2.join(f)).unwrap();
+    }
+    let out = vitrine(&store, &["index", s(&day2), "--source", "avatars", "--watch"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("watchlist \"wanted\" run 1: 1 new alert(s) among 3 row(s) evaluated"),
+        "{stderr}"
+    );
+    let alerts: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert!(
+        alerts[0]["uri"].as_str().unwrap().ends_with("reposted.png"),
+        "{}",
+        alerts[0]
+    );
+    assert_eq!(alerts[0]["source"], "avatars");
+    assert!(alerts[0]["score"].as_f64().unwrap() > 0.999);
+    assert!(alerts[0]["query"].as_str().unwrap().ends_with("wanted.png"));
 }

@@ -227,13 +227,14 @@ pub fn parse_labels(text: &str, name: &str) -> Result<Vec<String>> {
     Ok(out)
 }
 
-/// The user fields a hit shows: all but the engine's thumbnails (served separately).
+/// The user fields a hit shows: all but the engine's thumbnails (served separately) and arrival
+/// numbers (the watchlists' bookkeeping).
 pub fn visible_fields(schema: &vitrine_store::Schema) -> Vec<String> {
     schema
         .fields
         .iter()
         .map(|f| f.name.clone())
-        .filter(|f| f != THUMBNAIL_FIELD)
+        .filter(|f| f != THUMBNAIL_FIELD && f != crate::watch::ARRIVAL_FIELD)
         .collect()
 }
 
