@@ -493,6 +493,33 @@ impl NegativeArgs {
     }
 }
 
+/// Weighted prompts blended into text queries, as in rclip.
+#[derive(Debug, Args, Clone)]
+pub struct BlendArgs {
+    /// A prompt added to each text query (repeatable; `W:PROMPT` weighs it, e.g. "0.5:sunset"):
+    /// the query becomes the unit vector along its embedding plus the weighted ones.
+    #[arg(long = "add", value_name = "[W:]PROMPT")]
+    pub add: Vec<String>,
+    /// A prompt subtracted from each text query (repeatable; `W:PROMPT` too).
+    #[arg(long = "subtract", value_name = "[W:]PROMPT")]
+    pub subtract: Vec<String>,
+}
+
+impl BlendArgs {
+    /// As the engine takes them: added, then subtracted (negated).
+    pub fn weighted(&self) -> Result<Vec<vitrine_engine::query::Weighted>, vitrine_engine::Error> {
+        use vitrine_engine::query::Weighted;
+        let mut out = Vec::new();
+        for s in &self.add {
+            out.push(Weighted::parse(s)?);
+        }
+        for s in &self.subtract {
+            out.push(Weighted::parse(s)?.negated());
+        }
+        Ok(out)
+    }
+}
+
 #[derive(Debug, Args, Clone)]
 pub struct SelectionArgs {
     /// Only these sources (repeatable).
@@ -541,6 +568,8 @@ pub struct SearchArgs {
     #[command(flatten)]
     pub neg: NegativeArgs,
     #[command(flatten)]
+    pub blend: BlendArgs,
+    #[command(flatten)]
     pub sel: SelectionArgs,
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
@@ -578,6 +607,8 @@ pub struct SweepArgs {
     pub top: Option<usize>,
     #[command(flatten)]
     pub neg: NegativeArgs,
+    #[command(flatten)]
+    pub blend: BlendArgs,
     #[command(flatten)]
     pub sel: SelectionArgs,
     /// Model (default: the collection's).

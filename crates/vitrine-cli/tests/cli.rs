@@ -1803,3 +1803,74 @@ fn calibrate_prints_the_curve_draws_it_and_a_saved_prompt_set_sweeps_at_its_thre
     );
     assert!(e.contains("no calibration for precision 0.7"), "{e}");
 }
+
+#[test]
+fn weighted_prompts_search_as_the_blended_vector_would() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let model = clip_fixture("chinese-clip-p16");
+    ok(
+        &store,
+        &[
+            "index",
+            s(&clip_fixture("images")),
+            "--source",
+            "products",
+            "--model",
+            s(&model),
+        ],
+    );
+    let (a, b, c) = ("一只狗", "一只猫", "一辆车");
+    // The rule by hand: unit(e(a) + 0.5·e(b) − e(c)) from `vitrine embed`'s vectors.
+    // Embedded as search embeds them: the query, then the weighted prompts in one batch.
+    let out = ok(&store, &["embed", "--model", s(&model), "--text", a])
+        + &ok(&store, &["embed", "--model", s(&model), "--text", b, "--text", c]);
+    let e: Vec<Vec<f64>> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let sum: Vec<f64> = (0..e[0].len())
+        .map(|d| (e[0][d] as f32) as f64 + 0.5 * (e[1][d] as f32) as f64 - (e[2][d] as f32) as f64)
+        .collect();
+    let norm = sum.iter().map(|x| x * x).sum::<f64>().sqrt();
+    let q: Vec<f32> = sum.iter().map(|x| (x / norm) as f32).collect();
+    write_f32(&dir.path().join("q.npy"), &q, 1, q.len()).unwrap();
+    let by_hand = ok(
+        &store,
+        &[
+            "search",
+            "--vector-file",
+            s(&dir.path().join("q.npy")),
+            "-k",
+            "5",
+            "--format",
+            "csv",
+        ],
+    );
+    let blended = ok(
+        &store,
+        &[
+            "search",
+            "--text",
+            a,
+            "--add",
+            &format!("0.5:{b}"),
+            "--subtract",
+            c,
+            "-k",
+            "5",
+            "--format",
+            "csv",
+        ],
+    );
+    // Same rows, same scores.
+    let cols = |t: &str| -> Vec<String> {
+        t.lines()
+            .skip(1)
+            .map(|l| l.split(',').skip(1).collect::<Vec<_>>().join(","))
+            .collect()
+    };
+    assert_eq!(cols(&blended), cols(&by_hand));
+    assert_eq!(cols(&blended).len(), 5);
+    let e = fails(&store, &["search", "--add", b, "-k", "5"]);
+    assert!(e.contains("--text"), "{e}");
+    let e = fails(&store, &["search", "--text", a, "--add", "inf:x"]);
+    assert!(e.contains("not a finite number"), "{e}");
+}

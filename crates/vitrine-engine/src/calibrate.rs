@@ -407,6 +407,7 @@ impl Engine {
                 prompts: set.not.clone(),
                 margin: set.not_margin,
             },
+            blend: vec![],
         })?;
         ans.receipt.calibration = Some(cal.clone());
         Ok(ans)

@@ -32,7 +32,7 @@ pub enum ExportRows {
     /// `prompt` or `query` columns are carried along).
     HitsFile(PathBuf),
     /// The rows a sweep finds (run now; its receipt goes into the package).
-    Sweep(SweepRequest),
+    Sweep(Box<SweepRequest>),
 }
 
 /// An export.

@@ -24,6 +24,14 @@ use vitrine_store::{Day, Selection};
 pub enum Query {
     /// Texts (one query each), embedded with the collection's model.
     Text(Vec<String>),
+    /// Texts (one query each), each blended with weighted prompts (see [`blend`]): "a photo of
+    /// a beach" + 0.5 "sunset" − "people".
+    Blend {
+        /// The texts.
+        texts: Vec<String>,
+        /// Weighted prompts added to each text (a negative weight subtracts).
+        add: Vec<Weighted>,
+    },
     /// Image files (one query each).
     ImageFiles(Vec<PathBuf>),
     /// Images as bytes (uploads), each with a name for its errors.
@@ -49,7 +57,10 @@ pub enum Query {
 impl Query {
     /// Whether answering it runs a model (text or image queries).
     pub fn needs_model(&self) -> bool {
-        matches!(self, Query::Text(_) | Query::ImageFiles(_) | Query::ImageBytes(_))
+        matches!(
+            self,
+            Query::Text(_) | Query::Blend { .. } | Query::ImageFiles(_) | Query::ImageBytes(_)
+        )
     }
 }
 
@@ -124,6 +135,8 @@ pub struct SweepRequest {
     pub model: Option<String>,
     /// What matching rows must look less like than their prompt (see [`crate::negatives`]).
     pub negatives: Negatives,
+    /// Weighted prompts blended into each prompt (see [`blend`]; none: the prompts as they are).
+    pub blend: Vec<Weighted>,
 }
 
 /// What a sweep found.
@@ -238,6 +251,89 @@ pub fn visible_fields(schema: &vitrine_store::Schema) -> Vec<String> {
         .collect()
 }
 
+/// A prompt with a weight, in rclip's notation `W:prompt` (a number and a colon in front; a
+/// prompt without them weighs 1). A negative weight subtracts the prompt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Weighted {
+    /// The weight.
+    pub weight: f64,
+    /// The prompt.
+    pub text: String,
+}
+
+impl Weighted {
+    /// Reads `W:prompt` or `prompt`.
+    pub fn parse(s: &str) -> Result<Weighted> {
+        if let Some((w, rest)) = s.split_once(':') {
+            if let Ok(weight) = w.trim().parse::<f64>() {
+                if !weight.is_finite() {
+                    return Err(Error::invalid(format!("{s:?}: the weight {w} is not a finite number")));
+                }
+                if rest.trim().is_empty() {
+                    return Err(Error::invalid(format!("{s:?}: no prompt after the weight")));
+                }
+                return Ok(Weighted {
+                    weight,
+                    text: rest.trim_start().to_string(),
+                });
+            }
+        }
+        if s.trim().is_empty() {
+            return Err(Error::invalid("an empty weighted prompt"));
+        }
+        Ok(Weighted {
+            weight: 1.0,
+            text: s.to_string(),
+        })
+    }
+
+    /// The same prompt with the opposite weight (`--subtract`).
+    pub fn negated(self) -> Weighted {
+        Weighted {
+            weight: -self.weight,
+            ..self
+        }
+    }
+}
+
+/// Blends weighted prompts into query vectors, the rule rclip's `--add` / `--subtract` follow:
+/// each query becomes the unit vector along `q + Σ wᵢ·eᵢ`, where `q` and the `eᵢ` are unit
+/// text embeddings, summed in f64 and rounded to f32 once. The search with the blended vector
+/// is then as exact as any other. Returns the vectors and the prompts' warnings.
+pub fn blend(e: &Embedder, queries: Vec<Vec<f32>>, add: &[Weighted]) -> Result<(Vec<Vec<f32>>, Vec<String>)> {
+    if add.is_empty() {
+        return Ok((queries, vec![]));
+    }
+    let refs: Vec<&str> = add.iter().map(|w| w.text.as_str()).collect();
+    let (adds, warnings) = embed_texts(e, &refs)?;
+    let mut out = Vec::with_capacity(queries.len());
+    for q in queries {
+        let mut sum: Vec<f64> = q.iter().map(|&x| x as f64).collect();
+        for (w, v) in add.iter().zip(&adds) {
+            for (s, &x) in sum.iter_mut().zip(v) {
+                *s += w.weight * x as f64;
+            }
+        }
+        let norm = sum.iter().map(|x| x * x).sum::<f64>().sqrt();
+        if norm < 1e-6 {
+            return Err(Error::invalid(
+                "the weighted prompts cancel the query out (their sum is the zero vector)",
+            ));
+        }
+        out.push(sum.into_iter().map(|x| (x / norm) as f32).collect());
+    }
+    Ok((out, warnings))
+}
+
+/// How a blended query reads: `a photo of a beach +0.5 "sunset" -1 "people"`.
+pub fn blend_label(text: &str, add: &[Weighted]) -> String {
+    let mut label = text.to_string();
+    for w in add {
+        label.push_str(&format!(" {:+} {:?}", w.weight, w.text));
+    }
+    label
+}
+
 /// Text embeddings plus the warnings for texts the model cannot read.
 pub fn embed_texts(e: &Embedder, texts: &[&str]) -> Result<(Vec<Vec<f32>>, Vec<String>)> {
     let warnings = texts.iter().flat_map(|t| e.query_warnings(t)).collect();
@@ -322,6 +418,18 @@ impl Engine {
                 let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
                 let (v, warnings) = embed_texts(&e, &refs)?;
                 (v.into_iter().flatten().collect(), texts.clone(), warnings)
+            }
+            Query::Blend { texts, add } => {
+                if texts.is_empty() {
+                    return Err(Error::invalid("no query text"));
+                }
+                let e = self.collection_model(reader, model, Towers::Text)?;
+                let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+                let (v, mut warnings) = embed_texts(&e, &refs)?;
+                let (v, more) = blend(&e, v, add)?;
+                warnings.extend(more);
+                let labels = texts.iter().map(|t| blend_label(t, add)).collect();
+                (v.into_iter().flatten().collect(), labels, warnings)
             }
             Query::ImageFiles(paths) => {
                 let e = self.collection_model(reader, model, Towers::Image)?;
@@ -540,7 +648,7 @@ impl Engine {
             *per.entry((h.source.clone(), h.day)).or_default() += 1;
         }
         Ok(SweepAnswer {
-            prompts: req.prompts.clone(),
+            prompts: req.prompts.iter().map(|p| blend_label(p, &req.blend)).collect(),
             hits,
             per_partition: per.into_iter().map(|((s, d), n)| (s, d, n)).collect(),
             receipt,
@@ -571,6 +679,8 @@ impl Engine {
         let e = self.collection_model(reader.as_ref(), req.model.as_deref(), Towers::Text)?;
         let refs: Vec<&str> = req.prompts.iter().map(String::as_str).collect();
         let (vectors, mut warnings) = embed_texts(&e, &refs)?;
+        let (vectors, more) = blend(&e, vectors, &req.blend)?;
+        warnings.extend(more);
         let queries: Vec<f32> = vectors.into_iter().flatten().collect();
         let veto = match Veto::new(&e, reader.schema().metric, &req.negatives)? {
             Some((v, w)) => {

@@ -870,6 +870,7 @@ fn negative_prompts_remove_exactly_the_rows_that_look_more_like_them_and_top_k_d
                 selection: SelectionSpec::default(),
                 model: None,
                 negatives: negatives(margin),
+                blend: vec![],
             })
             .unwrap()
     };
@@ -1499,5 +1500,127 @@ fn a_watchlist_alerts_every_new_row_past_its_threshold_once_across_compaction_an
     assert_eq!(
         engine.run_watchlist("images", "history").unwrap_err().kind(),
         ErrorKind::NotFound
+    );
+}
+
+#[test]
+fn weighted_prompts_blend_into_one_query_vector_and_search_and_sweep_it_exactly() {
+    use vitrine_engine::query::{SweepRequest, Weighted};
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open_store(dir.path().join("store"));
+    let demo = vitrine_engine::model::demo_model().unwrap();
+    let texts = [
+        "a photo of a red sneaker",
+        "a photo of a blue mug",
+        "a drawing of a cat",
+    ];
+    // Embedded as the engine embeds them: the query texts in one batch, the weighted prompts in
+    // another (a batch pads its texts to one length, which moves the last bits).
+    let (mut t, _) = engine.embed_texts(&demo, &texts[..1]).unwrap();
+    t.extend(engine.embed_texts(&demo, &texts[1..]).unwrap().0);
+    let mut seed = 99u64;
+    let mut rnd = move || {
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (seed >> 40) as f32 / (1u64 << 24) as f32
+    };
+    let rows: Vec<Vec<f32>> = (0..200)
+        .map(|_| {
+            let (a, b, c) = (rnd(), rnd(), rnd());
+            (0..128)
+                .map(|d| a * t[0][d] + b * t[1][d] + c * t[2][d] + (rnd() - 0.5) * 0.3)
+                .collect()
+        })
+        .collect();
+    import_demo_vectors(&engine, dir.path(), &rows, &demo);
+
+    // rclip's notation, and what it refuses.
+    let add = vec![
+        Weighted::parse("0.5:a photo of a blue mug").unwrap(),
+        Weighted::parse(texts[2]).unwrap().negated(),
+    ];
+    assert_eq!((add[0].weight, add[1].weight), (0.5, -1.0));
+    assert_eq!(Weighted::parse("photo: a cat").unwrap().text, "photo: a cat");
+    for bad in ["2:", "nan:a cat", " "] {
+        assert_eq!(Weighted::parse(bad).unwrap_err().kind(), ErrorKind::BadInput, "{bad:?}");
+    }
+
+    // The blended query, by the documented rule: unit(e0 + 0.5·e1 − e2), in f64, rounded once.
+    let sum: Vec<f64> = (0..128)
+        .map(|d| t[0][d] as f64 + 0.5 * t[1][d] as f64 - t[2][d] as f64)
+        .collect();
+    let norm = sum.iter().map(|x| x * x).sum::<f64>().sqrt();
+    let q: Vec<f32> = sum.iter().map(|x| (x / norm) as f32).collect();
+    let ids: Vec<String> = engine
+        .rows("images", &SelectionSpec::default())
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    let vectors = engine.vectors("images", &ids).unwrap();
+    let mut brute: Vec<(String, f64)> = ids
+        .into_iter()
+        .zip(vectors)
+        .map(|(id, v)| (id, cosine_f64(&q, &v.unwrap())))
+        .collect();
+    brute.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    let mut req = SearchRequest::new(
+        "images",
+        Query::Blend {
+            texts: vec![texts[0].into()],
+            add: add.clone(),
+        },
+    );
+    req.k = Some(15);
+    let ans = engine.search(&req).unwrap();
+    let got: Vec<(String, f64)> = ans.hits[0].iter().map(|h| (h.id.clone(), h.score)).collect();
+    assert_eq!(got, brute[..15].to_vec());
+    assert_eq!(
+        ans.labels[0],
+        "a photo of a red sneaker +0.5 \"a photo of a blue mug\" -1 \"a drawing of a cat\""
+    );
+    // It is not the plain prompt's answer.
+    let plain = engine
+        .search(&{
+            let mut r = SearchRequest::new("images", Query::Text(vec![texts[0].into()]));
+            r.k = Some(15);
+            r
+        })
+        .unwrap();
+    assert_ne!(
+        plain.hits[0].iter().map(|h| &h.id).collect::<Vec<_>>(),
+        got.iter().map(|h| &h.0).collect::<Vec<_>>()
+    );
+    // A sweep with the same blend returns every row at or above a threshold for that vector.
+    let threshold = brute[40].1;
+    let sweep = engine
+        .sweep(&SweepRequest {
+            collection: "images".into(),
+            prompts: vec![texts[0].into()],
+            threshold: Some(threshold),
+            top: None,
+            selection: SelectionSpec::default(),
+            model: None,
+            negatives: Default::default(),
+            blend: add.clone(),
+        })
+        .unwrap();
+    let mut swept: Vec<(String, f64)> = sweep.hits.iter().map(|h| (h.id.clone(), h.score)).collect();
+    swept.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    assert_eq!(
+        swept,
+        brute.iter().filter(|r| r.1 >= threshold).cloned().collect::<Vec<_>>()
+    );
+    // Weights that cancel the query out are refused.
+    let cancel = SearchRequest::new(
+        "images",
+        Query::Blend {
+            texts: vec![texts[0].into()],
+            add: vec![Weighted::parse(texts[0]).unwrap().negated()],
+        },
+    );
+    let e = engine.search(&cancel).unwrap_err();
+    assert!(
+        e.kind() == ErrorKind::BadInput && e.to_string().contains("cancel"),
+        "{e}"
     );
 }

@@ -15,7 +15,7 @@ use utoipa_axum::routes;
 use vitrine_engine::admin::{Cutoff, DeleteRequest, RetainRequest};
 use vitrine_engine::holds::HoldRequest;
 use vitrine_engine::negatives::Negatives;
-use vitrine_engine::query::{ClassifyRequest, Query, SearchRequest, SweepRequest};
+use vitrine_engine::query::{ClassifyRequest, Query, SearchRequest, SweepRequest, Weighted};
 use vitrine_engine::{Day, Hit, SelectionSpec};
 
 /// The collection a request names when it names none.
@@ -152,6 +152,12 @@ pub struct SearchBody {
     pub not: Vec<String>,
     /// See `not`.
     pub not_margin: Option<f64>,
+    /// Weighted prompts blended into the text query, rclip's `W:prompt` (see the README).
+    #[serde(default)]
+    pub add: Vec<String>,
+    /// Prompts subtracted from the text query (`W:prompt` too).
+    #[serde(default)]
+    pub subtract: Vec<String>,
     /// Which rows.
     #[serde(flatten)]
     pub selection: Selection,
@@ -252,6 +258,9 @@ async fn search_body(state: &State, req: Request) -> Result<SearchBody, ApiError
             "not" => {}
             "not_margin" if !text.is_empty() => b.not_margin = Some(num(&text)?),
             "not_margin" => {}
+            "add" if !text.trim().is_empty() => b.add.push(text),
+            "subtract" if !text.trim().is_empty() => b.subtract.push(text),
+            "add" | "subtract" => {}
             "sources" | "source" => b.selection.sources.push(text),
             "from" => b.selection.from = some(text),
             "to" => b.selection.to = some(text),
@@ -294,8 +303,19 @@ async fn search(
             return Err(ApiError::bad("k", format!("k must be 1..={max_k}")));
         }
     }
+    let add = weighted(&b.add, &b.subtract)?;
+    if !add.is_empty() && b.text.is_none() {
+        return Err(ApiError::bad(
+            "add",
+            "add and subtract blend prompts into a text query: give text too",
+        ));
+    }
     let query = if let Some(t) = b.text.clone() {
-        Query::Text(vec![t])
+        if add.is_empty() {
+            Query::Text(vec![t])
+        } else {
+            Query::Blend { texts: vec![t], add }
+        }
     } else if let Some(bytes) = b.image_bytes.take() {
         Query::ImageBytes(vec![("uploaded image".to_string(), bytes)])
     } else if let Some(i) = b.image.take() {
@@ -346,6 +366,19 @@ async fn search(
     }))
 }
 
+/// `add` and `subtract` as weighted prompts (`W:prompt`), subtracted ones negated.
+fn weighted(add: &[String], subtract: &[String]) -> Result<Vec<Weighted>, ApiError> {
+    let parse = |field: &str, s: &String| Weighted::parse(s).map_err(|e| ApiError::bad(field, format!("{field}: {e}")));
+    let mut out = Vec::new();
+    for s in add {
+        out.push(parse("add", s)?);
+    }
+    for s in subtract {
+        out.push(parse("subtract", s)?.negated());
+    }
+    Ok(out)
+}
+
 /// `POST /api/sweep` body.
 #[derive(Deserialize, ToSchema, Debug)]
 #[serde(deny_unknown_fields)]
@@ -362,6 +395,12 @@ pub struct SweepBody {
     pub not: Vec<String>,
     /// See `not`.
     pub not_margin: Option<f64>,
+    /// Weighted prompts blended into every prompt, rclip's `W:prompt`.
+    #[serde(default)]
+    pub add: Vec<String>,
+    /// Prompts subtracted from every prompt (`W:prompt` too).
+    #[serde(default)]
+    pub subtract: Vec<String>,
     /// Which rows.
     #[serde(flatten)]
     pub selection: Selection,
@@ -390,6 +429,7 @@ async fn sweep(
             prompts: b.not.clone(),
             margin: b.not_margin.unwrap_or(0.0),
         },
+        blend: weighted(&b.add, &b.subtract)?,
     };
     // Lines flow through a bounded channel: a slow reader slows the sweep, and no more than
     // a few partitions' hits are ever held.

@@ -231,7 +231,10 @@ pub(crate) async fn embedded(
     if !req.query.needs_model() {
         return Ok(req);
     }
-    let kind = if matches!(req.query, vitrine_engine::query::Query::Text(_)) {
+    let kind = if matches!(
+        req.query,
+        vitrine_engine::query::Query::Text(_) | vitrine_engine::query::Query::Blend { .. }
+    ) {
         ModelWork::Text
     } else {
         ModelWork::Image

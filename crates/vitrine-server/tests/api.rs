@@ -881,3 +881,35 @@ async fn watchlists_are_added_run_listed_read_and_removed_over_the_api() {
     let (_, list) = get(&app, base).await;
     assert_eq!(list, b"[]");
 }
+
+#[tokio::test]
+async fn weighted_prompts_blend_into_a_text_search_and_are_checked() {
+    let w = world();
+    let app = app(&w, config(&w));
+    let (s, r) = post(
+        &app,
+        "/api/search",
+        serde_json::json!({"collection": "images", "text": "一只狗", "add": ["0.5:一只猫"], "subtract": ["一辆车"], "k": 3}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    assert_eq!(r["query"], "一只狗 +0.5 \"一只猫\" -1 \"一辆车\"");
+    assert_eq!(r["hits"].as_array().unwrap().len(), 3);
+    for (body, field) in [
+        (
+            serde_json::json!({"collection": "images", "like": "x", "add": ["一只猫"]}),
+            "add",
+        ),
+        (
+            serde_json::json!({"collection": "images", "text": "一只狗", "subtract": ["inf:一只猫"]}),
+            "subtract",
+        ),
+    ] {
+        let (s, e) = post(&app, "/api/search", body).await;
+        assert_eq!(
+            (s, e["error"]["field"].as_str()),
+            (StatusCode::BAD_REQUEST, Some(field)),
+            "{e}"
+        );
+    }
+}

@@ -8,6 +8,9 @@ use vitrine_engine::query::{parse_labels, ClassifyRequest, SweepRequest};
 use vitrine_engine::Engine;
 
 pub fn sweep(engine: &Engine, a: SweepArgs) -> Result<()> {
+    if a.prompt_set.is_some() && !(a.blend.add.is_empty() && a.blend.subtract.is_empty()) {
+        anyhow::bail!("a saved prompt set sweeps as it was calibrated: --add and --subtract do not apply");
+    }
     let ans = match (&a.prompt_set, a.precision) {
         (Some(set), Some(p)) => engine.sweep_calibrated(&a.c.collection, set, p, super::selection(&a.sel)?)?,
         _ => engine.sweep(&SweepRequest {
@@ -18,6 +21,7 @@ pub fn sweep(engine: &Engine, a: SweepArgs) -> Result<()> {
             selection: super::selection(&a.sel)?,
             model: a.model.clone(),
             negatives: a.neg.negatives(),
+            blend: a.blend.weighted()?,
         })?,
     };
     super::warn(&ans.warnings);

@@ -415,6 +415,7 @@ fn sweep(engine: &Engine, truth: &HashMap<String, &Picture>, pictures: &[Picture
         selection: selection.clone(),
         model: None,
         negatives: Default::default(),
+        blend: vec![],
     })?;
     let handgun = object("handgun");
     let right = ans
@@ -591,6 +592,7 @@ fn calibrated_sweep(
         selection: sample_days.clone(),
         model: None,
         negatives: Default::default(),
+        blend: vec![],
     })?;
     let labels = store.join("demo-labels.csv");
     let mut f = std::io::BufWriter::new(std::fs::File::create(&labels)?);

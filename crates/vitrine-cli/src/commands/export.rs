@@ -31,7 +31,7 @@ pub fn run(engine: &Engine, a: ExportArgs) -> Result<()> {
             if a.threshold.is_none() && a.top.is_none() {
                 bail!("a sweep export needs --threshold or --top");
             }
-            ExportRows::Sweep(SweepRequest {
+            ExportRows::Sweep(Box::new(SweepRequest {
                 collection: a.c.collection.clone(),
                 prompts: a.prompts.clone(),
                 threshold: a.threshold,
@@ -39,7 +39,8 @@ pub fn run(engine: &Engine, a: ExportArgs) -> Result<()> {
                 selection: super::selection(&a.sel)?,
                 model: None,
                 negatives: a.neg.negatives(),
-            })
+                blend: vec![],
+            }))
         }
     };
     let command: Vec<String> = std::env::args().collect();

@@ -8,12 +8,23 @@ use vitrine_engine::query::{Query, SearchRequest};
 use vitrine_engine::{Engine, Receipt};
 
 pub fn run(engine: &Engine, a: SearchArgs) -> Result<()> {
+    if a.text.is_empty() && !(a.blend.add.is_empty() && a.blend.subtract.is_empty()) {
+        anyhow::bail!("--add and --subtract blend prompts into --text queries: give --text too");
+    }
     let query = if let Some(f) = &a.vector_file {
         Query::VectorFile(f.clone())
     } else if !a.like.is_empty() {
         Query::Like(a.like.clone())
     } else if !a.text.is_empty() {
-        Query::Text(a.text.clone())
+        let add = a.blend.weighted()?;
+        if add.is_empty() {
+            Query::Text(a.text.clone())
+        } else {
+            Query::Blend {
+                texts: a.text.clone(),
+                add,
+            }
+        }
     } else {
         Query::ImageFiles(a.image.clone())
     };
