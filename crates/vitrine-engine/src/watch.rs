@@ -26,7 +26,7 @@
 //! LOCK}`; a removed watchlist's folder moves to `watchlists-removed/NAME.UNIXTIME` with its
 //! alerts.
 
-use crate::backend::{CollectionReader, CollectionWriter, Hit};
+use crate::backend::{CollectionWriter, Hit};
 use crate::error::{Error, Result};
 use crate::negatives::{Negatives, Veto};
 use crate::query::{sweep_rows, Query, SweepScan};
@@ -65,9 +65,6 @@ impl Arrival {
 
     /// Adds the arrival field to every row of `batch`.
     pub(crate) fn stamp(&self, batch: &mut Batch) {
-        if batch.field_names.iter().any(|f| f == ARRIVAL_FIELD) {
-            return;
-        }
         batch.field_names.push(ARRIVAL_FIELD.to_string());
         for r in &mut batch.rows {
             r.fields.push(Value::Int(self.0));
@@ -245,20 +242,41 @@ fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
+/// An error naming `path` for content that does not parse.
+fn invalid_data(path: &Path, why: String) -> Error {
+    Error::io(path, std::io::Error::new(std::io::ErrorKind::InvalidData, why))
+}
+
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>> {
     match std::fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
-            Error::io(
-                path,
-                std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()),
-            )
-        }),
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| invalid_data(path, e.to_string())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(Error::io(path, e)),
     }
 }
 
-/// The alert log: its alerts' keys, its count, after cutting a torn last line.
+/// The alert log's text up to its last newline (a torn last line, a crash mid-append, is not
+/// part of it), and whether such a torn line follows.
+fn read_log(path: &Path) -> Result<(String, bool)> {
+    let mut text = match std::fs::read_to_string(path) {
+        Ok(s) => s,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(Error::io(path, e)),
+    };
+    let whole = text.rfind('\n').map_or(0, |i| i + 1);
+    let torn = whole < text.len();
+    text.truncate(whole);
+    Ok((text, torn))
+}
+
+/// Line `i` (0-based) of the alert log at `path`.
+fn parse_alert(path: &Path, i: usize, line: &str) -> Result<Alert> {
+    serde_json::from_str(line).map_err(|e| invalid_data(path, format!("line {}: {e}", i + 1)))
+}
+
+/// The alert log as a run needs it: its alerts' keys and count, a torn last line cut off.
 struct Log {
     path: PathBuf,
     keys: HashSet<(String, Option<i64>)>,
@@ -266,32 +284,22 @@ struct Log {
 }
 
 impl Log {
-    /// Reads `path`; with `repair`, cuts a torn last line (a crash mid-append) off the file.
-    fn open(path: PathBuf, repair: bool) -> Result<Log> {
-        let text = match std::fs::read_to_string(&path) {
-            Ok(s) => s,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(e) => return Err(Error::io(&path, e)),
-        };
-        let whole = text.rfind('\n').map_or(0, |i| i + 1);
-        if whole < text.len() && repair {
+    /// Reads `path`, cutting a torn last line off the file (its rows are found again).
+    fn open(path: PathBuf) -> Result<Log> {
+        let (text, torn) = read_log(&path)?;
+        if torn {
             let f = std::fs::OpenOptions::new()
                 .write(true)
                 .open(&path)
                 .map_err(|e| Error::io(&path, e))?;
-            f.set_len(whole as u64)
+            f.set_len(text.len() as u64)
                 .and_then(|_| f.sync_all())
                 .map_err(|e| Error::io(&path, e))?;
         }
         let mut keys = HashSet::new();
         let mut count = 0;
-        for (i, line) in text[..whole].lines().enumerate() {
-            let a: Alert = serde_json::from_str(line).map_err(|e| {
-                Error::io(
-                    &path,
-                    std::io::Error::new(std::io::ErrorKind::InvalidData, format!("line {}: {e}", i + 1)),
-                )
-            })?;
+        for (i, line) in text.lines().enumerate() {
+            let a = parse_alert(&path, i, line)?;
             keys.insert((a.id, a.arrival));
             count += 1;
         }
@@ -444,12 +452,11 @@ impl Engine {
     /// Every watchlist of `collection` with where it stands.
     pub fn watchlists(&self, collection: &str) -> Result<Vec<WatchlistStatus>> {
         let reader = self.reader(collection)?;
-        let mut out = Vec::new();
-        for name in self.watchlist_names(collection)? {
-            let dir = self.watch_root(collection)?.join(&name);
-            out.push(self.status_of(&dir, published(reader.info()))?);
-        }
-        Ok(out)
+        let root = self.watch_root(collection)?;
+        self.watchlist_names(collection)?
+            .iter()
+            .map(|name| self.status_of(&root.join(name), published(reader.info())))
+            .collect()
     }
 
     /// One watchlist of `collection` with where it stands.
@@ -463,12 +470,13 @@ impl Engine {
         let watchlist: Watchlist = read_json(&dir.join("watchlist.json"))?
             .ok_or_else(|| Error::NotFound(format!("{}: no watchlist.json", dir.display())))?;
         let state: Option<State> = read_json(&dir.join("state.json"))?;
-        let log = Log::open(dir.join("alerts.jsonl"), false)?;
+        // A count of lines: listing does not parse every alert of every watchlist.
+        let (log, _) = read_log(&dir.join("alerts.jsonl"))?;
         Ok(WatchlistStatus {
             cursor: state.as_ref().map_or(watchlist.start, |s| s.cursor),
             runs: state.as_ref().map_or(0, |s| s.runs),
             last_run: state.and_then(|s| s.last_run),
-            alerts: log.count,
+            alerts: log.lines().count() as u64,
             published,
             watchlist,
         })
@@ -492,28 +500,13 @@ impl Engine {
     pub fn alerts(&self, collection: &str, name: &str, after: u64, limit: usize) -> Result<Vec<Alert>> {
         let dir = self.watch_dir(collection, name)?;
         let path = dir.join("alerts.jsonl");
-        let text = match std::fs::read_to_string(&path) {
-            Ok(s) => s,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(e) => return Err(Error::io(&path, e)),
-        };
-        let whole = text.rfind('\n').map_or(0, |i| i + 1);
-        let mut out = Vec::new();
-        for (i, line) in text[..whole].lines().enumerate() {
-            if (i as u64) < after {
-                continue;
-            }
-            if out.len() == limit {
-                break;
-            }
-            out.push(serde_json::from_str(line).map_err(|e| {
-                Error::io(
-                    &path,
-                    std::io::Error::new(std::io::ErrorKind::InvalidData, format!("line {}: {e}", i + 1)),
-                )
-            })?);
-        }
-        Ok(out)
+        let (text, _) = read_log(&path)?;
+        text.lines()
+            .enumerate()
+            .skip(usize::try_from(after).unwrap_or(usize::MAX))
+            .take(limit)
+            .map(|(i, line)| parse_alert(&path, i, line))
+            .collect()
     }
 
     /// Runs every watchlist of `collection`, in name order.
@@ -532,7 +525,7 @@ impl Engine {
         let w: Watchlist = read_json(&dir.join("watchlist.json"))?
             .ok_or_else(|| Error::NotFound(format!("{}: no watchlist.json", dir.display())))?;
         let state: Option<State> = read_json(&dir.join("state.json"))?;
-        let mut log = Log::open(dir.join("alerts.jsonl"), true)?;
+        let mut log = Log::open(dir.join("alerts.jsonl"))?;
         let reader = self.reader(collection)?;
         let published = published(reader.info());
         let cursor = state.as_ref().map_or(w.start, |s| s.cursor);
@@ -670,10 +663,4 @@ fn lock(dir: &Path) -> Result<std::fs::File> {
         .map_err(|e| Error::io(&path, e))?;
     f.lock().map_err(|e| Error::io(&path, e))?;
     Ok(f)
-}
-
-/// The last arrival number published in the collection `reader` reads: watchlist runs move
-/// their cursor up to it.
-pub fn published_arrival(reader: &dyn CollectionReader) -> i64 {
-    published(reader.info())
 }

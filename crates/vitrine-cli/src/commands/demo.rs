@@ -354,6 +354,25 @@ fn write_gallery(dir: &Path, pictures: &[Picture], reused: &[(usize, usize)], fi
     Ok(rows.len())
 }
 
+/// Whether the picture a uri names shows `object`.
+fn shows(pictures: &[Picture], uri: &str, object: usize) -> bool {
+    truth_of(pictures, uri).is_some_and(|p| p.object == object)
+}
+
+/// The rows of `selection` that show `object`, by the gallery's truth.
+fn rows_showing(
+    engine: &Engine,
+    truth: &HashMap<String, &Picture>,
+    selection: &SelectionSpec,
+    object: usize,
+) -> Result<usize> {
+    Ok(engine
+        .rows(COLLECTION, selection)?
+        .iter()
+        .filter(|r| truth.get(&r.id).is_some_and(|p| p.object == object))
+        .count())
+}
+
 fn truth_of<'a>(pictures: &'a [Picture], uri: &str) -> Option<&'a Picture> {
     let stem = Path::new(uri).file_stem()?.to_str()?;
     pictures.get(stem.parse::<usize>().ok()?)
@@ -418,16 +437,8 @@ fn sweep(engine: &Engine, truth: &HashMap<String, &Picture>, pictures: &[Picture
         blend: vec![],
     })?;
     let handgun = object("handgun");
-    let right = ans
-        .hits
-        .iter()
-        .filter(|h| truth_of(pictures, &h.uri).is_some_and(|p| p.object == handgun))
-        .count();
-    let all = engine
-        .rows(COLLECTION, &selection)?
-        .iter()
-        .filter(|r| truth.get(&r.id).is_some_and(|p| p.object == handgun))
-        .count();
+    let right = ans.hits.iter().filter(|h| shows(pictures, &h.uri, handgun)).count();
+    let all = rows_showing(engine, truth, &selection, handgun)?;
     let mut per_source = BTreeMap::<&str, usize>::new();
     for h in &ans.hits {
         *per_source.entry(h.source.as_str()).or_default() += 1;
@@ -479,21 +490,14 @@ fn watchlist(engine: &Engine, truth: &HashMap<String, &Picture>, pictures: &[Pic
     let runs = engine.run_watchlists(COLLECTION)?;
     let alerts = engine.alerts(COLLECTION, WATCHLIST, 0, usize::MAX)?;
     let handgun = object("handgun");
-    let right = alerts
-        .iter()
-        .filter(|a| truth_of(pictures, &a.uri).is_some_and(|p| p.object == handgun))
-        .count();
+    let right = alerts.iter().filter(|a| shows(pictures, &a.uri, handgun)).count();
     let days: std::collections::BTreeSet<Day> = alerts.iter().map(|a| a.day).collect();
     let newest = SelectionSpec {
         from: Some(last),
         to: Some(last),
         ..Default::default()
     };
-    let all = engine
-        .rows(COLLECTION, &newest)?
-        .iter()
-        .filter(|r| truth.get(&r.id).is_some_and(|p| p.object == handgun))
-        .count();
+    let all = rows_showing(engine, truth, &newest, handgun)?;
     let on = days.iter().map(Day::to_string).collect::<Vec<_>>().join(", ");
     say!(
         "\n== Watchlist \"{WATCHLIST}\" (\"{WATCH_PROMPT}\", cosine ≥ {SWEEP_THRESHOLD}), added before {last} was indexed\n   \
@@ -598,7 +602,7 @@ fn calibrated_sweep(
     let mut f = std::io::BufWriter::new(std::fs::File::create(&labels)?);
     writeln!(f, "id,label")?;
     for h in &sample.hits {
-        let yes = truth_of(pictures, &h.uri).is_some_and(|p| p.object == handgun);
+        let yes = shows(pictures, &h.uri, handgun);
         writeln!(f, "{},{}", h.id, yes as u8)?;
     }
     f.flush()?;
@@ -626,16 +630,8 @@ fn calibrated_sweep(
         ..Default::default()
     };
     let ans = engine.sweep_calibrated(COLLECTION, WATCHLIST, target, month.clone())?;
-    let right = ans
-        .hits
-        .iter()
-        .filter(|h| truth_of(pictures, &h.uri).is_some_and(|p| p.object == handgun))
-        .count();
-    let all = engine
-        .rows(COLLECTION, &month)?
-        .iter()
-        .filter(|r| truth.get(&r.id).is_some_and(|p| p.object == handgun))
-        .count();
+    let right = ans.hits.iter().filter(|h| shows(pictures, &h.uri, handgun)).count();
+    let all = rows_showing(engine, truth, &month, handgun)?;
     let precision = right as f64 / ans.hits.len().max(1) as f64;
     say!(
         "\n== Calibrated sweep: a reviewer labelled the top {} of {first} .. {} for \"{prompt}\" ({}); \
