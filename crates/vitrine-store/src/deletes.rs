@@ -8,7 +8,6 @@
 
 use crate::error::{IoContext, Result};
 use crate::Error;
-use std::io::Write;
 use std::path::Path;
 
 /// A fixed-size set of row numbers.
@@ -52,11 +51,13 @@ impl Bitmap {
         for w in &self.words {
             body.extend_from_slice(&w.to_le_bytes());
         }
-        let mut f = std::fs::File::create(path).at(path)?;
-        f.write_all(b"VDEL").at(path)?;
-        f.write_all(&crc32fast::hash(&body).to_le_bytes()).at(path)?;
-        f.write_all(&body).at(path)?;
-        f.sync_all().at(path)
+        let mut file = Vec::with_capacity(8 + body.len());
+        file.extend_from_slice(b"VDEL");
+        file.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+        file.extend_from_slice(&body);
+        let mut f = crate::fsio::create(path, false)?;
+        crate::fsio::write(&mut f, path, &file).at(path)?;
+        crate::fsio::sync(&f, path)
     }
 
     /// Reads a bitmap written by [`Bitmap::write`], checking it covers `rows` rows.

@@ -14,10 +14,10 @@
 //! read as they are; the next commit adds it.
 
 use crate::error::{IoContext, Result};
+use crate::fsio;
 use crate::schema::Schema;
 use crate::{Day, Error};
 use serde::{Deserialize, Serialize};
-use std::io::Write;
 use std::path::Path;
 
 /// One live segment.
@@ -107,15 +107,12 @@ impl Manifest {
         let mut bytes = serde_json::to_vec_pretty(self).expect("manifest serializes");
         let crc = crc32fast::hash(&bytes);
         bytes.extend_from_slice(format!("\n{{\"crc32\": {crc}}}\n").as_bytes());
-        let mut f = std::fs::File::create(&tmp).at(&tmp)?;
-        f.write_all(&bytes).at(&tmp)?;
-        f.sync_all().at(&tmp)?;
-        std::fs::rename(&tmp, &path).at(&path)?;
+        let mut f = fsio::create(&tmp, false)?;
+        fsio::write(&mut f, &tmp, &bytes).at(&tmp)?;
+        fsio::sync(&f, &tmp)?;
+        fsio::rename(&tmp, &path)?;
         sync_dir(dir)
     }
 }
 
-/// Fsyncs a directory so that file creations and renames in it are durable.
-pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    std::fs::File::open(dir).at(dir)?.sync_all().at(dir)
-}
+pub(crate) use crate::fsio::sync_dir;

@@ -146,24 +146,25 @@ const WRITE_CHUNK: usize = 2 << 20;
 /// then keep the file in 2 MiB pages, which a later `mmap` maps with one page-table entry
 /// each: a fresh `vitrine search` faults in a 1M-row scan 512 times less often. Elsewhere it is
 /// just a buffered writer.
-struct ChunkWriter {
+struct ChunkWriter<'p> {
     file: File,
+    path: &'p Path,
     buf: Vec<u8>,
 }
 
-impl Write for ChunkWriter {
+impl Write for ChunkWriter<'_> {
     fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
         let n = (WRITE_CHUNK - self.buf.len()).min(b.len());
         self.buf.extend_from_slice(&b[..n]);
         if self.buf.len() == WRITE_CHUNK {
-            self.file.write_all(&self.buf)?;
+            crate::fsio::write(&mut self.file, self.path, &self.buf)?;
             self.buf.clear();
         }
         Ok(n)
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        self.file.write_all(&self.buf)?;
+        crate::fsio::write(&mut self.file, self.path, &self.buf)?;
         self.buf.clear();
         Ok(())
     }
@@ -180,14 +181,11 @@ pub fn write_segment(
     rows: &[RowRef<'_>],
 ) -> Result<u64> {
     // create_new: a segment file is never overwritten, even after an inconsistent failure.
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
-        .at(path)?;
+    let file = crate::fsio::create(path, true)?;
     let mut w = CrcWriter {
         inner: ChunkWriter {
             file,
+            path,
             buf: Vec::with_capacity(WRITE_CHUNK),
         },
         crc: crc32fast::Hasher::new(),
@@ -220,7 +218,7 @@ pub fn write_segment(
     w.put(&crc32fast::hash(&json).to_le_bytes()).map_err(io)?;
     w.put(MAGIC).map_err(io)?;
     w.inner.flush().map_err(io)?;
-    w.inner.file.sync_all().map_err(io)?;
+    crate::fsio::sync(&w.inner.file, path)?;
     let _ = body_end;
     Ok(w.pos)
 }

@@ -40,6 +40,15 @@ impl Store {
         let cols = root.join("collections");
         std::fs::create_dir_all(&cols).at(&cols)?;
         let lock = WriterLock::acquire(&root)?;
+        // A collection being created or dropped when a writer died: finish it (the lock makes
+        // this the only writer, and neither kind of directory is ever read).
+        for ent in std::fs::read_dir(&cols).at(&cols)?.flatten() {
+            let name = ent.file_name().to_string_lossy().into_owned();
+            if name.starts_with(".creating-") || name.starts_with(".dropped-") {
+                tracing::info!(dir = %name, "removing a collection directory left by an interrupted writer");
+                let _ = std::fs::remove_dir_all(ent.path());
+            }
+        }
         Ok(Writer {
             store: Store { root },
             lock: std::sync::Arc::new(lock),
@@ -176,7 +185,7 @@ impl Writer {
         }
         let tmp = self.root.join("collections").join(format!(".creating-{name}"));
         let _ = std::fs::remove_dir_all(&tmp);
-        std::fs::create_dir_all(tmp.join("segments")).at(&tmp)?;
+        crate::fsio::create_dir_all(&tmp.join("segments"))?;
         let m = Manifest {
             format: 1,
             version: 0,
@@ -186,7 +195,7 @@ impl Writer {
             info: Default::default(),
         };
         m.publish(&tmp)?;
-        std::fs::rename(&tmp, &dir).at(&dir)?;
+        crate::fsio::rename(&tmp, &dir)?;
         sync_dir(&self.root.join("collections"))
     }
 
@@ -201,7 +210,7 @@ impl Writer {
             .root
             .join("collections")
             .join(format!(".dropped-{name}-{}", std::process::id()));
-        std::fs::rename(&dir, &trash).at(&dir)?;
+        crate::fsio::rename(&dir, &trash)?;
         sync_dir(&self.root.join("collections"))?;
         std::fs::remove_dir_all(&trash).at(&trash)
     }

@@ -147,7 +147,7 @@ impl CollectionWriter {
             let name = ent.file_name().to_string_lossy().to_string();
             if !live.contains(&name) {
                 tracing::info!(file = %name, "removing file left by an interrupted commit");
-                let _ = std::fs::remove_file(ent.path());
+                let _ = crate::fsio::remove_file(&ent.path());
             }
         }
         Ok(())
@@ -274,7 +274,7 @@ impl CollectionWriter {
                         vector: &batch.vectors[i * dim..(i + 1) * dim],
                     })
                     .collect();
-                let bytes = write_segment(&seg_file(&self.dir, id), source, *day, dim, &fields, &rows)?;
+                let bytes = self.write_or_forget(id, source, *day, &fields, &rows)?;
                 for (r, &i) in chunk.iter().enumerate() {
                     placed.push((i, id, r as u32));
                 }
@@ -355,6 +355,21 @@ impl CollectionWriter {
         self.segs.clear();
     }
 
+    /// Writes segment `id`; if that fails, re-reads what is durable, so that the next commit
+    /// numbers its segments past the files this one left behind (a new segment file is never
+    /// overwritten, so reusing the number would fail every later commit).
+    fn write_or_forget(
+        &mut self,
+        id: u64,
+        source: &str,
+        day: Day,
+        fields: &[(String, FieldType)],
+        rows: &[RowRef<'_>],
+    ) -> Result<u64> {
+        let dim = self.manifest.schema.dim;
+        write_segment(&seg_file(&self.dir, id), source, day, dim, fields, rows).inspect_err(|_| self.reload())
+    }
+
     fn mark(&self, changed: &mut HashMap<u64, Bitmap>, seg: u64, row: u32) {
         let rows = self
             .manifest
@@ -376,7 +391,11 @@ impl CollectionWriter {
         for e in m.segments.iter_mut() {
             if let Some(b) = changed.get(&e.id) {
                 let name = format!("seg-{:08}.del-{:08}", e.id, m.version);
-                b.write(&segdir.join(&name))?;
+                if let Err(e) = b.write(&segdir.join(&name)) {
+                    // The segments this commit wrote are orphans now: number the next past them.
+                    self.reload();
+                    return Err(e);
+                }
                 if let Some(old) = e.deletes.replace(name) {
                     dead.push(segdir.join(old));
                 }
@@ -407,7 +426,7 @@ impl CollectionWriter {
             self.segs.remove(id);
         }
         for p in dead {
-            let _ = std::fs::remove_file(p);
+            let _ = crate::fsio::remove_file(&p);
         }
         Ok(())
     }
@@ -507,7 +526,6 @@ impl CollectionWriter {
         for e in &self.manifest.segments {
             by_part.entry((e.source.clone(), e.day)).or_default().push(e.clone());
         }
-        let dim = self.manifest.schema.dim;
         let fields: Vec<(String, FieldType)> = self
             .manifest
             .schema
@@ -573,7 +591,7 @@ impl CollectionWriter {
                     .collect();
                 let id = next;
                 next += 1;
-                let bytes = write_segment(&seg_file(&self.dir, id), &source, day, dim, &fields, &rows)?;
+                let bytes = self.write_or_forget(id, &source, day, &fields, &rows)?;
                 report.bytes_after += bytes;
                 new_entries.push(SegmentEntry {
                     id,
