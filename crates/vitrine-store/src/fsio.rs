@@ -266,14 +266,13 @@ pub mod faults {
             }
             if op == Op::Create || op == Op::Write {
                 let abs = absolute(path);
-                if !s.synced_len.contains_key(&abs) {
-                    let len = if op == Op::Create {
+                s.synced_len.entry(abs).or_insert_with(|| {
+                    if op == Op::Create {
                         0
                     } else {
                         std::fs::metadata(path).map_or(0, |m| m.len())
-                    };
-                    s.synced_len.insert(abs, len);
-                }
+                    }
+                });
             }
             match s.at {
                 Some((at, Fault::Fail)) if at == n => return Err(injected("I/O error")),

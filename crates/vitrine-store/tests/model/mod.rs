@@ -329,3 +329,27 @@ pub fn apply(c: &mut Coll, op: &Op) {
         Op::Retain(cutoff) => c.rows.retain(|_, r| day_of(r) >= *cutoff),
     }
 }
+
+/// The rows of `c` as `(id, vector)`, by id.
+pub fn vectors_of(c: &Coll) -> Vec<(String, Vec<f32>)> {
+    c.rows
+        .iter()
+        .map(|(id, r)| (id.clone(), r.vector.iter().map(|b| f32::from_bits(*b)).collect()))
+        .collect()
+}
+
+/// The exact cosine top `k` of `rows` for `q`, in f64, ties by id: what search must return.
+pub fn top_k(rows: &[(String, Vec<f32>)], q: &[f32], k: usize) -> Vec<(String, f64)> {
+    let norm = |v: &[f32]| v.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+    let qn = norm(q);
+    let mut v: Vec<(String, f64)> = rows
+        .iter()
+        .map(|(id, x)| {
+            let dot: f64 = q.iter().zip(x).map(|(a, b)| f64::from(*a) * f64::from(*b)).sum();
+            (id.clone(), dot / (qn * norm(x)))
+        })
+        .collect();
+    v.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    v.truncate(k);
+    v
+}
