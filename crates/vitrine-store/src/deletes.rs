@@ -62,6 +62,16 @@ impl Bitmap {
 
     /// Reads a bitmap written by [`Bitmap::write`], checking it covers `rows` rows.
     pub fn read(path: &Path, rows: usize) -> Result<Bitmap> {
+        Bitmap::read_covering(path, Some(rows))
+    }
+
+    /// Reads a bitmap without knowing its segment (when the manifest is unreadable, `check`
+    /// still verifies every file on its own).
+    pub fn read_alone(path: &Path) -> Result<Bitmap> {
+        Bitmap::read_covering(path, None)
+    }
+
+    fn read_covering(path: &Path, rows: Option<usize>) -> Result<Bitmap> {
         let b = std::fs::read(path).at(path)?;
         let corrupt = |reason: &str| Error::Corrupt {
             path: path.to_path_buf(),
@@ -75,6 +85,7 @@ impl Bitmap {
             return Err(corrupt("checksum mismatch"));
         }
         let n = u64::from_le_bytes(b[8..16].try_into().unwrap()) as usize;
+        let rows = rows.unwrap_or(n);
         if n != rows || b.len() != 16 + rows.div_ceil(64) * 8 {
             return Err(corrupt("row count does not match its segment"));
         }

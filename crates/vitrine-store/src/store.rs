@@ -116,7 +116,27 @@ impl Store {
         let m = match Manifest::load(&dir) {
             Ok(m) => m,
             Err(e) => {
+                // Which files are live is unknown; each is still checked on its own.
                 out.problems.push(e);
+                out.files = 1;
+                let segdir = dir.join("segments");
+                let mut names: Vec<PathBuf> = std::fs::read_dir(&segdir)
+                    .at(&segdir)?
+                    .map(|e| e.map(|e| e.path()).at(&segdir))
+                    .collect::<Result<_>>()?;
+                names.sort();
+                for path in names {
+                    let name = path.file_name().unwrap_or_default().to_string_lossy();
+                    let checked = if name.ends_with(".vseg") {
+                        crate::segment::Segment::open(&path).and_then(|s| s.verify())
+                    } else if name.contains(".del-") {
+                        crate::deletes::Bitmap::read_alone(&path).map(drop)
+                    } else {
+                        continue;
+                    };
+                    out.files += 1;
+                    out.problems.extend(checked.err());
+                }
                 return Ok(out);
             }
         };

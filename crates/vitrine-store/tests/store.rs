@@ -641,6 +641,17 @@ fn of_several_bad_rows_in_a_large_batch_the_first_is_named() {
     assert!(w.snapshot("images").unwrap().partitions().is_empty());
 }
 
+/// Where a segment's metadata starts: its JSON footer, then the footer's length (8 bytes), its
+/// CRC-32 (4) and the magic (4). Anything else (a bitmap, the manifest) is all metadata.
+fn metadata_start(name: &str, file: &[u8]) -> usize {
+    if !name.ends_with(".vseg") {
+        return 0;
+    }
+    let n = file.len();
+    let len = u64::from_le_bytes(file[n - 16..n - 8].try_into().unwrap()) as usize;
+    n - 16 - len
+}
+
 /// Bit rot: one bit flipped at every byte of every file of a collection (manifest, segments,
 /// deletion bitmap) is caught by `check`, which names the file; a damaged manifest also stops
 /// every reader (a flipped digit in a row count still parses: its checksum catches it).
@@ -661,7 +672,7 @@ fn a_bit_flipped_anywhere_in_any_file_is_caught_and_named() {
     assert!(files.len() >= 4, "a manifest, two segments and a bitmap: {files:?}");
     let store = Store::open(dir.path()).unwrap();
     assert!(store.check("images").unwrap().problems.is_empty());
-    let mut flips = 0;
+    let (mut flips, mut query_caught) = (0, 0);
     for f in &files {
         let name = f.file_name().unwrap().to_string_lossy().to_string();
         let good = std::fs::read(f).unwrap();
@@ -675,15 +686,44 @@ fn a_bit_flipped_anywhere_in_any_file_is_caught_and_named() {
                 "{name} byte {i}: check found {:?}",
                 out.problems
             );
-            if name == "manifest.json" {
-                let e = store.snapshot("images").unwrap_err().to_string();
-                assert!(e.contains("manifest.json"), "byte {i}: {e}");
+            // What a query opens it verifies: the manifest, every bitmap, and each segment's
+            // footer (its layout) and trailer. Only the payload is left to `check` and scrubs.
+            if i >= metadata_start(&name, &good) {
+                match store.snapshot("images") {
+                    Err(e) => assert!(e.to_string().contains(&name), "{name} byte {i}: {e}"),
+                    Ok(s) => panic!("{name} byte {i}: a query opened the damaged file ({} rows)", s.rows()),
+                }
+                query_caught += 1;
             }
             flips += 1;
         }
         std::fs::write(f, &good).unwrap();
     }
     assert!(flips > 1000, "{flips} flips");
+    assert!(query_caught > 500, "{query_caught} flips in what queries verify");
+    // Several damaged files at once: check names every one of them, not only the first.
+    for f in &files {
+        let mut bad = std::fs::read(f).unwrap();
+        let last = bad.len() - 1;
+        bad[last] ^= 0x40;
+        std::fs::write(f, &bad).unwrap();
+    }
+    let out = store.check("images").unwrap();
+    for f in &files {
+        let name = f.file_name().unwrap().to_string_lossy().to_string();
+        assert!(
+            out.problems.iter().any(|p| p.to_string().contains(&name)),
+            "{name} is damaged too: {:?}",
+            out.problems
+        );
+    }
+    assert_eq!(out.problems.len(), files.len(), "{:?}", out.problems);
+    for f in &files {
+        let mut bad = std::fs::read(f).unwrap();
+        let last = bad.len() - 1;
+        bad[last] ^= 0x40;
+        std::fs::write(f, &bad).unwrap();
+    }
     assert!(store.check("images").unwrap().problems.is_empty());
     // A manifest written before manifests carried a checksum (no trailer) is still read.
     let text = std::fs::read_to_string(&files[0]).unwrap();
