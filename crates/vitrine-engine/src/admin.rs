@@ -448,7 +448,12 @@ impl Engine {
         };
         let mut out = Vec::new();
         for name in names {
-            let report = self.backend().check(&name)?;
+            let mut report = self.backend().check(&name)?;
+            let side = self.backend().side_dir(&name)?;
+            for log in side_logs(&side) {
+                report.files += 1;
+                report.problems.extend(crate::jsonl::problems(&log));
+            }
             out.push(CollectionCheck {
                 collection: name,
                 report,
@@ -456,4 +461,24 @@ impl Engine {
         }
         Ok(out)
     }
+}
+
+/// The engine's checksummed logs beside a collection (see [`crate::jsonl`]) that exist.
+fn side_logs(side: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut logs: Vec<std::path::PathBuf> = [
+        crate::ledger::LEDGER_FILE,
+        crate::holds::FILE,
+        crate::tombstones::FILE,
+        crate::calibrate::PROMPT_SETS_FILE,
+    ]
+    .iter()
+    .map(|f| side.join(f))
+    .collect();
+    if let Ok(rd) = std::fs::read_dir(side.join(crate::watch::FOLDER)) {
+        let mut alerts: Vec<_> = rd.flatten().map(|e| e.path().join("alerts.jsonl")).collect();
+        alerts.sort();
+        logs.extend(alerts);
+    }
+    logs.retain(|p| p.is_file());
+    logs
 }

@@ -322,8 +322,7 @@ impl Engine {
                 calibrations: chosen.clone(),
             };
             let path = self.backend().side_dir(&req.collection)?.join(PROMPT_SETS_FILE);
-            let mut line = serde_json::to_string(&set).expect("prompt sets serialise");
-            line.push('\n');
+            let line = crate::jsonl::line(&set);
             crate::append_durably(&path, &line)?;
         }
         Ok(CalibrateAnswer {
@@ -340,15 +339,8 @@ impl Engine {
     /// adds or replaces its calibrations per target), by name.
     pub fn prompt_sets(&self, collection: &str) -> Result<Vec<PromptSet>> {
         let path = self.backend().side_dir(collection)?.join(PROMPT_SETS_FILE);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(e) => return Err(Error::io(&path, e)),
-        };
         let mut sets: std::collections::BTreeMap<String, PromptSet> = Default::default();
-        for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-            let s: PromptSet = serde_json::from_str(line)
-                .map_err(|e| Error::invalid(format!("{} line {}: {e}", path.display(), i + 1)))?;
+        for s in crate::jsonl::read::<PromptSet>(&path)? {
             match sets.get_mut(&s.name) {
                 Some(have) if have.prompts == s.prompts && have.not == s.not && have.not_margin == s.not_margin => {
                     for c in s.calibrations {

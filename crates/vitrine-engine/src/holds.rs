@@ -11,7 +11,7 @@ use crate::Day;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-const FILE: &str = "holds.jsonl";
+pub(crate) const FILE: &str = "holds.jsonl";
 
 /// One hold, with its release once released.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,28 +91,22 @@ impl Holds {
     pub fn open(dir: &Path) -> Result<Holds> {
         let path = dir.join(FILE);
         let mut holds: Vec<Hold> = Vec::new();
-        let text = match std::fs::read_to_string(&path) {
-            Ok(s) => s,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(e) => return Err(Error::io(&path, e)),
-        };
-        let torn = !text.is_empty() && !text.ends_with('\n');
-        let lines: Vec<&str> = text.lines().collect();
-        for (i, line) in lines.iter().enumerate() {
-            let bad = |why: String| {
-                Error::io(
-                    &path,
-                    std::io::Error::new(std::io::ErrorKind::InvalidData, format!("line {}: {why}", i + 1)),
-                )
-            };
-            match serde_json::from_str::<Event>(line) {
-                Ok(Event::Place(h)) => holds.push(h),
-                Ok(Event::Release { id, release }) => match holds.iter_mut().find(|h| h.id == id) {
+        // A log only grows, so record i is line i + 1.
+        for (i, event) in crate::jsonl::read::<Event>(&path)?.into_iter().enumerate() {
+            match event {
+                Event::Place(h) => holds.push(h),
+                Event::Release { id, release } => match holds.iter_mut().find(|h| h.id == id) {
                     Some(h) => h.released = Some(release),
-                    None => return Err(bad(format!("releases hold {id}, which was never placed"))),
+                    None => {
+                        return Err(Error::io(
+                            &path,
+                            std::io::Error::new(
+                                std::io::ErrorKind::InvalidData,
+                                format!("line {}: releases hold {id}, which was never placed", i + 1),
+                            ),
+                        ))
+                    }
                 },
-                Err(_) if torn && i + 1 == lines.len() => {}
-                Err(e) => return Err(bad(e.to_string())),
             }
         }
         Ok(Holds { path, holds })
@@ -183,9 +177,7 @@ impl Holds {
     }
 
     fn append(&self, event: &Event) -> Result<()> {
-        let mut line = serde_json::to_string(event).expect("events serialise");
-        line.push('\n');
-        crate::append_durably(&self.path, &line)
+        crate::append_durably(&self.path, &crate::jsonl::line(event))
     }
 }
 

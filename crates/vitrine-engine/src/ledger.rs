@@ -69,33 +69,11 @@ impl Ledger {
     /// (an error naming the line), since entries would be lost silently.
     pub fn open(path: &Path) -> Result<Ledger, Error> {
         let mut entries = BTreeMap::new();
-        match std::fs::read_to_string(path) {
-            Ok(text) => {
-                let torn = !text.is_empty() && !text.ends_with('\n');
-                let lines: Vec<&str> = text.lines().collect();
-                for (i, line) in lines.iter().enumerate() {
-                    match serde_json::from_str::<LedgerEntry>(line) {
-                        Ok(mut e) => {
-                            if e.key.is_empty() {
-                                e.key = e.uri.clone();
-                            }
-                            entries.insert(e.key.clone(), e);
-                        }
-                        Err(_) if torn && i + 1 == lines.len() => {}
-                        Err(e) => {
-                            return Err(Error::io(
-                                path,
-                                std::io::Error::new(
-                                    std::io::ErrorKind::InvalidData,
-                                    format!("line {} is not a ledger entry: {e}", i + 1),
-                                ),
-                            ))
-                        }
-                    }
-                }
+        for mut e in crate::jsonl::read::<LedgerEntry>(path)? {
+            if e.key.is_empty() {
+                e.key = e.uri.clone();
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io(path, e)),
+            entries.insert(e.key.clone(), e);
         }
         Ok(Ledger {
             path: path.to_path_buf(),
@@ -150,8 +128,7 @@ impl Ledger {
             .map_err(|e| io(&self.path, e))?;
         let mut buf = String::new();
         for e in failures {
-            buf.push_str(&serde_json::to_string(&e).expect("entries serialise"));
-            buf.push('\n');
+            buf.push_str(&crate::jsonl::line(&e));
             self.entries.insert(e.key.clone(), e);
         }
         f.write_all(buf.as_bytes()).map_err(|e| io(&self.path, e))
@@ -170,8 +147,7 @@ impl Ledger {
         let tmp = self.path.with_extension("jsonl.tmp");
         let mut text = String::new();
         for e in self.entries.values() {
-            text.push_str(&serde_json::to_string(e).expect("entries serialise"));
-            text.push('\n');
+            text.push_str(&crate::jsonl::line(e));
         }
         let mut f = std::fs::File::create(&tmp).map_err(|e| io(&tmp, e))?;
         f.write_all(text.as_bytes()).map_err(|e| io(&tmp, e))?;

@@ -29,6 +29,7 @@ pub mod export;
 pub mod holds;
 pub mod import;
 pub mod index;
+mod jsonl;
 pub mod ledger;
 pub mod media;
 pub mod migrate;

@@ -75,24 +75,8 @@ impl Tombstones {
             path: path.clone(),
             ..Default::default()
         };
-        let text = match std::fs::read_to_string(&path) {
-            Ok(s) => s,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(t),
-            Err(e) => return Err(Error::io(&path, e)),
-        };
-        let torn = !text.is_empty() && !text.ends_with('\n');
-        let lines: Vec<&str> = text.lines().collect();
-        for (i, line) in lines.iter().enumerate() {
-            match serde_json::from_str::<Forgotten>(line) {
-                Ok(f) => t.add(f),
-                Err(_) if torn && i + 1 == lines.len() => {}
-                Err(e) => {
-                    return Err(Error::io(
-                        &path,
-                        std::io::Error::new(std::io::ErrorKind::InvalidData, format!("line {}: {e}", i + 1)),
-                    ))
-                }
-            }
+        for f in crate::jsonl::read::<Forgotten>(&path)? {
+            t.add(f);
         }
         Ok(t)
     }
@@ -116,8 +100,7 @@ impl Tombstones {
         }
         let mut buf = String::new();
         for r in &records {
-            buf.push_str(&serde_json::to_string(r).expect("records serialise"));
-            buf.push('\n');
+            buf.push_str(&crate::jsonl::line(r));
         }
         crate::append_durably(&self.path, &buf)?;
         records.into_iter().for_each(|r| self.add(r));
@@ -150,8 +133,7 @@ impl Tombstones {
         }
         let mut text = String::new();
         let mut push = |f: Forgotten| {
-            text.push_str(&serde_json::to_string(&f).expect("records serialise"));
-            text.push('\n');
+            text.push_str(&crate::jsonl::line(&f));
         };
         for id in &self.ids {
             push(Forgotten::Row { id: id.clone() });

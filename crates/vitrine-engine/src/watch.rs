@@ -41,7 +41,7 @@ use vitrine_store::Batch;
 pub const ARRIVAL_FIELD: &str = "arrival";
 /// The collection info key holding the last published arrival number.
 const PUBLISHED: &str = "arrivals";
-const FOLDER: &str = "watchlists";
+pub(crate) const FOLDER: &str = "watchlists";
 const REMOVED: &str = "watchlists-removed";
 
 /// The arrival number of one writing run (`index`, `import`): stamped on every row it commits,
@@ -271,9 +271,9 @@ fn read_log(path: &Path) -> Result<(String, bool)> {
     Ok((text, torn))
 }
 
-/// Line `i` (0-based) of the alert log at `path`.
-fn parse_alert(path: &Path, i: usize, line: &str) -> Result<Alert> {
-    serde_json::from_str(line).map_err(|e| invalid_data(path, format!("line {}: {e}", i + 1)))
+/// Line `i` (0-based) of the alert log at `path`, its checksum verified (see [`crate::jsonl`]).
+fn parse_alert(path: &Path, i: usize, line: &str, sealed: &mut bool) -> Result<Alert> {
+    crate::jsonl::record(path, i, line, sealed)
 }
 
 /// The alert log as a run needs it: its alerts' keys and count, a torn last line cut off.
@@ -298,8 +298,9 @@ impl Log {
         }
         let mut keys = HashSet::new();
         let mut count = 0;
+        let mut sealed = false;
         for (i, line) in text.lines().enumerate() {
-            let a = parse_alert(&path, i, line)?;
+            let a = parse_alert(&path, i, line, &mut sealed)?;
             keys.insert((a.id, a.arrival));
             count += 1;
         }
@@ -501,11 +502,12 @@ impl Engine {
         let dir = self.watch_dir(collection, name)?;
         let path = dir.join("alerts.jsonl");
         let (text, _) = read_log(&path)?;
+        let mut sealed = false;
         text.lines()
             .enumerate()
             .skip(usize::try_from(after).unwrap_or(usize::MAX))
             .take(limit)
-            .map(|(i, line)| parse_alert(&path, i, line))
+            .map(|(i, line)| parse_alert(&path, i, line, &mut sealed))
             .collect()
     }
 
@@ -631,8 +633,7 @@ impl Engine {
                     arrival,
                     found: found.clone(),
                 };
-                text.push_str(&serde_json::to_string(&a).expect("an alert serialises"));
-                text.push('\n');
+                text.push_str(&crate::jsonl::line(&a));
                 report.alerts.push(a);
             }
             if !text.is_empty() {

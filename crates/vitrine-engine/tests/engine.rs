@@ -1624,3 +1624,76 @@ fn weighted_prompts_blend_into_one_query_vector_and_search_and_sweep_it_exactly(
         "{e}"
     );
 }
+
+/// Bit rot in the engine's logs: a bit flipped at any byte of the ledger, the legal holds or the
+/// tombstones is caught by `check`, which names the file; readers refuse the damaged log rather
+/// than act on it (a hold must never silently vanish).
+#[test]
+fn a_bit_flipped_anywhere_in_the_ledger_holds_or_tombstones_is_caught_by_check_and_named() {
+    use vitrine_engine::holds::HoldRequest;
+    use vitrine_engine::ledger::{Ledger, LedgerEntry, State};
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open_store(dir.path().join("store"));
+    let src = write_input(
+        dir.path(),
+        "a",
+        |i| serde_json::json!({"id": format!("r{i}"), "source": "products", "day": format!("2023-11-0{}", 1 + i % 3)}),
+        12,
+    );
+    import(&engine, src, 100).unwrap();
+    let hold = HoldRequest {
+        source: Some("products".into()),
+        from: day("2023-11-01"),
+        to: day("2023-11-02"),
+        reason: "case 4711".into(),
+        by: "compliance@example".into(),
+    };
+    engine.place_hold("images", hold).unwrap();
+    engine.drop_partition("images", "products", day("2023-11-03")).unwrap();
+    let side = engine.backend().side_dir("images").unwrap();
+    let mut ledger = Ledger::open(&side.join("ledger.jsonl")).unwrap();
+    ledger
+        .record_failures(vec![LedgerEntry {
+            key: "x1".into(),
+            uri: "file:///photos/x1.jpg".into(),
+            source: "products".into(),
+            day: Some(day("2023-11-02")),
+            state: State::Failed,
+            reason: Some("not an image".into()),
+            scope: None,
+        }])
+        .unwrap();
+    let clean = engine.check(Some("images")).unwrap();
+    assert!(clean[0].report.problems.is_empty(), "{clean:?}");
+    let mut flips = 0;
+    for name in ["ledger.jsonl", "holds.jsonl", "forgotten.jsonl"] {
+        let path = side.join(name);
+        let good = std::fs::read(&path).unwrap();
+        for i in 0..good.len() {
+            let mut bad = good.clone();
+            bad[i] ^= 1 << (i % 8);
+            std::fs::write(&path, &bad).unwrap();
+            let report = &engine.check(Some("images")).unwrap()[0].report;
+            assert!(
+                report.problems.iter().any(|p| p.contains(name)),
+                "{name} byte {i} ({:?}): {:?}",
+                good[i] as char,
+                report.problems
+            );
+            flips += 1;
+        }
+        std::fs::write(&path, &good).unwrap();
+    }
+    assert!(flips > 300, "{flips}");
+    // A reader refuses a damaged hold log: retention must not run as if the hold were gone.
+    let holds = side.join("holds.jsonl");
+    let good = std::fs::read(&holds).unwrap();
+    let mut bad = good.clone();
+    let at = good.iter().position(|b| *b == b'4').unwrap(); // a digit of "case 4711"
+    bad[at] = b'5';
+    std::fs::write(&holds, &bad).unwrap();
+    let e = engine.holds("images").unwrap_err().to_string();
+    assert!(e.contains("holds.jsonl") && e.contains("checksum"), "{e}");
+    std::fs::write(&holds, &good).unwrap();
+    assert_eq!(engine.holds("images").unwrap().len(), 1);
+}
