@@ -152,6 +152,36 @@ pub struct ServeArgs {
     /// only (every text or image query answers 503).
     #[arg(long)]
     pub model_workers: Option<usize>,
+    /// Re-read every file this often to catch bit rot in the vectors (queries verify only the
+    /// files' metadata): `30m`, `12h`, `7d`, or `off`. Findings: `GET /api/scrub`, /metrics,
+    /// the log.
+    #[arg(long, default_value = "1d", value_parser = parse_interval)]
+    pub scrub_every: Interval,
+}
+
+/// A schedule's interval, or none.
+#[derive(Debug, Clone, Copy)]
+pub struct Interval(pub Option<std::time::Duration>);
+
+/// `90s`, `30m`, `12h`, `7d` or `off`.
+fn parse_interval(s: &str) -> Result<Interval, String> {
+    if s == "off" {
+        return Ok(Interval(None));
+    }
+    let bad = || format!("{s:?} is not an interval: give a number and a unit (s, m, h, d), like 12h, or off");
+    let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?);
+    let n: u64 = n.parse().map_err(|_| bad())?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => return Err(bad()),
+    };
+    if secs == 0 {
+        return Err(format!("{s:?}: the interval must be at least a second (or off)"));
+    }
+    Ok(Interval(Some(std::time::Duration::from_secs(secs))))
 }
 
 #[derive(Debug, Subcommand)]

@@ -28,6 +28,7 @@ pub mod compat;
 mod error;
 pub mod metrics;
 pub mod page;
+pub mod scrub;
 pub mod security;
 mod watch;
 
@@ -65,6 +66,9 @@ pub struct Config {
     pub queue_timeout: Duration,
     /// How long a request may take in all.
     pub request_timeout: Duration,
+    /// How often [`serve`] re-reads every file to catch bit rot in the vector payload (none:
+    /// only when `POST /api/scrub` asks).
+    pub scrub_every: Option<Duration>,
 }
 
 impl Default for Config {
@@ -78,6 +82,7 @@ impl Default for Config {
             model_workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             queue_timeout: Duration::from_secs(30),
             request_timeout: Duration::from_secs(300),
+            scrub_every: Some(Duration::from_secs(86_400)),
         }
     }
 }
@@ -109,6 +114,8 @@ pub struct AppState {
     pub model_permits: Semaphore,
     /// Counters and histograms for `/metrics`.
     pub metrics: metrics::Metrics,
+    /// What the scrubs found.
+    pub scrub: std::sync::Mutex<scrub::ScrubStatus>,
 }
 
 /// Shared state.
@@ -124,6 +131,10 @@ struct ApiDoc;
 
 /// The router and the OpenAPI description of its routes (tests use the router without a socket).
 pub fn router(engine: Arc<Engine>, config: Config) -> Result<(axum::Router, utoipa::openapi::OpenApi), Error> {
+    Ok(routes(app_state(engine, config)?))
+}
+
+fn app_state(engine: Arc<Engine>, config: Config) -> Result<State, Error> {
     let images_root = match &config.images_root {
         Some(r) => Some(
             std::fs::canonicalize(r)
@@ -138,11 +149,20 @@ pub fn router(engine: Arc<Engine>, config: Config) -> Result<(axum::Router, utoi
         model_permits: Semaphore::new(config.model_workers * SHARES_PER_WORKER as usize),
         images_root,
         metrics: metrics::Metrics::default(),
+        scrub: std::sync::Mutex::new(scrub::ScrubStatus {
+            every_seconds: config.scrub_every.map(|d| d.as_secs()),
+            ..Default::default()
+        }),
         config,
     });
+    Ok(state)
+}
+
+fn routes(state: State) -> (axum::Router, utoipa::openapi::OpenApi) {
     let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(api::routes())
         .merge(watch::routes())
+        .merge(scrub::routes())
         .merge(compat::routes())
         .split_for_parts();
     let doc = openapi.clone();
@@ -167,7 +187,7 @@ pub fn router(engine: Arc<Engine>, config: Config) -> Result<(axum::Router, utoi
         ))
         .layer(DefaultBodyLimit::max(state.config.max_body))
         .with_state(state);
-    Ok((router, openapi))
+    (router, openapi)
 }
 
 /// Listens on `config.addr` and serves until Ctrl-C; `ready(addr)` is called once listening.
@@ -176,7 +196,11 @@ pub async fn serve(engine: Arc<Engine>, config: Config, ready: impl FnOnce(Socke
     if config.token.is_none() && !addr.ip().is_loopback() {
         return Err(Error::OpenToTheNetwork(addr));
     }
-    let (router, _) = router(engine, config)?;
+    let state = app_state(engine, config)?;
+    if let Some(every) = state.config.scrub_every {
+        tokio::spawn(scrub::schedule(state.clone(), every));
+    }
+    let (router, _) = routes(state);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| Error::Io(addr, e))?;

@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use std::time::Instant;
@@ -31,6 +32,9 @@ pub struct Metrics {
     errors: Family<RouteLabels, Counter>,
     latency: Family<RouteLabels, Histogram>,
     rows_scanned: Counter,
+    scrubs: Counter,
+    scrub_problems: Gauge,
+    scrub_finished: Gauge,
 }
 
 impl Default for Metrics {
@@ -63,7 +67,22 @@ impl Default for Metrics {
             "Rows scored by searches and sweeps",
             rows_scanned.clone(),
         );
+        let (scrubs, scrub_problems, scrub_finished) = (Counter::default(), Gauge::default(), Gauge::default());
+        registry.register("vitrine_scrubs", "Scrubs finished (every file re-read)", scrubs.clone());
+        registry.register(
+            "vitrine_scrub_problems",
+            "Damaged files the last scrub found",
+            scrub_problems.clone(),
+        );
+        registry.register(
+            "vitrine_scrub_finished_timestamp_seconds",
+            "When the last scrub finished (unix seconds)",
+            scrub_finished.clone(),
+        );
         Metrics {
+            scrubs,
+            scrub_problems,
+            scrub_finished,
             registry,
             requests,
             errors,
@@ -74,6 +93,13 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Records a finished scrub and how many damaged files it found.
+    pub fn scrubbed(&self, problems: usize) {
+        self.scrubs.inc();
+        self.scrub_problems.set(problems as i64);
+        self.scrub_finished.set(chrono::Utc::now().timestamp());
+    }
+
     /// Counts rows a search scored.
     pub fn scanned(&self, rows: u64) {
         self.rows_scanned.inc_by(rows);

@@ -687,6 +687,7 @@ async fn openapi_lists_exactly_the_routes_and_metrics_count_them() {
         "GET /api/collections/{name}/watchlists",
         "GET /api/collections/{name}/watchlists/{watchlist}/alerts",
         "GET /api/health",
+        "GET /api/scrub",
         "GET /indices-list",
         "OPTIONS /knn-service",
         "OPTIONS /metadata",
@@ -698,6 +699,7 @@ async fn openapi_lists_exactly_the_routes_and_metrics_count_them() {
         "POST /api/collections/{name}/watchlists",
         "POST /api/collections/{name}/watchlists/{watchlist}/run",
         "POST /api/login",
+        "POST /api/scrub",
         "POST /api/search",
         "POST /api/sweep",
         "POST /knn-service",
@@ -912,4 +914,60 @@ async fn weighted_prompts_blend_into_a_text_search_and_are_checked() {
             "{e}"
         );
     }
+}
+
+/// The scrub re-reads every byte, so it finds what no query checks: a flipped bit in a stored
+/// vector (which queries still answer from), names the file in `GET /api/scrub`, and counts it
+/// in /metrics.
+#[tokio::test]
+async fn a_scrub_finds_a_flipped_bit_in_the_vectors_names_the_file_and_counts_it() {
+    let w = world();
+    let app = app(&w, config(&w));
+    let (s, body) = get(&app, "/api/scrub").await;
+    assert_eq!(s, StatusCode::OK);
+    let before: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(before["runs"], 0);
+    assert_eq!(before["every_seconds"], 86_400);
+    let (s, clean) = post(&app, "/api/scrub", serde_json::json!({})).await;
+    assert_eq!(s, StatusCode::OK, "{clean}");
+    assert_eq!(clean["runs"], 1);
+    assert_eq!(clean["collections"], 2);
+    assert_eq!(clean["problems"], serde_json::json!([]));
+    assert!(
+        clean["files"].as_u64().unwrap() >= 3 && clean["rows"].as_u64().unwrap() >= 30,
+        "{clean}"
+    );
+    // One bit of one stored vector: a query would still open this segment.
+    let seg = std::fs::read_dir(w.store.join("collections/vectors/segments"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "vseg"))
+        .unwrap();
+    let mut bytes = std::fs::read(&seg).unwrap();
+    bytes[64 + 5] ^= 0x10;
+    std::fs::write(&seg, &bytes).unwrap();
+    let (s, _) = post(
+        &app,
+        "/api/search",
+        serde_json::json!({"collection": "vectors", "vector": [1.0, 0.1, 0.1, 0.1], "k": 3}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, found) = post(&app, "/api/scrub", serde_json::json!({})).await;
+    assert_eq!(s, StatusCode::OK);
+    let problems = found["problems"].as_array().unwrap();
+    let name = seg.file_name().unwrap().to_string_lossy().to_string();
+    assert_eq!(problems.len(), 1, "{found}");
+    assert!(
+        problems[0].as_str().unwrap().starts_with("vectors: ") && problems[0].as_str().unwrap().contains(&name),
+        "{found}"
+    );
+    let (_, last) = get(&app, "/api/scrub").await;
+    let last: serde_json::Value = serde_json::from_slice(&last).unwrap();
+    assert_eq!(last["problems"], found["problems"]);
+    assert_eq!(last["runs"], 2);
+    let (_, metrics) = get(&app, "/metrics").await;
+    let metrics = String::from_utf8(metrics).unwrap();
+    assert!(metrics.contains("vitrine_scrub_problems 1"), "{metrics}");
+    assert!(metrics.contains("vitrine_scrubs_total 2"), "{metrics}");
 }

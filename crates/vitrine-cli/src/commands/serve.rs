@@ -13,6 +13,7 @@ pub fn run(engine: Engine, store: &Path, a: ServeArgs) -> Result<()> {
         images_root: a.images_root,
         max_body: a.max_body_mib << 20,
         max_k: a.max_k,
+        scrub_every: a.scrub_every.0,
         ..Default::default()
     };
     if let Some(n) = a.model_workers {
