@@ -215,6 +215,7 @@ impl Part {
             let (start, end) = (b * BLOCK, ((b + 1) * BLOCK).min(self.rows()));
             let mut buf = Vec::new();
             self.vectors.read_rows(start..end, &mut buf);
+            self.vectors.release(start..end);
             buf.chunks_exact(dim).enumerate().find_map(|(j, v)| {
                 check_vector(metric, v).err().map(|e| {
                     invalid(
@@ -271,6 +272,11 @@ impl Part {
             }
             self.vectors.append_rows(rows[at]..rows[end - 1] + 1, &mut vectors);
             at = end;
+        }
+        // One call for the span, in rows that interleave partitions too: rows of it that a
+        // later batch reads come back from the page cache.
+        if let (Some(lo), Some(hi)) = (rows.iter().min(), rows.iter().max()) {
+            self.vectors.release(*lo..hi + 1);
         }
         Batch {
             field_names: self.field_names.clone(),
