@@ -196,6 +196,11 @@ impl Expr {
                 }
                 Ok(())
             }
+            // An empty list has no literal to check, but its field must still exist.
+            Expr::In { field, values, pos, .. } if values.is_empty() => match field_type(schema, field) {
+                Some(_) => Ok(()),
+                None => check_lit(field, *pos, &Literal::Bool(false)),
+            },
             Expr::In { field, values, pos, .. } => values.iter().try_for_each(|v| check_lit(field, *pos, v)),
             Expr::Like {
                 field, pos, pattern, ..
