@@ -12,7 +12,6 @@
 use crate::error::Error;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use vitrine_store::Day;
 
@@ -121,17 +120,13 @@ impl Ledger {
         if failures.is_empty() {
             return Ok(());
         }
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)
-            .map_err(|e| io(&self.path, e))?;
+        let mut f = vitrine_store::fsio::append(&self.path)?;
         let mut buf = String::new();
         for e in failures {
             buf.push_str(&crate::jsonl::line(&e));
             self.entries.insert(e.key.clone(), e);
         }
-        f.write_all(buf.as_bytes()).map_err(|e| io(&self.path, e))
+        vitrine_store::fsio::write(&mut f, &self.path, buf.as_bytes()).map_err(|e| io(&self.path, e))
     }
 
     /// Ends a run: the pending entries it planned and did not fail are rows (or duplicates of
@@ -149,10 +144,13 @@ impl Ledger {
         for e in self.entries.values() {
             text.push_str(&crate::jsonl::line(e));
         }
-        let mut f = std::fs::File::create(&tmp).map_err(|e| io(&tmp, e))?;
-        f.write_all(text.as_bytes()).map_err(|e| io(&tmp, e))?;
-        f.sync_all().map_err(|e| io(&tmp, e))?;
-        std::fs::rename(&tmp, &self.path).map_err(|e| io(&self.path, e))
+        // Through the store's file layer, so the crash tests reach the ledger too.
+        use vitrine_store::fsio;
+        let mut f = fsio::create(&tmp, false)?;
+        fsio::write(&mut f, &tmp, text.as_bytes()).map_err(|e| io(&tmp, e))?;
+        fsio::sync(&f, &tmp)?;
+        fsio::rename(&tmp, &self.path)?;
+        crate::sync_dir(self.path.parent().unwrap_or(Path::new(".")))
     }
 
     /// Entries in the selection (sources, inclusive day range) that are not a row of the

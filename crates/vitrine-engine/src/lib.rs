@@ -141,35 +141,30 @@ impl Engine {
 /// Appends `text` to the file at `path` (created if missing) and syncs it before returning: the
 /// engine's append-only logs (holds, tombstones, prompt sets) write each record this way.
 pub(crate) fn append_durably(path: &Path, text: &str) -> Result<()> {
-    use std::io::Write;
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(|e| Error::io(path, e))?;
-    f.write_all(text.as_bytes())
-        .and_then(|_| f.sync_all())
-        .map_err(|e| Error::io(path, e))
+    use vitrine_store::fsio;
+    let mut f = fsio::append(path)?;
+    fsio::write(&mut f, path, text.as_bytes()).map_err(|e| Error::io(path, e))?;
+    Ok(fsio::sync(&f, path)?)
 }
 
 /// Replaces the file at `path` with `bytes` atomically and durably: a temporary file in the same
 /// folder, synced, renamed over it, and the folder synced.
 pub(crate) fn replace_durably(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
+    use vitrine_store::fsio;
     let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
-    tmp.write_all(bytes)
-        .and_then(|_| tmp.as_file().sync_all())
-        .map_err(|e| Error::io(path, e))?;
-    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".tmp");
+    let tmp = dir.join(name);
+    let mut f = fsio::create(&tmp, false)?;
+    fsio::write(&mut f, &tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
+    fsio::sync(&f, &tmp)?;
+    fsio::rename(&tmp, path)?;
     sync_dir(dir)
 }
 
 /// Syncs a folder, so the names created, renamed or removed in it are durable.
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    std::fs::File::open(dir)
-        .and_then(|f| f.sync_all())
-        .map_err(|e| Error::io(dir, e))
+    Ok(vitrine_store::fsio::sync_dir(dir)?)
 }
 
 /// The SIMD level the scan kernels use on this CPU ("avx512", "avx2", "scalar").

@@ -11,10 +11,9 @@
 //! that still exists (which only stops the indexer from re-adding what is there), never a
 //! deleted row without a record (which would let it come back).
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use vitrine_store::Day;
 
@@ -150,11 +149,6 @@ impl Tombstones {
                 before: *before,
             });
         }
-        let tmp = self.path.with_extension("jsonl.tmp");
-        let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        f.write_all(text.as_bytes())
-            .and_then(|_| f.sync_all())
-            .map_err(|e| Error::io(&tmp, e))?;
-        std::fs::rename(&tmp, &self.path).map_err(|e| Error::io(&self.path, e))
+        crate::replace_durably(&self.path, text.as_bytes())
     }
 }

@@ -1,9 +1,10 @@
 //! The file operations a commit performs, each counted and open to fault injection.
 //!
 //! Every create, write, fsync, rename, directory fsync and removal the writer does goes
-//! through here, so the crash tests can fail or stop the N-th one of an operation, for every N,
-//! and check what a reopened store holds (`tests/faults.rs`). [`faults`] is inert unless a test
-//! arms it: the cost outside tests is one relaxed atomic load per file operation.
+//! through here (and the engine's own logs beside a collection use the same functions), so the
+//! crash tests can fail or stop the N-th one of an operation, for every N, and check what a
+//! reopened store holds (`tests/faults.rs`). [`faults`] is inert unless a test arms it: the cost
+//! outside tests is one relaxed atomic load per file operation.
 
 use crate::error::{IoContext, Result};
 use std::fs::File;
@@ -11,7 +12,7 @@ use std::io::Write;
 use std::path::Path;
 
 /// Creates `path` for writing (`new`: fail if it exists, so nothing is ever overwritten).
-pub(crate) fn create(path: &Path, new: bool) -> Result<File> {
+pub fn create(path: &Path, new: bool) -> Result<File> {
     faults::before(faults::Op::Create, path).at(path)?;
     let mut o = std::fs::OpenOptions::new();
     o.write(true);
@@ -23,14 +24,29 @@ pub(crate) fn create(path: &Path, new: bool) -> Result<File> {
     o.open(path).at(path)
 }
 
+/// Opens `path` to append to it, creating it if missing.
+pub fn append(path: &Path) -> Result<File> {
+    let op = if path.exists() {
+        faults::Op::Append
+    } else {
+        faults::Op::Create
+    };
+    faults::before(op, path).at(path)?;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .at(path)
+}
+
 /// Writes all of `bytes` to `file` (which is `path`).
-pub(crate) fn write(file: &mut File, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub fn write(file: &mut File, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     faults::before(faults::Op::Write, path)?;
     file.write_all(bytes)
 }
 
 /// Fsyncs `file` (which is `path`), data and metadata.
-pub(crate) fn sync(file: &File, path: &Path) -> Result<()> {
+pub fn sync(file: &File, path: &Path) -> Result<()> {
     faults::before(faults::Op::Sync, path).at(path)?;
     file.sync_all().at(path)?;
     faults::synced(path);
@@ -38,14 +54,14 @@ pub(crate) fn sync(file: &File, path: &Path) -> Result<()> {
 }
 
 /// Renames `from` to `to`, replacing `to` if it is a file.
-pub(crate) fn rename(from: &Path, to: &Path) -> Result<()> {
+pub fn rename(from: &Path, to: &Path) -> Result<()> {
     faults::before(faults::Op::Rename, from).at(from)?;
     faults::renaming(from, to);
     std::fs::rename(from, to).at(to)
 }
 
 /// Fsyncs a directory so that file creations and renames in it are durable.
-pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
+pub fn sync_dir(dir: &Path) -> Result<()> {
     faults::before(faults::Op::SyncDir, dir).at(dir)?;
     std::fs::File::open(dir).at(dir)?.sync_all().at(dir)?;
     faults::dir_synced(dir);
@@ -53,13 +69,13 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
 }
 
 /// Removes a file.
-pub(crate) fn remove_file(path: &Path) -> std::io::Result<()> {
+pub fn remove_file(path: &Path) -> std::io::Result<()> {
     faults::before(faults::Op::Remove, path)?;
     std::fs::remove_file(path)
 }
 
 /// Creates a directory and its parents.
-pub(crate) fn create_dir_all(path: &Path) -> Result<()> {
+pub fn create_dir_all(path: &Path) -> Result<()> {
     faults::before(faults::Op::MakeDir, path).at(path)?;
     std::fs::create_dir_all(path).at(path)
 }
@@ -85,6 +101,8 @@ pub mod faults {
     pub enum Op {
         /// Opening a new file for writing.
         Create,
+        /// Opening an existing file to append to it.
+        Append,
         /// A write of bytes to a file.
         Write,
         /// An fsync of a file.
@@ -264,7 +282,7 @@ pub mod faults {
             if op == Op::Create {
                 s.pending_creates.push(absolute(path));
             }
-            if op == Op::Create || op == Op::Write {
+            if matches!(op, Op::Create | Op::Write | Op::Append) {
                 let abs = absolute(path);
                 s.synced_len.entry(abs).or_insert_with(|| {
                     if op == Op::Create {

@@ -52,7 +52,7 @@ mod day;
 mod deletes;
 mod error;
 pub mod filter;
-mod fsio;
+pub mod fsio;
 mod lock;
 mod manifest;
 mod partition;
