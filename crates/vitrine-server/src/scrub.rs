@@ -27,7 +27,7 @@ pub struct ScrubStatus {
     pub started: Option<String>,
     /// How long it took.
     pub seconds: Option<f64>,
-    /// Collections, files and live rows it read.
+    /// Collections it read.
     pub collections: usize,
     /// Files read.
     pub files: usize,
