@@ -63,6 +63,16 @@ pub enum Error {
         /// The error.
         source: std::io::Error,
     },
+    /// A file of the engine's own (a log beside a collection, a watchlist's state) is damaged:
+    /// a line fails its checksum or does not parse. Unlike [`Error::Io`] this is never the
+    /// caller's fault.
+    #[error("{}: {why}", path.display())]
+    Damaged {
+        /// The file.
+        path: PathBuf,
+        /// Where and how ("line 3: checksum mismatch (the line was altered)").
+        why: String,
+    },
     /// The request is wrong; the message names the argument or input at fault.
     #[error("{0}")]
     Invalid(String),
@@ -136,6 +146,7 @@ impl Error {
                 _ => ErrorKind::BadInput,
             },
             Error::Io { source, .. } => io_kind(source),
+            Error::Damaged { .. } => ErrorKind::Corrupt,
             Error::Invalid(_) => ErrorKind::BadInput,
             Error::NotFound(_) => ErrorKind::NotFound,
             Error::ModelMismatch(_) | Error::Held(_) | Error::Exists(_) => ErrorKind::Conflict,
@@ -162,6 +173,13 @@ impl Error {
         Error::Io {
             path: path.into(),
             source,
+        }
+    }
+
+    pub(crate) fn damaged(path: impl Into<PathBuf>, why: impl std::fmt::Display) -> Error {
+        Error::Damaged {
+            path: path.into(),
+            why: why.to_string(),
         }
     }
 }

@@ -98,12 +98,9 @@ impl Holds {
                 Event::Release { id, release } => match holds.iter_mut().find(|h| h.id == id) {
                     Some(h) => h.released = Some(release),
                     None => {
-                        return Err(Error::io(
+                        return Err(Error::damaged(
                             &path,
-                            std::io::Error::new(
-                                std::io::ErrorKind::InvalidData,
-                                format!("line {}: releases hold {id}, which was never placed", i + 1),
-                            ),
+                            format!("line {}: releases hold {id}, which was never placed", i + 1),
                         ))
                     }
                 },

@@ -56,10 +56,7 @@ fn verify(line: &str) -> std::result::Result<bool, String> {
 }
 
 fn damaged(path: &Path, line: usize, why: impl std::fmt::Display) -> Error {
-    Error::io(
-        path,
-        std::io::Error::new(std::io::ErrorKind::InvalidData, format!("line {line}: {why}")),
-    )
+    Error::damaged(path, format!("line {line}: {why}"))
 }
 
 /// Checks and parses line `i` (0-based) of the log at `path`; `sealed` says whether an earlier

@@ -242,16 +242,11 @@ fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
-/// An error naming `path` for content that does not parse.
-fn invalid_data(path: &Path, why: String) -> Error {
-    Error::io(path, std::io::Error::new(std::io::ErrorKind::InvalidData, why))
-}
-
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>> {
     match std::fs::read(path) {
         Ok(bytes) => serde_json::from_slice(&bytes)
             .map(Some)
-            .map_err(|e| invalid_data(path, e.to_string())),
+            .map_err(|e| Error::damaged(path, e)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(Error::io(path, e)),
     }

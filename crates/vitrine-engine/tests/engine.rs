@@ -1692,7 +1692,10 @@ fn a_bit_flipped_anywhere_in_the_ledger_holds_or_tombstones_is_caught_by_check_a
     let at = good.iter().position(|b| *b == b'4').unwrap(); // a digit of "case 4711"
     bad[at] = b'5';
     std::fs::write(&holds, &bad).unwrap();
-    let e = engine.holds("images").unwrap_err().to_string();
+    let e = engine.holds("images").unwrap_err();
+    // Damage, not the caller's fault: a server answers 500, not 400.
+    assert_eq!(e.kind(), ErrorKind::Corrupt, "{e}");
+    let e = e.to_string();
     assert!(e.contains("holds.jsonl") && e.contains("checksum"), "{e}");
     std::fs::write(&holds, &good).unwrap();
     assert_eq!(engine.holds("images").unwrap().len(), 1);

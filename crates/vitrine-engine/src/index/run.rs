@@ -197,11 +197,11 @@ impl Run<'_> {
                 Ok(l) => l,
                 // The ledger is the indexer's own record, rebuilt by every run over its inputs:
                 // a damaged one is kept aside (receipts said "unknown" meanwhile) and restarted.
-                Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::InvalidData => {
+                Err(Error::Damaged { why, .. }) => {
                     let aside = path.with_extension(format!("jsonl.damaged-{}", Day::today()));
                     std::fs::rename(&path, &aside).map_err(|e| Error::io(&path, e))?;
                     self.warnings.push(format!(
-                        "the ledger {} was damaged ({source}); it was moved to {} and restarted: inputs that failed \
+                        "the ledger {} was damaged ({why}); it was moved to {} and restarted: inputs that failed \
                          before this run and are not part of it are no longer listed in receipts",
                         path.display(),
                         aside.display()
