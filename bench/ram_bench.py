@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """Exact search over a store whose float32 vectors do not fit in memory but whose 8-bit codes do.
 
-Issue 16 asks for 10M x 512 on a 24 GB machine (20 GB of f32, 5 GB of codes). The disks here
-rarely have the 46 GB that needs (the .npy and the store), so this runs the same situation
-scaled down: ROWS x 512 inside a memory cgroup (cgroup v1 or v2, as root) whose limit holds
-the codes but not the f32 copy. Page cache is charged to the cgroup, so the kernel must evict
+Issue 16 asks for 10M x 512 on a 24 GB machine (20 GB of f32, 5 GB of codes): that needs
+35 GB of disk (a float16 .npy of 10 GB, then the store's 24.4 GiB). With less disk, run the
+same situation scaled down. Either way ROWS x 512 is searched inside a memory cgroup (cgroup
+v1 or v2, as root) whose limit holds the codes but not the f32 copy beside them. Page cache is charged to the cgroup, so the kernel must evict
 vectors exactly as on a machine with that much RAM.
 
 In the cgroup, one after another:
@@ -17,6 +17,7 @@ kind fills the cgroup's page cache. Before each system
 the store's files are dropped from the page cache (posix_fadvise DONTNEED): pages cached by an
 earlier process outside the cgroup would be charged elsewhere and escape the limit.
 
+    bench/.venv/bin/python bench/ram_bench.py --vitrine target/release/vitrine --rows 10000000 --mem 20G
     bench/.venv/bin/python bench/ram_bench.py --vitrine target/release/vitrine --rows 4000000 --mem 4G
 
 Leaves the store in --work (default bench/data/ram) for reruns; --clean removes it.

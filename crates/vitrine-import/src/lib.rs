@@ -18,6 +18,7 @@
 pub mod clip_retrieval;
 pub mod metadata;
 pub mod npy;
+mod thrift_guard;
 
 use std::path::{Path, PathBuf};
 use vitrine_store::{check_vector, Batch, Day, Metric, Row, Value};

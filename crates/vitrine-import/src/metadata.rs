@@ -334,9 +334,29 @@ fn read_parquet_unguarded(path: &Path) -> Result<(Vec<String>, Raw, &'static str
         path: path.to_path_buf(),
         source,
     })?;
+    // The Thrift structures parquet would spin on are refused first (see thrift_guard).
+    // SAFETY: read-only; a file truncated meanwhile could fault, as for every mapped input.
+    let bytes = unsafe { memmap2::Mmap::map(&file) }.map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let spin = |why: String| {
+        invalid(
+            path,
+            format!("not a readable Parquet file: {why}, which the Parquet reader cannot skip safely"),
+        )
+    };
+    crate::thrift_guard::check_footer(&bytes).map_err(spin)?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(StrictFile(file))
         .map_err(|e| invalid(path, format!("not a readable Parquet file: {e}")))?;
     check_column_chunks(path, builder.metadata(), len.len())?;
+    for rg in builder.metadata().row_groups() {
+        for c in rg.columns() {
+            // Inside the file: checked just above.
+            let start = c.dictionary_page_offset().unwrap_or_else(|| c.data_page_offset()) as usize;
+            crate::thrift_guard::check_pages(&bytes, start, start + c.compressed_size() as usize).map_err(spin)?;
+        }
+    }
     let schema = builder.schema().clone();
     let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
     let reader = builder.build().map_err(|e| invalid(path, format!("Parquet: {e}")))?;

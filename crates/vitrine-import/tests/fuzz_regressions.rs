@@ -58,3 +58,23 @@ fn a_parquet_page_header_that_claims_more_than_the_file_holds_is_refused_not_spu
         "{e}"
     );
 }
+
+/// fuzz/regressions/metadata/parquet-bool-list-skip-spin (found by the hour-long run): a footer
+/// with unknown fields holding lists of booleans that claim up to 2^31 elements. parquet 60.1's
+/// Thrift skip counts through such a list without consuming a byte (1 s of CPU per list on this
+/// 4 KB file, a timeout under the fuzzer); the file is now refused before parquet reads it.
+#[test]
+fn a_parquet_footer_with_a_huge_list_of_booleans_is_refused_before_the_reader_spins_on_it() {
+    let input = include_bytes!("../../../fuzz/regressions/metadata/parquet-bool-list-skip-spin");
+    assert_eq!(input[0] % 3, 2, "a Parquet input");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(read_as("parquet", &input[1..])).unwrap());
+    let e = rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("reading the file did not finish within 60 s");
+    // Named by the guard (the reader never saw the file), with where the list is.
+    assert!(
+        e.contains("not a readable Parquet file") && e.contains("booleans (claimed size"),
+        "{e}"
+    );
+}
