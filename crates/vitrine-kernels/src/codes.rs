@@ -400,6 +400,46 @@ fn upper_bounds_generic(
     }
 }
 
+/// Appends to `out` every `j` whose `hi[j]` reaches `floor` or is NaN (an overflowed bound is
+/// kept, never skipped): the rows of a block that a query's collector must see. It runs for
+/// every (row, query) pair, so AVX2 compares eight at a time where the CPU has it.
+pub fn reaching(hi: &[f32], floor: f32, out: &mut Vec<u32>) {
+    #[cfg(target_arch = "x86_64")]
+    if crate::supported(SimdLevel::Avx2Fma) && crate::simd_level() != SimdLevel::Scalar {
+        // SAFETY: AVX2 is present (checked just above).
+        return unsafe { reaching_avx2(hi, floor, out) };
+    }
+    reaching_scalar(hi, floor, 0, out)
+}
+
+/// The reference for [`reaching`], from index `from` on.
+pub fn reaching_scalar(hi: &[f32], floor: f32, from: usize, out: &mut Vec<u32>) {
+    for (j, &h) in hi.iter().enumerate().skip(from) {
+        if h >= floor || h.is_nan() {
+            out.push(j as u32);
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn reaching_avx2(hi: &[f32], floor: f32, out: &mut Vec<u32>) {
+    use std::arch::x86_64::*;
+    let f = _mm256_set1_ps(floor);
+    let mut j = 0;
+    while j + 8 <= hi.len() {
+        // "Not less than", unordered true: h >= floor, or h is NaN.
+        let v = _mm256_loadu_ps(hi.as_ptr().add(j));
+        let mut m = _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_NLT_UQ>(v, f)) as u32;
+        while m != 0 {
+            out.push(j as u32 + m.trailing_zeros());
+            m &= m - 1;
+        }
+        j += 8;
+    }
+    reaching_scalar(hi, floor, j, out)
+}
+
 /// `out[p * nr + r] = Σᵢ planes[p][i] · codes[r][i]` (planes as i8, codes as u8), exactly, for
 /// `np` planes and `nr` rows of `stride` bytes (a multiple of [`CODE_ALIGN`]).
 ///
@@ -699,22 +739,39 @@ mod avx512 {
             out: &mut [i32],
         ) {
             let (pp, cp, op) = (p.as_ptr(), c.as_ptr(), out.as_mut_ptr());
-            let mut r = 0;
-            while r < nr {
-                let rr = (nr - r).min(4);
-                crate::codes::prefetch_ahead(cp, r, nr, stride);
-                let mut pi = 0;
-                while pi < np {
-                    let pn = (np - pi).min(4);
-                    match (pn, rr) {
-                        (4, 4) => tile::<4, 4>(pp, pi, cp, r, stride, nr, op),
-                        (_, 4) => tile::<1, 4>(pp, pi, cp, r, stride, nr, op),
-                        (4, _) => tile::<4, 1>(pp, pi, cp, r, stride, nr, op),
-                        _ => tile::<1, 1>(pp, pi, cp, r, stride, nr, op),
+            // Sub-blocks of planes × rows whose bytes fit the L1 cache together (16 planes and
+            // 32 rows of 512 bytes: 24 KiB), so each tile's loads hit L1: with all 64 planes of
+            // a batch (32 KiB) cycled for every 4 rows, they came from L2.
+            let fit = |rows: usize| (rows * 512 / stride / 4 * 4).max(4);
+            let (pb, rb) = (fit(16), fit(32));
+            let mut p0 = 0;
+            while p0 < np {
+                let p1 = (p0 + pb).min(np);
+                let mut r0 = 0;
+                while r0 < nr {
+                    let r1 = (r0 + rb).min(nr);
+                    let mut r = r0;
+                    while r < r1 {
+                        let rr = (r1 - r).min(4);
+                        if p0 == 0 {
+                            crate::codes::prefetch_ahead(cp, r, nr, stride);
+                        }
+                        let mut pi = p0;
+                        while pi < p1 {
+                            let pn = (p1 - pi).min(4);
+                            match (pn, rr) {
+                                (4, 4) => tile::<4, 4>(pp, pi, cp, r, stride, nr, op),
+                                (_, 4) => tile::<1, 4>(pp, pi, cp, r, stride, nr, op),
+                                (4, _) => tile::<4, 1>(pp, pi, cp, r, stride, nr, op),
+                                _ => tile::<1, 1>(pp, pi, cp, r, stride, nr, op),
+                            }
+                            pi += if pn == 4 { 4 } else { 1 };
+                        }
+                        r += if rr == 4 { 4 } else { 1 };
                     }
-                    pi += if pn == 4 { 4 } else { 1 };
+                    r0 = r1;
                 }
-                r += if rr == 4 { 4 } else { 1 };
+                p0 = p1;
             }
         }
 
@@ -774,7 +831,16 @@ mod tests {
             }
         );
         for &stride in &[64usize, 128, 576] {
-            for &(np, nr) in &[(1usize, 1usize), (1, 7), (2, 5), (3, 9), (4, 4), (5, 13), (64, 37)] {
+            for &(np, nr) in &[
+                (1usize, 1usize),
+                (1, 7),
+                (2, 5),
+                (3, 9),
+                (4, 4),
+                (5, 13),
+                (64, 37),
+                (70, 130),
+            ] {
                 // Extremes included: codes 0 and 255, planes ±64.
                 let planes: Vec<i8> = (0..np * stride)
                     .map(|i| {
@@ -814,6 +880,28 @@ mod tests {
             let mut got = [0i32];
             kernel(level, &planes, &codes, 64, &mut got);
             assert_eq!(got[0], 64 * 255 * 64, "{level}");
+        }
+    }
+
+    #[test]
+    fn reaching_keeps_what_the_scalar_rule_keeps() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+        for n in [0usize, 1, 7, 8, 9, 128, 131] {
+            let hi: Vec<f32> = (0..n)
+                .map(|i| match i % 13 {
+                    0 => f32::NAN,
+                    1 => 0.5, // exactly the floor
+                    2 => f32::INFINITY,
+                    3 => f32::NEG_INFINITY,
+                    _ => rng.random_range(-1.0..1.0),
+                })
+                .collect();
+            for floor in [0.5f32, -2.0, 2.0, f32::NEG_INFINITY] {
+                let (mut got, mut want) = (Vec::new(), Vec::new());
+                reaching(&hi, floor, &mut got);
+                reaching_scalar(&hi, floor, 0, &mut want);
+                assert_eq!(got, want, "n={n} floor={floor}");
+            }
         }
     }
 

@@ -24,7 +24,7 @@ use crate::selection::Selection;
 use crate::Day;
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use vitrine_kernels::codes::{key_interval, upper_bounds, KeyKind, QueryPlanes, QueryTerms, RowBlock};
+use vitrine_kernels::codes::{key_interval, reaching, upper_bounds, KeyKind, QueryPlanes, QueryTerms, RowBlock};
 use vitrine_kernels::{dot_error_bound, Candidate, Collector};
 
 /// How a search reads vectors. Either way the answer is the same; only the bytes read differ.
@@ -484,6 +484,7 @@ impl CodeScan<'_> {
         let nqp = cols.len() * np;
         let mut raw = vec![0i32; nqp * BLOCK_ROWS];
         let mut hi = vec![0f32; BLOCK_ROWS];
+        let mut reach = Vec::with_capacity(BLOCK_ROWS);
         let mut pushed = 0u64;
         let mut r0 = a;
         while r0 < b {
@@ -506,15 +507,18 @@ impl CodeScan<'_> {
                 let raw2 = (np > 1).then(|| &raw[(q * np + 1) * nb..][..nb]);
                 let (kind, t) = (self.kinds[q], &self.terms[q]);
                 upper_bounds(kind, t, raw1, raw2, &rows, &mut hi[..nb]);
-                let floor = col.floor();
-                for (j, &h) in hi[..nb].iter().enumerate() {
-                    // An overflowed (NaN) bound is kept, never skipped.
-                    if (h >= floor || h.is_nan()) && !self.mask.is_some_and(|m| m.contains(r0 + j)) {
-                        let r2 = raw2.map_or(t.o2, |r| r[j]);
-                        let (upper, lower) = key_interval(kind, t, raw1[j], r2, &rows, j);
-                        col.push(upper, lower, self.seg, (r0 + j) as u32);
-                        pushed += u64::from(r0 >= a + (b - a) / 2);
+                // Rows whose bound reaches the floor (an overflowed, NaN, bound included).
+                reach.clear();
+                reaching(&hi[..nb], col.floor(), &mut reach);
+                for &j in &reach {
+                    let j = j as usize;
+                    if self.mask.is_some_and(|m| m.contains(r0 + j)) {
+                        continue;
                     }
+                    let r2 = raw2.map_or(t.o2, |r| r[j]);
+                    let (upper, lower) = key_interval(kind, t, raw1[j], r2, &rows, j);
+                    col.push(upper, lower, self.seg, (r0 + j) as u32);
+                    pushed += u64::from(r0 >= a + (b - a) / 2);
                 }
             }
             r0 = r1;
