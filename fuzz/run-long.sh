@@ -4,9 +4,16 @@
 # at a time. Working corpora persist under $FUZZ_LONG_DIR/corpus/<target> (seeded from the
 # committed seeds), logs under $FUZZ_LONG_DIR/<target>.log, and one summary line per target in
 # $FUZZ_LONG_DIR/summary.tsv: target, wall s, CPU s, executions, exec/s, cov, ft, peak RSS MiB,
-# exit status. A crash leaves its input in $FUZZ_LONG_DIR/artifacts/<target>/.
+# exit status, start time. A crash leaves its input in $FUZZ_LONG_DIR/artifacts/<target>/.
 # Usage: fuzz/run-long.sh [TARGET...]   (env: JOBS=2, SECS=3600, RUNS=10000000)
 set -euo pipefail
+# With autogroup scheduling (most desktop and cloud kernels) nice only ranks processes within one
+# session: run in a session of its own whose autogroup is at nice 19, or the fuzzers take half the
+# machine from every other session whatever their nice value.
+if [ -z "${FUZZ_LONG_SESSION:-}" ]; then
+  FUZZ_LONG_SESSION=1 exec setsid -w "$0" "$@"
+fi
+echo 19 >/proc/self/autogroup 2>/dev/null || true
 cd "$(dirname "$0")/.."
 here=$PWD
 
