@@ -45,14 +45,9 @@ fn a_panic_of_the_parquet_reader_is_an_error_naming_the_file() {
 /// minutes; reading past the end is now an error, so the file is refused at once.
 #[test]
 fn a_parquet_page_header_that_claims_more_than_the_file_holds_is_refused_not_spun_on() {
-    let input = include_bytes!("../../../fuzz/regressions/metadata/parquet-thrift-skip-hang");
-    assert_eq!(input[0] % 3, 2, "a Parquet input");
-    // A hang fails the test by its deadline instead of holding the suite.
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || tx.send(read_as("parquet", &input[1..])).unwrap());
-    let e = rx
-        .recv_timeout(std::time::Duration::from_secs(60))
-        .expect("reading the file did not finish within 60 s");
+    let e = read_parquet_within_a_minute(include_bytes!(
+        "../../../fuzz/regressions/metadata/parquet-thrift-skip-hang"
+    ));
     assert!(
         e.contains("not a readable Parquet file") || e.contains("Parquet"),
         "{e}"
@@ -65,16 +60,22 @@ fn a_parquet_page_header_that_claims_more_than_the_file_holds_is_refused_not_spu
 /// 4 KB file, a timeout under the fuzzer); the file is now refused before parquet reads it.
 #[test]
 fn a_parquet_footer_with_a_huge_list_of_booleans_is_refused_before_the_reader_spins_on_it() {
-    let input = include_bytes!("../../../fuzz/regressions/metadata/parquet-bool-list-skip-spin");
-    assert_eq!(input[0] % 3, 2, "a Parquet input");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || tx.send(read_as("parquet", &input[1..])).unwrap());
-    let e = rx
-        .recv_timeout(std::time::Duration::from_secs(60))
-        .expect("reading the file did not finish within 60 s");
-    // Named by the guard (the reader never saw the file), with where the list is.
+    let e = read_parquet_within_a_minute(include_bytes!(
+        "../../../fuzz/regressions/metadata/parquet-bool-list-skip-spin"
+    ));
+    // Named by the guard (the reader never saw the file), with where the collection is.
     assert!(
         e.contains("not a readable Parquet file") && e.contains("booleans (claimed size"),
         "{e}"
     );
+}
+
+/// Reads a Parquet regression input on a thread of its own: a hang fails the test by its
+/// deadline instead of holding the suite.
+fn read_parquet_within_a_minute(input: &'static [u8]) -> String {
+    assert_eq!(input[0] % 3, 2, "a Parquet input");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(read_as("parquet", &input[1..])).unwrap());
+    rx.recv_timeout(std::time::Duration::from_secs(60))
+        .expect("reading the file did not finish within 60 s")
 }
