@@ -1,7 +1,9 @@
 //! Time of the 8-bit scan kernel on one thread, the way a search calls it (blocks of 128 rows
 //! against every query plane), at each SIMD level the CPU has:
-//! `cargo run --release -p vitrine-kernels --example codes_block -- [PLANES] [MROWS] [DIM]`
-//! (default 64 planes, a batch of 64 queries; 1 million rows; 512 dimensions).
+//! `cargo run --release -p vitrine-kernels --example codes_block -- [PLANES] [MROWS] [DIM] [MIB]`
+//! (default 64 planes, a batch of 64 queries; 1 million rows; 512 dimensions; 64 MiB of codes,
+//! more than the last-level cache, so memory is in the time; 1 MiB fits L2 and times the
+//! arithmetic alone).
 use std::time::Instant;
 use vitrine_kernels::codes::{code_stride, codes_block_at};
 use vitrine_kernels::{supported, SimdLevel};
@@ -12,8 +14,10 @@ fn main() {
     let rows = a.get(1).copied().unwrap_or(1) * 1_000_000;
     let dim = a.get(2).copied().unwrap_or(512);
     let stride = code_stride(dim);
-    // 64 MiB of codes, cycled: the kernel's arithmetic, not the memory bus, is what is timed.
-    let buf_rows = (64 << 20) / stride;
+    let mib = a.get(3).copied().unwrap_or(64);
+    // VITRINE_NEXT=0: no prefetch of the next block (the kernel's in-block prefetch only).
+    let ahead = std::env::var("VITRINE_NEXT").map_or(true, |v| v != "0");
+    let buf_rows = ((mib << 20) / stride).max(256);
     let mut state = 0x9e3779b97f4a7c15u64;
     let mut next = || {
         state ^= state << 13;
@@ -37,7 +41,13 @@ fn main() {
             let mut check = 0i64;
             while done < rows {
                 let r0 = done % (buf_rows - BLOCK + 1);
-                codes_block_at(level, &p, &codes[r0 * stride..(r0 + BLOCK) * stride], stride, &mut out);
+                let next = if r0 + 2 * BLOCK <= buf_rows {
+                    &codes[(r0 + BLOCK) * stride..(r0 + 2 * BLOCK) * stride]
+                } else {
+                    &[]
+                };
+                let block = &codes[r0 * stride..(r0 + BLOCK) * stride];
+                codes_block_at(level, &p, block, if ahead { next } else { &[] }, stride, &mut out);
                 check += out[0] as i64;
                 done += BLOCK;
             }

@@ -179,6 +179,9 @@ pub struct QueryPlanes {
     pub offsets: Vec<i32>,
     /// `‖e_q‖` of each query, rounded up.
     pub err_norm: Vec<f64>,
+    /// `‖e_q‖` of each query as its first plane alone leaves it, rounded up (what a scan that
+    /// reads the first planes only, [`QueryPlanes::first_planes`], must allow for).
+    pub err_norm_first: Vec<f64>,
     /// `‖q‖` of each query, rounded up.
     pub norm: Vec<f64>,
 }
@@ -197,6 +200,7 @@ impl QueryPlanes {
             scales: Vec::with_capacity(nq * planes),
             offsets: Vec::with_capacity(nq * planes),
             err_norm: Vec::with_capacity(nq),
+            err_norm_first: Vec::with_capacity(nq),
             norm: Vec::with_capacity(nq),
         };
         for (qi, q) in queries.chunks_exact(dim).enumerate() {
@@ -219,6 +223,10 @@ impl QueryPlanes {
                 }
                 out.scales.push(if scale.is_finite() { scale } else { 0.0 });
                 out.offsets.push(128 * sum);
+                if p == 0 {
+                    out.err_norm_first
+                        .push(up(rest.iter().map(|v| v * v).sum::<f64>().sqrt()) as f64);
+                }
             }
             out.err_norm
                 .push(up(rest.iter().map(|v| v * v).sum::<f64>().sqrt()) as f64);
@@ -231,6 +239,17 @@ impl QueryPlanes {
         self.norm.len()
     }
 
+    /// Each query's first plane, `nq × stride` values: a batch large enough to be bound by
+    /// arithmetic scans with these alone, then refines the rows that survive with the second
+    /// plane ([`plane_dot`]).
+    pub fn first_planes(&self) -> Vec<i8> {
+        self.values
+            .chunks_exact(self.stride * self.planes)
+            .flat_map(|q| &q[..self.stride])
+            .copied()
+            .collect()
+    }
+
     /// `(a, b, c)` such that `a·R + b·E + c` (evaluated in f32) bounds the error of
     /// `q·μ + estimate` against the exact `q·x`, for a row with norms `R`, `E`, given `|q·μ|`.
     ///
@@ -238,9 +257,13 @@ impl QueryPlanes {
     /// at most a few `‖q‖·R`); `c` covers rounding `q·μ` to f32. Both are hundreds of times the
     /// worst case, and negligible next to the quantisation terms.
     pub fn bound_terms(&self, qi: usize, q_dot_mean: f64) -> (f32, f32, f32) {
+        self.bound_terms_with(self.err_norm[qi], qi, q_dot_mean)
+    }
+
+    fn bound_terms_with(&self, err_norm: f64, qi: usize, q_dot_mean: f64) -> (f32, f32, f32) {
         let u = f32::EPSILON as f64;
         let n = self.norm[qi];
-        let a = self.err_norm[qi] + 64.0 * u * n;
+        let a = err_norm + 64.0 * u * n;
         let b = n * (1.0 + 8.0 * u);
         let c = 16.0 * u * q_dot_mean.abs() + f32::MIN_POSITIVE as f64;
         (up(a), up(b), up(c))
@@ -297,6 +320,32 @@ impl QueryPlanes {
             o2: if two { self.offsets[i + 1] } else { 0 },
         }
     }
+
+    /// The [`QueryTerms`] of query `qi` read through its first plane alone (as if the query had
+    /// one): for the bounds of a scan over [`QueryPlanes::first_planes`].
+    pub fn terms_first(&self, qi: usize, query: &[f32], mean: &[f32]) -> QueryTerms {
+        let qmu = crate::dot_f64(query, mean);
+        let (a, b, c) = self.bound_terms_with(self.err_norm_first[qi], qi, qmu);
+        let i = qi * self.planes;
+        QueryTerms {
+            qmu: qmu as f32,
+            a,
+            b,
+            c,
+            s1: self.scales[i],
+            o1: self.offsets[i],
+            s2: 0.0,
+            o2: 0,
+        }
+    }
+}
+
+/// `Σᵢ plane[i] · code[i]` (plane as i8, code as u8), exactly: one row against one plane, for
+/// the few rows a scan refines.
+pub fn plane_dot(plane: &[i8], code: &[u8]) -> i32 {
+    let mut out = [0i32; 1];
+    codes_block(plane, code, code.len(), &mut out);
+    out[0]
 }
 
 /// A block of rows' per-row numbers, all the same length.
@@ -446,11 +495,20 @@ unsafe fn reaching_avx2(hi: &[f32], floor: f32, out: &mut Vec<u32>) {
 /// # Panics
 /// If a slice is shorter than its stated shape (a caller bug, never user input).
 pub fn codes_block(planes: &[i8], codes: &[u8], stride: usize, out: &mut [i32]) {
-    codes_block_at(crate::simd_level(), planes, codes, stride, out)
+    codes_block_at(crate::simd_level(), planes, codes, &[], stride, out)
 }
 
-/// [`codes_block`] at an explicit SIMD level (scalar if the CPU lacks it).
-pub fn codes_block_at(level: SimdLevel, planes: &[i8], codes: &[u8], stride: usize, out: &mut [i32]) {
+/// [`codes_block`], asking the caches for `next` (the rows a scan will read next) while it
+/// works. The kernel spreads those requests over its first pass through `codes`, a whole
+/// block ahead of their use: prefetches a few rows ahead within the block came too late once
+/// the first pass was short (a batch's first 4 planes of 64), and a 64-query batch read the
+/// codes 30 % slower from memory than from L2.
+pub fn codes_block_then(planes: &[i8], codes: &[u8], next: &[u8], stride: usize, out: &mut [i32]) {
+    codes_block_at(crate::simd_level(), planes, codes, next, stride, out)
+}
+
+/// [`codes_block_then`] at an explicit SIMD level (scalar if the CPU lacks it).
+pub fn codes_block_at(level: SimdLevel, planes: &[i8], codes: &[u8], next: &[u8], stride: usize, out: &mut [i32]) {
     assert!(
         stride > 0 && stride.is_multiple_of(CODE_ALIGN),
         "stride must be a multiple of {CODE_ALIGN}"
@@ -465,12 +523,12 @@ pub fn codes_block_at(level: SimdLevel, planes: &[i8], codes: &[u8], stride: usi
         #[cfg(target_arch = "x86_64")]
         SimdLevel::Avx512 if crate::supported_codes_avx512() => {
             // SAFETY: AVX-512F/BW are present (checked just above); shapes were checked.
-            unsafe { avx512::codes_block(planes, np, codes, nr, stride, out) }
+            unsafe { avx512::codes_block(planes, np, codes, next, nr, stride, out) }
         }
         #[cfg(target_arch = "x86_64")]
         SimdLevel::Avx512 | SimdLevel::Avx2Fma if crate::supported(SimdLevel::Avx2Fma) => {
             // SAFETY: AVX2 is present (checked just above); shapes were checked.
-            unsafe { avx2::codes_block(planes, np, codes, nr, stride, out) }
+            unsafe { avx2::codes_block(planes, np, codes, next, nr, stride, out) }
         }
         _ => scalar_codes_block(planes, codes, stride, out),
     }
@@ -486,24 +544,34 @@ pub fn scalar_codes_block(planes: &[i8], codes: &[u8], stride: usize, out: &mut 
     }
 }
 
-/// Asks for the rows a few tiles ahead of row `r`. Rows of codes are short (a few cache lines),
-/// so the hardware's stream prefetchers see many short streams and fall behind. Measured on
-/// AVX2 (Zen 3, 1M × 512, one query): 68 → 42 ms (7.7 → 12.5 GB/s); 8 or 16 rows ahead were
-/// best, 32 and 64 worse.
+/// Asks for the rows a scan needs soon, `n` rows' worth per call from row `r` on: row `r` of
+/// `next` (the block after this one) when the caller gave it, else the rows a few tiles ahead
+/// in this block. Rows of codes are short (a few cache lines), so the hardware's stream
+/// prefetchers see many short streams and fall behind. Measured on AVX2 (Zen 3, 1M × 512, one
+/// query): 68 → 42 ms (7.7 → 12.5 GB/s) with 16 rows ahead in the block; 32 and 64 were worse.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-fn prefetch_ahead(cp: *const u8, r: usize, nr: usize, stride: usize) {
-    use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+fn prefetch_ahead(cp: *const u8, next: &[u8], r: usize, n: usize, nr: usize, stride: usize) {
+    use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0, _MM_HINT_T1};
     const AHEAD_ROWS: usize = 16;
-    let ahead = r + AHEAD_ROWS;
-    if ahead + 4 <= nr {
-        let mut off = ahead * stride;
-        let end = (ahead + 4) * stride;
-        while off < end {
-            // SAFETY: the address lies inside `codes` (checked above); prefetches never fault.
-            unsafe { _mm_prefetch::<_MM_HINT_T0>(cp.add(off).cast()) };
-            off += 64;
-        }
+    let (base, from, to) = if next.is_empty() {
+        let ahead = r + AHEAD_ROWS;
+        (cp, ahead * stride, if ahead + n <= nr { (ahead + n) * stride } else { 0 })
+    } else {
+        (next.as_ptr(), r * stride, ((r + n) * stride).min(next.len()))
+    };
+    let mut off = from;
+    while off < to {
+        // SAFETY: the address lies inside `codes` or `next` (bounded above); prefetches never
+        // fault.
+        unsafe {
+            if next.is_empty() {
+                _mm_prefetch::<_MM_HINT_T0>(base.add(off).cast())
+            } else {
+                _mm_prefetch::<_MM_HINT_T1>(base.add(off).cast())
+            }
+        };
+        off += 64;
     }
 }
 
@@ -517,11 +585,19 @@ mod avx2 {
     /// The CPU must support AVX2; `p` holds `np·stride` bytes, `c` `nr·stride`, `out` `np·nr`;
     /// `stride` is a multiple of 32; plane values are within ±64.
     #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn codes_block(p: &[i8], np: usize, c: &[u8], nr: usize, stride: usize, out: &mut [i32]) {
+    pub(super) unsafe fn codes_block(
+        p: &[i8],
+        np: usize,
+        c: &[u8],
+        next: &[u8],
+        nr: usize,
+        stride: usize,
+        out: &mut [i32],
+    ) {
         let (pp, cp, op) = (p.as_ptr(), c.as_ptr(), out.as_mut_ptr());
         let mut r = 0;
         while r + 4 <= nr {
-            crate::codes::prefetch_ahead(cp, r, nr, stride);
+            crate::codes::prefetch_ahead(cp, next, r, 4, nr, stride);
             let mut pi = 0;
             while pi + 2 <= np {
                 tile::<2, 4>(pp, pi, cp, r, stride, nr, op);
@@ -597,11 +673,19 @@ mod avx512 {
     /// The CPU must support AVX-512F and BW (and VNNI when `vnni`); shapes as in the AVX2 version;
     /// `stride` is a multiple of 64.
     #[target_feature(enable = "avx512f,avx512bw")]
-    pub(super) unsafe fn codes_block(p: &[i8], np: usize, c: &[u8], nr: usize, stride: usize, out: &mut [i32]) {
+    pub(super) unsafe fn codes_block(
+        p: &[i8],
+        np: usize,
+        c: &[u8],
+        next: &[u8],
+        nr: usize,
+        stride: usize,
+        out: &mut [i32],
+    ) {
         if crate::supported_vnni() {
-            return vnni::codes_block(p, np, c, nr, stride, out);
+            return vnni::codes_block(p, np, c, next, nr, stride, out);
         }
-        codes_block_bw(p, np, c, nr, stride, out)
+        codes_block_bw(p, np, c, next, nr, stride, out)
     }
 
     /// The same without VNNI (`vpmaddubsw` + `vpmaddwd`).
@@ -609,12 +693,20 @@ mod avx512 {
     /// # Safety
     /// As [`codes_block`]'s.
     #[target_feature(enable = "avx512f,avx512bw")]
-    pub(super) unsafe fn codes_block_bw(p: &[i8], np: usize, c: &[u8], nr: usize, stride: usize, out: &mut [i32]) {
+    pub(super) unsafe fn codes_block_bw(
+        p: &[i8],
+        np: usize,
+        c: &[u8],
+        next: &[u8],
+        nr: usize,
+        stride: usize,
+        out: &mut [i32],
+    ) {
         let (pp, cp, op) = (p.as_ptr(), c.as_ptr(), out.as_mut_ptr());
         let mut r = 0;
         while r < nr {
             let rr = (nr - r).min(4);
-            crate::codes::prefetch_ahead(cp, r, nr, stride);
+            crate::codes::prefetch_ahead(cp, next, r, 4, nr, stride);
             let mut pi = 0;
             while pi < np {
                 let pn = (np - pi).min(4);
@@ -661,9 +753,10 @@ mod avx512 {
         store_sums(&acc, p0, r0, nr, op);
     }
 
-    /// Writes each accumulator's lane sum to `out[(p0 + p) * nr + r0 + r]`. A full 4 × 4 tile
-    /// is reduced all at once (16 vectors to one, 45 instructions instead of 16 reductions of 9:
-    /// at 512 dimensions a tile's 128 multiply-adds otherwise pay 144 for their sums).
+    /// Writes each accumulator's lane sum to `out[(p0 + p) * nr + r0 + r]`. A tile of 16
+    /// accumulators (4 × 4, 2 × 8, 1 × 16) is reduced all at once (16 vectors to one, 45
+    /// instructions instead of 16 reductions of 9: at 512 dimensions a tile's 128 multiply-adds
+    /// otherwise pay 144 for their sums).
     #[target_feature(enable = "avx512f,avx512bw")]
     #[inline]
     unsafe fn store_sums<const P: usize, const R: usize>(
@@ -673,16 +766,16 @@ mod avx512 {
         nr: usize,
         op: *mut i32,
     ) {
-        if P == 4 && R == 4 {
+        if P * R == 16 {
             let mut v = [_mm512_setzero_si512(); 16];
             for (i, x) in v.iter_mut().enumerate() {
-                *x = acc[i / 4][i % 4];
+                *x = acc[i / R][i % R];
             }
             let sums = reduce16(&v);
             let mut lanes = [0i32; 16];
             _mm512_storeu_si512(lanes.as_mut_ptr().cast(), sums);
-            for p in 0..4 {
-                std::ptr::copy_nonoverlapping(lanes.as_ptr().add(4 * p), op.add((p0 + p) * nr + r0), 4);
+            for p in 0..P {
+                std::ptr::copy_nonoverlapping(lanes.as_ptr().add(R * p), op.add((p0 + p) * nr + r0), R);
             }
             return;
         }
@@ -734,6 +827,7 @@ mod avx512 {
             p: &[i8],
             np: usize,
             c: &[u8],
+            next: &[u8],
             nr: usize,
             stride: usize,
             out: &mut [i32],
@@ -750,24 +844,33 @@ mod avx512 {
                 let mut r0 = 0;
                 while r0 < nr {
                     let r1 = (r0 + rb).min(nr);
-                    let mut r = r0;
-                    while r < r1 {
-                        let rr = (r1 - r).min(4);
-                        if p0 == 0 {
-                            crate::codes::prefetch_ahead(cp, r, nr, stride);
-                        }
-                        let mut pi = p0;
-                        while pi < p1 {
-                            let pn = (p1 - pi).min(4);
-                            match (pn, rr) {
-                                (4, 4) => tile::<4, 4>(pp, pi, cp, r, stride, nr, op),
-                                (_, 4) => tile::<1, 4>(pp, pi, cp, r, stride, nr, op),
-                                (4, _) => tile::<4, 1>(pp, pi, cp, r, stride, nr, op),
+                    // Planes in groups of 4 (4 × 4 tiles), then a pair (2 × 8), then one (1 ×
+                    // 16): every tile has 16 accumulators, reduced together. A single query has
+                    // 2 planes; as 1 × 4 tiles it re-read each row and paid a reduction per sum.
+                    let mut pi = p0;
+                    while pi < p1 {
+                        let pn = match p1 - pi {
+                            n if n >= 4 => 4,
+                            n if n >= 2 => 2,
+                            _ => 1,
+                        };
+                        let step = 16 / pn;
+                        let mut r = r0;
+                        while r < r1 {
+                            if p0 == 0 && pi == 0 {
+                                crate::codes::prefetch_ahead(cp, next, r, step.min(r1 - r), nr, stride);
+                            }
+                            match (pn, r1 - r >= step) {
+                                (4, true) => tile::<4, 4>(pp, pi, cp, r, stride, nr, op),
+                                (2, true) => tile::<2, 8>(pp, pi, cp, r, stride, nr, op),
+                                (1, true) => tile::<1, 16>(pp, pi, cp, r, stride, nr, op),
+                                (4, false) => tile::<4, 1>(pp, pi, cp, r, stride, nr, op),
+                                (2, false) => tile::<2, 1>(pp, pi, cp, r, stride, nr, op),
                                 _ => tile::<1, 1>(pp, pi, cp, r, stride, nr, op),
                             }
-                            pi += if pn == 4 { 4 } else { 1 };
+                            r += if r1 - r >= step { step } else { 1 };
                         }
-                        r += if rr == 4 { 4 } else { 1 };
+                        pi += pn;
                     }
                     r0 = r1;
                 }
@@ -925,13 +1028,15 @@ mod tests {
     fn kernel(name: &str, planes: &[i8], codes: &[u8], stride: usize, out: &mut [i32]) {
         let (np, nr) = (planes.len() / stride, codes.len() / stride);
         assert!(out.len() >= np * nr && stride.is_multiple_of(CODE_ALIGN));
+        // Half the shapes ask for a next block too (its own rows: only the cache sees it).
+        let next = if nr % 2 == 0 { codes } else { &[] };
         #[cfg(target_arch = "x86_64")]
         // SAFETY: each kernel is run only where `kernels` found its CPU features.
         unsafe {
             match name {
-                "avx512+vnni" => avx512::vnni::codes_block(planes, np, codes, nr, stride, out),
-                "avx512bw" => avx512::codes_block_bw(planes, np, codes, nr, stride, out),
-                "avx2" => avx2::codes_block(planes, np, codes, nr, stride, out),
+                "avx512+vnni" => avx512::vnni::codes_block(planes, np, codes, next, nr, stride, out),
+                "avx512bw" => avx512::codes_block_bw(planes, np, codes, next, nr, stride, out),
+                "avx2" => avx2::codes_block(planes, np, codes, next, nr, stride, out),
                 _ => unreachable!("{name}"),
             }
         }
@@ -997,6 +1102,23 @@ mod tests {
                             lo as f64 <= exact && exact <= hi as f64,
                             "trial {trial} dim {dim} planes {planes}: exact {exact} outside [{lo}, {hi}]"
                         );
+                        if planes > 1 {
+                            // The scan of a big batch: the first plane alone, from its own kernel
+                            // run, then the second plane's product for one row.
+                            let first = qp.first_planes();
+                            let mut one = vec![0i32; 3 * n];
+                            codes_block(&first, &codes, stride, &mut one);
+                            assert_eq!(one[qi * n + r], r1, "trial {trial}: first plane");
+                            let code = &codes[r * stride..][..stride];
+                            assert_eq!(plane_dot(&qp.values[(qi * 2 + 1) * stride..][..stride], code), r2);
+                            let tf = qp.terms_first(qi, q, &mu);
+                            let (hi1, lo1) = key_interval(KeyKind::Dot, &tf, r1, tf.o2, &block, r);
+                            assert!(
+                                lo1 as f64 <= exact && exact <= hi1 as f64,
+                                "trial {trial} dim {dim} first plane: exact {exact} outside [{lo1}, {hi1}]"
+                            );
+                            assert!(tf.a >= t.a, "trial {trial}: one plane's error is no smaller");
+                        }
                     }
                 }
             }

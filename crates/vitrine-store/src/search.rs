@@ -24,7 +24,9 @@ use crate::selection::Selection;
 use crate::Day;
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use vitrine_kernels::codes::{key_interval, reaching, upper_bounds, KeyKind, QueryPlanes, QueryTerms, RowBlock};
+use vitrine_kernels::codes::{
+    codes_block_then, key_interval, plane_dot, reaching, upper_bounds, KeyKind, QueryPlanes, QueryTerms, RowBlock,
+};
 use vitrine_kernels::{dot_error_bound, Candidate, Collector};
 
 /// How a search reads vectors. Either way the answer is the same; only the bytes read differ.
@@ -123,6 +125,8 @@ pub(crate) struct SegRef<'a> {
 
 const CHUNK_ROWS: usize = 16_384;
 const BLOCK_ROWS: usize = 128;
+/// Batches of more queries than this scan with one plane per query and refine survivors.
+const REFINE_FROM: usize = 16;
 
 pub(crate) fn search(
     metric: Metric,
@@ -237,12 +241,13 @@ pub(crate) fn search(
             .collect()
     };
 
-    // The 8-bit path: the queries as integer planes (two planes bound ~128× tighter than one;
-    // big batches are compute-bound, so they take one), and per (segment, query) what the
-    // bound needs.
+    // The 8-bit path: the queries as two integer planes each (two bound ~128× tighter than
+    // one), and per (segment, query) what the bound needs. A big batch is bound by arithmetic,
+    // so its scan reads the first planes only and refines the rows that pass with the second.
     let use_codes = req.scan == ScanMode::Codes && selected.iter().any(|s| s.seg.codes().is_some());
-    let planes = use_codes.then(|| QueryPlanes::new(&kq, dim, if nq <= 16 { 2 } else { 1 }));
-    let per_seg: Vec<Vec<QueryTerms>> = match &planes {
+    let planes = use_codes.then(|| QueryPlanes::new(&kq, dim, 2));
+    let first = planes.as_ref().filter(|_| nq > REFINE_FROM).map(QueryPlanes::first_planes);
+    let per_seg: Vec<Vec<(QueryTerms, QueryTerms)>> = match &planes {
         None => Vec::new(),
         Some(qp) => selected
             .iter()
@@ -251,7 +256,7 @@ pub(crate) fn search(
                 Some(c) => kq
                     .chunks_exact(dim)
                     .enumerate()
-                    .map(|(q, query)| qp.terms(q, query, c.mean))
+                    .map(|(q, query)| (qp.terms(q, query, c.mean), qp.terms_first(q, query, c.mean)))
                     .collect(),
             })
             .collect(),
@@ -289,6 +294,7 @@ pub(crate) fn search(
                 let scan = CodeScan {
                     kinds: &kinds,
                     qp,
+                    first: first.as_deref(),
                     terms: &per_seg[si],
                     codes: c,
                     norms: s.seg.norms(),
@@ -467,7 +473,10 @@ fn prefetch_candidates(selected: &[&SegRef<'_>], candidates: &[Vec<Candidate>]) 
 struct CodeScan<'a> {
     kinds: &'a [KeyKind],
     qp: &'a QueryPlanes,
-    terms: &'a [QueryTerms],
+    /// Each query's first plane, when the scan reads those alone ([`QueryPlanes::first_planes`]).
+    first: Option<&'a [i8]>,
+    /// Per query: the terms of both planes, and of the first alone.
+    terms: &'a [(QueryTerms, QueryTerms)],
     codes: crate::segment::SegmentCodes<'a>,
     norms: &'a [f32],
     mask: Option<&'a Bitmap>,
@@ -478,9 +487,18 @@ impl CodeScan<'_> {
     /// Pushes every row of `a..b` whose upper bound reaches its collector's floor; returns how
     /// many pushes the second half of the range took (all queries): by then the floors have
     /// settled, so that is the pass rate the bound achieves.
+    ///
+    /// With both planes in the kernel, a row's bound comes straight from it. With the first
+    /// planes only, a row whose one-plane bound reaches the floor gets its second plane's
+    /// product computed on its own (its codes are still in L1) and is pushed with the two-plane
+    /// interval: about 10× fewer rows for the collectors and the f32 re-score than one plane's.
     fn run(&self, cols: &mut [Collector], a: usize, b: usize) -> u64 {
         let qp = self.qp;
-        let (np, stride) = (qp.planes, self.codes.stride);
+        let stride = self.codes.stride;
+        let (kplanes, np) = match self.first {
+            Some(f) => (f, 1),
+            None => (&qp.values[..], qp.planes),
+        };
         let nqp = cols.len() * np;
         let mut raw = vec![0i32; nqp * BLOCK_ROWS];
         let mut hi = vec![0f32; BLOCK_ROWS];
@@ -490,23 +508,23 @@ impl CodeScan<'_> {
         while r0 < b {
             let r1 = (r0 + BLOCK_ROWS).min(b);
             let nb = r1 - r0;
-            vitrine_kernels::codes::codes_block(
-                &qp.values,
-                &self.codes.codes[r0 * stride..r1 * stride],
-                stride,
-                &mut raw[..nqp * nb],
-            );
+            let block = &self.codes.codes[r0 * stride..r1 * stride];
+            let next = &self.codes.codes[r1 * stride..(r1 + BLOCK_ROWS).min(b) * stride];
+            codes_block_then(kplanes, block, next, stride, &mut raw[..nqp * nb]);
             let rows = RowBlock {
                 scale: &self.codes.scale[r0..r1],
                 resid: &self.codes.resid[r0..r1],
                 err: &self.codes.err[r0..r1],
                 norms: &self.norms[r0..r1],
             };
+            let late = r0 >= a + (b - a) / 2;
             for (q, col) in cols.iter_mut().enumerate() {
                 let raw1 = &raw[q * np * nb..][..nb];
                 let raw2 = (np > 1).then(|| &raw[(q * np + 1) * nb..][..nb]);
-                let (kind, t) = (self.kinds[q], &self.terms[q]);
-                upper_bounds(kind, t, raw1, raw2, &rows, &mut hi[..nb]);
+                let kind = self.kinds[q];
+                let (t, t_first) = &self.terms[q];
+                let scan_terms = if self.first.is_some() { t_first } else { t };
+                upper_bounds(kind, scan_terms, raw1, raw2, &rows, &mut hi[..nb]);
                 // Rows whose bound reaches the floor (an overflowed, NaN, bound included).
                 reach.clear();
                 reaching(&hi[..nb], col.floor(), &mut reach);
@@ -515,10 +533,20 @@ impl CodeScan<'_> {
                     if self.mask.is_some_and(|m| m.contains(r0 + j)) {
                         continue;
                     }
-                    let r2 = raw2.map_or(t.o2, |r| r[j]);
+                    let r2 = match raw2 {
+                        Some(r) => r[j],
+                        None if qp.planes > 1 => {
+                            let plane = &qp.values[(q * qp.planes + 1) * stride..][..stride];
+                            plane_dot(plane, &block[j * stride..][..stride])
+                        }
+                        None => t.o2,
+                    };
                     let (upper, lower) = key_interval(kind, t, raw1[j], r2, &rows, j);
-                    col.push(upper, lower, self.seg, (r0 + j) as u32);
-                    pushed += u64::from(r0 >= a + (b - a) / 2);
+                    // A NaN bound is kept (the collector treats it as unbounded).
+                    if upper >= col.floor() || upper.is_nan() {
+                        pushed += u64::from(late);
+                        col.push(upper, lower, self.seg, (r0 + j) as u32);
+                    }
                 }
             }
             r0 = r1;

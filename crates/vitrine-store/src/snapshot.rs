@@ -74,9 +74,12 @@ type LiveSegment = (SegmentEntry, Arc<Segment>, Option<Bitmap>);
 
 impl Snapshot {
     pub(crate) fn open(name: &str, dir: &Path) -> Result<Snapshot> {
-        // A writer may remove files between our reading the manifest and opening them;
-        // then a newer manifest exists, so read it again.
-        let mut attempt = 0;
+        // A writer may remove files between our reading the manifest and opening them; it
+        // publishes the next manifest before it removes anything, so a missing file under a
+        // manifest that has since changed means "read it again", and one under the same
+        // manifest means damage. A busy writer can win this race several times in a row (it
+        // did, six times, under a loaded machine), so only progress bounds the retries.
+        let mut missed: Option<u64> = None;
         loop {
             let manifest = Manifest::load(dir)?;
             match Self::open_files(dir, &manifest) {
@@ -92,8 +95,10 @@ impl Snapshot {
                         sources,
                     });
                 }
-                Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound && attempt < 5 => {
-                    attempt += 1;
+                Err(Error::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound && missed != Some(manifest.version) =>
+                {
+                    missed = Some(manifest.version);
                 }
                 Err(e) => return Err(e),
             }

@@ -218,8 +218,14 @@ fn codes_are_exact_on_adversarial_data() {
         .map(|&c| c + 1e-5)
         .chain((0..dim).map(|_| normal(&mut rng)))
         .collect();
+    // A batch of more than 16 queries scans with one plane per query and refines the rows that
+    // pass with the second: the same answers.
+    let batch: Vec<f32> = (0..20)
+        .flat_map(|i| clusters[i * 20 * dim..][..dim].iter().map(move |&c| c + 1e-5 * i as f32))
+        .collect();
     for m in metrics {
         check("near-duplicate clusters", m, dim, &clusters, &q, 64);
+        check("near-duplicate clusters, a batch of 20", m, dim, &clusters, &batch, 64);
     }
 
     // Every row identical: all tie, the answer is by id; the codes cannot prune, so they fall back.
@@ -259,8 +265,12 @@ fn codes_are_exact_on_adversarial_data() {
     let qw: Vec<f32> = (0..2 * dim)
         .map(|i| if i == 7 { 300.0 } else { normal(&mut rng) })
         .collect();
+    let qwb: Vec<f32> = (0..20 * dim)
+        .map(|i| if i % (3 * dim + 1) == 7 { 300.0 } else { normal(&mut rng) })
+        .collect();
     for m in metrics {
         check("huge coordinates and wild norms", m, dim, &wild, &qw, 128);
+        check("huge coordinates and wild norms, a batch of 20", m, dim, &wild, &qwb, 128);
     }
 }
 
@@ -296,7 +306,8 @@ fn codes_are_exact_on_random_data_of_varied_shapes_and_distributions() {
             }
             vectors.extend(x);
         }
-        let nq = 1 + trial % 3;
+        // Batches of over 16 queries take the one-plane scan with refinement.
+        let nq = [1, 2, 3, 20][(trial / 3) % 4];
         let queries: Vec<f32> = (0..nq * dim).map(|_| normal(&mut rng)).collect();
         let metric = [Metric::Cosine, Metric::Ip, Metric::L2][trial % 3];
         check(
