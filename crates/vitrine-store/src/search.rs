@@ -125,8 +125,11 @@ pub(crate) struct SegRef<'a> {
 
 const CHUNK_ROWS: usize = 16_384;
 const BLOCK_ROWS: usize = 128;
-/// Batches of more queries than this scan with one plane per query and refine survivors.
-const REFINE_FROM: usize = 16;
+/// Batches of more queries than this scan with one plane per query and refine survivors: one
+/// or two queries wait on memory either way; from four on, the arithmetic shows (1M × 512,
+/// medians in ms, two planes in the kernel → one and refinement: 4 queries 25–32 → 22, 8
+/// queries 40–56 → 31–33, 16 queries 64–72 → 50–53).
+const REFINE_FROM: usize = 2;
 
 pub(crate) fn search(
     metric: Metric,
@@ -242,8 +245,8 @@ pub(crate) fn search(
     };
 
     // The 8-bit path: the queries as two integer planes each (two bound ~128× tighter than
-    // one), and per (segment, query) what the bound needs. A big batch is bound by arithmetic,
-    // so its scan reads the first planes only and refines the rows that pass with the second.
+    // one), and per (segment, query) what the bound needs. A batch is bound by arithmetic, so
+    // its scan reads the first planes only and refines the rows that pass with the second.
     let use_codes = req.scan == ScanMode::Codes && selected.iter().any(|s| s.seg.codes().is_some());
     let planes = use_codes.then(|| QueryPlanes::new(&kq, dim, 2));
     let first = planes.as_ref().filter(|_| nq > REFINE_FROM).map(QueryPlanes::first_planes);
