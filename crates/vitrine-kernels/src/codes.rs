@@ -556,7 +556,11 @@ fn prefetch_ahead(cp: *const u8, next: &[u8], r: usize, n: usize, nr: usize, str
     const AHEAD_ROWS: usize = 16;
     let (base, from, to) = if next.is_empty() {
         let ahead = r + AHEAD_ROWS;
-        (cp, ahead * stride, if ahead + n <= nr { (ahead + n) * stride } else { 0 })
+        (
+            cp,
+            ahead * stride,
+            if ahead + n <= nr { (ahead + n) * stride } else { 0 },
+        )
     } else {
         (next.as_ptr(), r * stride, ((r + n) * stride).min(next.len()))
     };

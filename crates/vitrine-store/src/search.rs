@@ -249,7 +249,10 @@ pub(crate) fn search(
     // its scan reads the first planes only and refines the rows that pass with the second.
     let use_codes = req.scan == ScanMode::Codes && selected.iter().any(|s| s.seg.codes().is_some());
     let planes = use_codes.then(|| QueryPlanes::new(&kq, dim, 2));
-    let first = planes.as_ref().filter(|_| nq > REFINE_FROM).map(QueryPlanes::first_planes);
+    let first = planes
+        .as_ref()
+        .filter(|_| nq > REFINE_FROM)
+        .map(QueryPlanes::first_planes);
     let per_seg: Vec<Vec<(QueryTerms, QueryTerms)>> = match &planes {
         None => Vec::new(),
         Some(qp) => selected

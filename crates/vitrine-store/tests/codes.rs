@@ -221,7 +221,11 @@ fn codes_are_exact_on_adversarial_data() {
     // A batch of more than 16 queries scans with one plane per query and refines the rows that
     // pass with the second: the same answers.
     let batch: Vec<f32> = (0..20)
-        .flat_map(|i| clusters[i * 20 * dim..][..dim].iter().map(move |&c| c + 1e-5 * i as f32))
+        .flat_map(|i| {
+            clusters[i * 20 * dim..][..dim]
+                .iter()
+                .map(move |&c| c + 1e-5 * i as f32)
+        })
         .collect();
     for m in metrics {
         check("near-duplicate clusters", m, dim, &clusters, &q, 64);
@@ -266,11 +270,24 @@ fn codes_are_exact_on_adversarial_data() {
         .map(|i| if i == 7 { 300.0 } else { normal(&mut rng) })
         .collect();
     let qwb: Vec<f32> = (0..20 * dim)
-        .map(|i| if i % (3 * dim + 1) == 7 { 300.0 } else { normal(&mut rng) })
+        .map(|i| {
+            if i % (3 * dim + 1) == 7 {
+                300.0
+            } else {
+                normal(&mut rng)
+            }
+        })
         .collect();
     for m in metrics {
         check("huge coordinates and wild norms", m, dim, &wild, &qw, 128);
-        check("huge coordinates and wild norms, a batch of 20", m, dim, &wild, &qwb, 128);
+        check(
+            "huge coordinates and wild norms, a batch of 20",
+            m,
+            dim,
+            &wild,
+            &qwb,
+            128,
+        );
     }
 }
 
