@@ -507,6 +507,30 @@ fn orphan_files_of_an_interrupted_commit_are_ignored_and_removed() {
     assert!(!segs.join("seg-00000099.vseg").exists());
 }
 
+/// A reader retries a file the writer removed only while the manifest moves on; a file missing
+/// under a manifest that stays the same is damage, reported with its path, not retried forever.
+#[test]
+fn a_segment_missing_under_an_unchanged_manifest_is_an_error_naming_it() {
+    let dim = 4;
+    let (dir, w) = open(dim, Metric::Cosine);
+    let mut c = w.collection("images").unwrap();
+    let d = data(10, dim, 1, 5);
+    c.insert(&batch(&d, 0..10, dim)).unwrap();
+    let seg = std::fs::read_dir(dir.path().join("collections/images/segments"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    std::fs::remove_file(&seg).unwrap();
+    let err = Store::open(dir.path())
+        .unwrap()
+        .snapshot("images")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains(".vseg") && err.contains("No such file"), "{err}");
+}
+
 #[test]
 fn corrupt_segments_are_reported_with_their_path() {
     let dim = 4;
