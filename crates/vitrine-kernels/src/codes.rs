@@ -1079,6 +1079,9 @@ mod tests {
                 let qp = QueryPlanes::new(&queries, dim, planes);
                 let mut raw = vec![0i32; 3 * planes * n];
                 codes_block(&qp.values, &codes, stride, &mut raw);
+                // The scan of a big batch reads the first planes alone, from their own run.
+                let mut first_raw = vec![0i32; 3 * n];
+                codes_block(&qp.first_planes(), &codes, stride, &mut first_raw);
                 let scale: Vec<f32> = meta.iter().map(|m| m.scale).collect();
                 let resid: Vec<f32> = meta.iter().map(|m| m.resid).collect();
                 let err: Vec<f32> = meta.iter().map(|m| m.err).collect();
@@ -1109,10 +1112,7 @@ mod tests {
                         if planes > 1 {
                             // The scan of a big batch: the first plane alone, from its own kernel
                             // run, then the second plane's product for one row.
-                            let first = qp.first_planes();
-                            let mut one = vec![0i32; 3 * n];
-                            codes_block(&first, &codes, stride, &mut one);
-                            assert_eq!(one[qi * n + r], r1, "trial {trial}: first plane");
+                            assert_eq!(first_raw[qi * n + r], r1, "trial {trial}: first plane");
                             let code = &codes[r * stride..][..stride];
                             assert_eq!(plane_dot(&qp.values[(qi * 2 + 1) * stride..][..stride], code), r2);
                             let tf = qp.terms_first(qi, q, &mu);

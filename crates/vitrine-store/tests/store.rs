@@ -507,10 +507,8 @@ fn orphan_files_of_an_interrupted_commit_are_ignored_and_removed() {
     assert!(!segs.join("seg-00000099.vseg").exists());
 }
 
-/// A reader retries a file the writer removed only while the manifest moves on; a file missing
-/// under a manifest that stays the same is damage, reported with its path, not retried forever.
-#[test]
-fn a_segment_missing_under_an_unchanged_manifest_is_an_error_naming_it() {
+/// A store of 10 rows in one segment: its directory, writer and segment file.
+fn one_segment() -> (tempfile::TempDir, Writer, std::path::PathBuf) {
     let dim = 4;
     let (dir, w) = open(dim, Metric::Cosine);
     let mut c = w.collection("images").unwrap();
@@ -522,6 +520,14 @@ fn a_segment_missing_under_an_unchanged_manifest_is_an_error_naming_it() {
         .unwrap()
         .unwrap()
         .path();
+    (dir, w, seg)
+}
+
+/// A reader retries a file the writer removed only while the manifest moves on; a file missing
+/// under a manifest that stays the same is damage, reported with its path, not retried forever.
+#[test]
+fn a_segment_missing_under_an_unchanged_manifest_is_an_error_naming_it() {
+    let (dir, _w, seg) = one_segment();
     std::fs::remove_file(&seg).unwrap();
     let err = Store::open(dir.path())
         .unwrap()
@@ -533,17 +539,7 @@ fn a_segment_missing_under_an_unchanged_manifest_is_an_error_naming_it() {
 
 #[test]
 fn corrupt_segments_are_reported_with_their_path() {
-    let dim = 4;
-    let (dir, w) = open(dim, Metric::Cosine);
-    let mut c = w.collection("images").unwrap();
-    let d = data(10, dim, 1, 5);
-    c.insert(&batch(&d, 0..10, dim)).unwrap();
-    let seg = std::fs::read_dir(dir.path().join("collections/images/segments"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let (_dir, w, seg) = one_segment();
     let mut bytes = std::fs::read(&seg).unwrap();
     bytes[70] ^= 0xff; // inside the vectors: only the full check sees it
     std::fs::write(&seg, &bytes).unwrap();
