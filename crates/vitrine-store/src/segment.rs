@@ -404,15 +404,44 @@ pub struct Segment {
     footer: SegmentFooter,
 }
 
+/// Asks for a segment's pages to be kept in 2 MiB folios: `MADV_HUGEPAGE` and `MADV_RANDOM`
+/// on the whole map, before its first read.
+///
+/// Where the page cache has to read a segment back (after eviction), each miss then reads
+/// the one 2 MiB folio around it, and every later process maps each such folio with one
+/// page-table entry: a fresh `vitrine search` over 1M rows in 100k-row segments takes ~900
+/// page faults instead of ~5,000 (small folios, a few mapped per fault), and the CPU's
+/// prefetches no longer stop at unmapped pages.
+///
+/// - `MADV_RANDOM`, because without it the readahead after a miss sizes its folios from the
+///   file's readahead window, which the scan's interleaved reads (a chunk's codes, then its
+///   norms and bounds) keep resetting: the codes then come in 16 KiB folios, growing 4× per
+///   8 MiB. Measured per 100k-row segment: 12 to 14 of 50 MB in 2 MiB folios without it, all
+///   but the ragged edges with it.
+/// - The whole map, vectors included: splitting a mapping in two costs page faults (a fault
+///   maps a whole folio only within one mapping; measured on 2,740-row segments: 2.6× the
+///   faults). A fault in the vectors reads 2 MiB instead of the default 8 MiB read-around;
+///   the re-score's reads of evicted rows go through `prefetch_vector`, which reads only them.
+///
+/// Advice only: a kernel without it changes nothing but speed, so a failure is ignored.
+fn advise_pages(map: &Mmap) {
+    #[cfg(target_os = "linux")]
+    {
+        let _ = map.advise(memmap2::Advice::HugePage);
+        let _ = map.advise(memmap2::Advice::Random);
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = map;
+}
+
 impl Segment {
     /// Maps a segment file and validates its footer and section bounds.
     pub fn open(path: &Path) -> Result<Segment> {
         let file = File::open(path).at(path)?;
         // SAFETY: segment files are immutable once published; the store never writes to them.
         let map = unsafe { Mmap::map(&file) }.at(path)?;
-        // Before the first read, which is of the footer: see `advise_pages`.
-        #[cfg(target_os = "linux")]
-        let _ = map.advise(memmap2::Advice::HugePage);
+        // Before the first read, which is of the footer.
+        advise_pages(&map);
         let corrupt = |reason: String| Error::Corrupt {
             path: path.to_path_buf(),
             reason,
@@ -473,41 +502,7 @@ impl Segment {
             map,
             footer,
         };
-        seg.advise_pages();
         Ok(seg)
-    }
-
-    /// Keeps everything after the float32 vectors (norms, row fields, scan codes and their
-    /// per-row bounds, footer) in 2 MiB pages. `open` advises the whole map `MADV_HUGEPAGE`
-    /// before reading the footer; this takes it back from the vectors (`MADV_NOHUGEPAGE`)
-    /// and marks the rest `MADV_RANDOM`.
-    ///
-    /// Where the page cache has to read the rest back (after eviction), it then reads 2 MiB
-    /// folios, and every later process maps each with one page-table entry: a fresh `vitrine
-    /// search` over 1M rows takes a few hundred page faults for its codes instead of ~8,000
-    /// (4 KiB folios, 16 mapped per fault), and the CPU's prefetches no longer stop at
-    /// unmapped pages.
-    ///
-    /// - Not the vectors: they are read a few rows at a time, where 2 MiB reads would be waste.
-    /// - All the rest, from before the first read: a fault outside the advised range reads
-    ///   around it with the file's ordinary readahead, in small folios.
-    /// - `MADV_RANDOM`, because with it each miss reads one 2 MiB folio and nothing more.
-    ///   Without it, the kernel's readahead after a miss sizes its folios from the file's
-    ///   readahead window, which the scan's interleaved reads (codes, then the chunk's norms
-    ///   and bounds) keep resetting: the codes then come in 16 KiB folios, growing 4× per
-    ///   8 MiB. Measured per 100k-row segment: 12 to 14 of 50 MB in 2 MiB folios without it,
-    ///   all but the ragged edges with it.
-    ///
-    /// Advice only: a kernel without it changes nothing but speed, so a failure is ignored.
-    fn advise_pages(&self) {
-        #[cfg(target_os = "linux")]
-        {
-            use memmap2::Advice;
-            let n = self.map.len();
-            let vectors = if self.footer.codes.is_some() { self.footer.norms as usize } else { n };
-            let _ = self.map.advise_range(Advice::NoHugePage, 0, vectors);
-            let _ = self.map.advise_range(Advice::Random, vectors, n - vectors);
-        }
     }
 
     /// Checks what opening a segment leaves to the first access: every string column's
@@ -795,6 +790,76 @@ impl Accessor<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn small_segment(path: &Path, n: usize, dim: usize) -> Vec<String> {
+        let vectors: Vec<f32> = (0..n * dim).map(|i| (i % 5) as f32).collect();
+        let ids: Vec<String> = (0..n).map(|i| format!("row-{i}")).collect();
+        let rows: Vec<RowRef<'_>> = (0..n)
+            .map(|i| RowRef {
+                id: &ids[i],
+                uri: "u",
+                timestamp: 0,
+                fields: &[],
+                vector: &vectors[i * dim..(i + 1) * dim],
+            })
+            .collect();
+        write_segment(path, "s", Day::from_timestamp(0), dim, &[], &rows).unwrap();
+        ids
+    }
+
+    #[test]
+    fn a_bad_string_offset_reads_as_a_replacement_and_check_names_the_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.vseg");
+        let ids = small_segment(&path, 10, 8);
+        let at = {
+            let seg = Segment::open(&path).unwrap();
+            seg.verify().unwrap();
+            seg.column("id").unwrap().values as usize
+        };
+        // Row 3's end offset points far past the id bytes.
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[at + 4 * 8..at + 5 * 8].copy_from_slice(&u64::MAX.to_le_bytes());
+        std::fs::write(&path, &bytes).unwrap();
+
+        // Opening does not walk the offsets; reads through the bad one are not a panic.
+        let seg = Segment::open(&path).unwrap();
+        assert_eq!(seg.id(3), "\u{fffd}");
+        assert_eq!(seg.id(4), "\u{fffd}");
+        for r in [0, 1, 2, 5, 9] {
+            assert_eq!(seg.id(r), ids[r]);
+        }
+        let err = seg.verify().unwrap_err().to_string();
+        assert!(err.contains("string column \"id\" has invalid offsets"), "{err}");
+    }
+
+    /// The kernel flags of the mapping that holds `path`, from `/proc/self/smaps`.
+    #[cfg(target_os = "linux")]
+    fn vm_flags(path: &Path) -> Vec<String> {
+        let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+        let name = path.to_str().unwrap();
+        let mut lines = smaps.lines().skip_while(|l| !l.ends_with(name));
+        lines
+            .find_map(|l| l.strip_prefix("VmFlags:"))
+            .map(|f| f.split_whitespace().map(String::from).collect())
+            .unwrap_or_default()
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_segment_is_mapped_for_huge_pages_and_single_misses() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.vseg");
+        small_segment(&path, 100, 8);
+        let seg = Segment::open(&path).unwrap();
+        let flags = vm_flags(&path);
+        // hg: MADV_HUGEPAGE; rr: MADV_RANDOM (see `advise_pages`). A kernel built without
+        // transparent huge pages refuses the first; it must still map the file.
+        let thp = std::path::Path::new("/sys/kernel/mm/transparent_hugepage/enabled").exists();
+        assert!(flags.iter().any(|f| f == "rr"), "{flags:?}");
+        assert!(!thp || flags.iter().any(|f| f == "hg"), "{flags:?}");
+        assert_eq!(seg.id(99), "row-99");
+    }
 
     #[test]
     fn a_vector_read_is_cached_and_prefetching_any_row_is_harmless() {
