@@ -51,7 +51,7 @@ def build(vitrine, vectors, work, name, days, rows):
 
 
 def whole_process(cmd, n, warm=2):
-    """Medians of n fresh processes: wall ms and minor page faults each."""
+    """n fresh processes after `warm` untimed ones: the wall ms and minor page faults of each."""
     times, faults = [], []
     for i in range(n + warm):
         f0 = resource.getrusage(resource.RUSAGE_CHILDREN).ru_minflt
@@ -65,8 +65,8 @@ def whole_process(cmd, n, warm=2):
 
 def evict(store):
     """Drops a store's files from the page cache, so that the next read brings them back the
-    way the store itself reads them (2 MiB folios for everything but the vectors), not the way
-    whatever wrote or last read them did."""
+    way the binary under test reads them (vitrine: 2 MiB folios), not the way whatever wrote or
+    last read them did."""
     for d, _, files in os.walk(store):
         for f in files:
             fd = os.open(os.path.join(d, f), os.O_RDONLY)
